@@ -1,0 +1,355 @@
+//! Access-token claims (RFC 9068 §2.2): typed standard claims plus the rest as JSON.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::json::{duplicate, Key, Scalar, SeenKeys, StrictValue};
+use crate::time::{UnixTime, MAX_NUMERIC_DATE};
+
+/// Claim names that have a typed field in [`Claims`] and may not appear in `extra`.
+pub const REGISTERED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "role",
+    "sid",
+];
+
+/// The `aud` claim: one audience or several. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(Vec<String>);
+
+impl Audience {
+    /// A single audience.
+    pub fn one(aud: impl Into<String>) -> Self {
+        Audience(vec![aud.into()])
+    }
+
+    /// True when `aud` is one of the audiences (exact, case-sensitive).
+    pub fn contains(&self, aud: &str) -> bool {
+        self.0.iter().any(|a| a == aud)
+    }
+
+    /// The audiences.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for Audience {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Audience(iter.into_iter().map(Into::into).collect())
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+/// The claims of an access token.
+///
+/// A verifier gets them only inside [`crate::Verified`]; an issuer builds them with
+/// [`Claims::new`] and signs them with [`crate::sign`].
+#[derive(Clone, PartialEq)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject: a stable opaque user id.
+    pub sub: String,
+    /// Audience.
+    pub aud: Audience,
+    /// Expiry.
+    pub exp: UnixTime,
+    /// Issued at.
+    pub iat: UnixTime,
+    /// Not before.
+    pub nbf: Option<UnixTime>,
+    /// Unique token id.
+    pub jti: String,
+    /// The client the token was issued to.
+    pub client_id: Option<String>,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    /// The user's role.
+    pub role: Option<String>,
+    /// Session id.
+    pub sid: Option<String>,
+    /// Every other claim.
+    pub extra: Map<String, Value>,
+}
+
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims")
+            .field("iss", &self.iss)
+            .field("sub", &self.sub)
+            .field("aud", &self.aud)
+            .field("exp", &self.exp.as_secs())
+            .field("iat", &self.iat.as_secs())
+            .field("jti", &self.jti)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Claims {
+    /// Claims for a token issued `now` that lives for `ttl`, with a random `jti` and
+    /// `nbf = iat = now`.
+    pub fn new(
+        iss: impl Into<String>,
+        sub: impl Into<String>,
+        aud: impl Into<Audience>,
+        now: UnixTime,
+        ttl: Duration,
+    ) -> Self {
+        Claims {
+            iss: iss.into(),
+            sub: sub.into(),
+            aud: aud.into(),
+            exp: now.saturating_add(ttl),
+            iat: now,
+            nbf: Some(now),
+            jti: new_jti(),
+            client_id: None,
+            scope: None,
+            role: None,
+            sid: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Sets `client_id`.
+    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Sets `role`.
+    pub fn with_role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
+
+    /// Sets `scope` (space-separated).
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Sets `sid`.
+    pub fn with_sid(mut self, sid: impl Into<String>) -> Self {
+        self.sid = Some(sid.into());
+        self
+    }
+
+    /// Adds a private claim. Registered names (see [`REGISTERED`]) are refused: set the
+    /// typed field instead.
+    pub fn with_claim(mut self, name: impl Into<String>, value: Value) -> Result<Self> {
+        let name = name.into();
+        if REGISTERED.contains(&name.as_str()) {
+            return Err(Error::new(ErrorKind::InvalidClaim("extra")));
+        }
+        self.extra.insert(name, value);
+        Ok(self)
+    }
+
+    /// True when the space-separated `scope` contains `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|x| x == scope))
+    }
+
+    /// True when `role` is exactly `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.role.as_deref() == Some(role)
+    }
+
+    /// Deserializes all the claims into a custom type through serde.
+    pub fn custom<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let value = serde_json::to_value(self)
+            .map_err(|e| Error::with_source(ErrorKind::InvalidJson, e))?;
+        serde_json::from_value(value).map_err(|e| Error::with_source(ErrorKind::InvalidJson, e))
+    }
+}
+
+impl From<&str> for Audience {
+    fn from(s: &str) -> Self {
+        Audience::one(s)
+    }
+}
+
+impl From<String> for Audience {
+    fn from(s: String) -> Self {
+        Audience::one(s)
+    }
+}
+
+fn new_jti() -> String {
+    let mut bytes = [0u8; 16];
+    // A failing system RNG is not recoverable; an all-zero jti would still be unique
+    // enough to never collide silently, but we prefer to surface it in debug builds.
+    let ok = aws_lc_rs::rand::fill(&mut bytes).is_ok();
+    debug_assert!(ok, "system RNG failed");
+    crate::b64::encode(bytes)
+}
+
+impl Serialize for Claims {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("iss", &self.iss)?;
+        m.serialize_entry("sub", &self.sub)?;
+        m.serialize_entry("aud", &self.aud)?;
+        m.serialize_entry("exp", &self.exp)?;
+        m.serialize_entry("iat", &self.iat)?;
+        if let Some(nbf) = &self.nbf {
+            m.serialize_entry("nbf", nbf)?;
+        }
+        m.serialize_entry("jti", &self.jti)?;
+        for (name, v) in [
+            ("client_id", &self.client_id),
+            ("scope", &self.scope),
+            ("role", &self.role),
+            ("sid", &self.sid),
+        ] {
+            if let Some(v) = v {
+                m.serialize_entry(name, v)?;
+            }
+        }
+        for (k, v) in &self.extra {
+            if !REGISTERED.contains(&k.as_str()) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// Claims as read from a payload, before any check: fields may be missing, and the first
+/// wrongly typed claim is remembered to be reported after the signature check.
+#[derive(Default)]
+pub(crate) struct RawClaims {
+    pub(crate) iss: Option<String>,
+    pub(crate) sub: Option<String>,
+    pub(crate) aud: Option<Vec<String>>,
+    pub(crate) exp: Option<UnixTime>,
+    pub(crate) iat: Option<UnixTime>,
+    pub(crate) nbf: Option<UnixTime>,
+    pub(crate) jti: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) role: Option<String>,
+    pub(crate) sid: Option<String>,
+    pub(crate) extra: Map<String, Value>,
+    /// The first claim of the wrong type, if any.
+    pub(crate) invalid: Option<&'static str>,
+}
+
+pub(crate) struct RawClaimsVisitor;
+
+impl<'de> Visitor<'de> for RawClaimsVisitor {
+    type Value = RawClaims;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawClaims, A::Error> {
+        let mut out = RawClaims::default();
+        let mut seen = SeenKeys::default();
+        while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+            if !seen.insert(name.clone()) {
+                return Err(duplicate(&name));
+            }
+            let registered = REGISTERED.iter().find(|r| **r == name);
+            let Some(&claim) = registered else {
+                let v = map.next_value_seed(StrictValue)?;
+                out.extra.insert(name.into_owned(), v);
+                continue;
+            };
+            let v = map.next_value::<Scalar<'de>>()?;
+            let ok = match (claim, v) {
+                ("exp" | "iat" | "nbf", Scalar::Uint(t)) if t <= MAX_NUMERIC_DATE => {
+                    let t = Some(UnixTime::from_secs(t));
+                    match claim {
+                        "exp" => out.exp = t,
+                        "iat" => out.iat = t,
+                        _ => out.nbf = t,
+                    }
+                    true
+                }
+                ("aud", Scalar::Str(s)) => {
+                    out.aud = Some(vec![s.into_owned()]);
+                    true
+                }
+                ("aud", Scalar::StrList(list)) if !list.is_empty() => {
+                    out.aud = Some(list);
+                    true
+                }
+                ("exp" | "iat" | "nbf" | "aud", _) => false,
+                (_, Scalar::Str(s)) => {
+                    let s = Some(s.into_owned());
+                    match claim {
+                        "iss" => out.iss = s,
+                        "sub" => out.sub = s,
+                        "jti" => out.jti = s,
+                        "client_id" => out.client_id = s,
+                        "scope" => out.scope = s,
+                        "role" => out.role = s,
+                        _ => out.sid = s,
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !ok && out.invalid.is_none() {
+                out.invalid = Some(claim);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RawClaims {
+    /// Turns raw claims into [`Claims`], requiring what every access token must carry.
+    pub(crate) fn into_claims(self, require_client_id: bool) -> Result<Claims> {
+        if let Some(c) = self.invalid {
+            return Err(Error::new(ErrorKind::InvalidClaim(c)));
+        }
+        let missing = |c| Error::new(ErrorKind::MissingClaim(c));
+        if require_client_id && self.client_id.is_none() {
+            return Err(missing("client_id"));
+        }
+        Ok(Claims {
+            iss: self.iss.ok_or_else(|| missing("iss"))?,
+            sub: self.sub.ok_or_else(|| missing("sub"))?,
+            aud: Audience(self.aud.ok_or_else(|| missing("aud"))?),
+            exp: self.exp.ok_or_else(|| missing("exp"))?,
+            iat: self.iat.ok_or_else(|| missing("iat"))?,
+            nbf: self.nbf,
+            jti: self.jti.ok_or_else(|| missing("jti"))?,
+            client_id: self.client_id,
+            scope: self.scope,
+            role: self.role,
+            sid: self.sid,
+            extra: self.extra,
+        })
+    }
+}
