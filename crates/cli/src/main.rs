@@ -1,1 +1,84 @@
-fn main() {}
+//! `wristband`: the command-line tool for Wristband keys and access tokens.
+//!
+//! `main.rs` only parses the command line and maps outcomes to exit codes. The commands
+//! live in their own modules: [`keys`] (key generation), [`token`] (sign and decode),
+//! [`verify`] (local verification against a key or JWKS) and [`audit`] (common mistakes).
+//! [`keyfile`] reads and writes key files, [`fetch`] downloads a JWKS over HTTP, and
+//! [`args`] holds the value parsers shared by several commands.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod audit;
+mod fetch;
+mod keyfile;
+mod keys;
+mod timefmt;
+mod token;
+mod verify;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Wristband: short-lived, locally verifiable access tokens.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wristband",
+    version,
+    about = "Wristband: keys and short-lived access tokens (RFC 9068 JWTs)",
+    long_about = "Wristband: keys and short-lived access tokens (RFC 9068 JWTs).\n\n\
+        Generate signing keys, sign tokens for testing, and decode, verify or audit tokens \
+        while debugging. Tokens may be given as an argument or, to keep them out of shell \
+        history, on standard input (omit TOKEN or pass `-`).",
+    after_help = "Exit status: 0 on success; 1 when a token is invalid or an audit finds \
+        problems; 2 on a usage error or any other failure.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Sign, decode, verify and audit access tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+/// What a command concluded, when it ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Done; exit status 0.
+    Success,
+    /// The token was rejected or the audit found problems; exit status 1.
+    Rejected,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::Keys(cmd) => keys::run(cmd, &mut out),
+        Command::Token(cmd) => token::run(cmd, &mut out),
+    }
+    .and_then(|outcome| {
+        out.flush()?;
+        Ok(outcome)
+    });
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Rejected) => ExitCode::from(1),
+        Err(e) => {
+            // Nothing more can be done if stderr is gone.
+            let _ = writeln!(io::stderr(), "error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
