@@ -1,1 +1,28 @@
-//! stub
+//! Test helpers for Wristband. Not published.
+//!
+//! - [`keys`]: signing keys per algorithm; RSA keys are generated once per process and
+//!   reused, since generating them is slow.
+//! - [`JwksServer`]: a JWKS and RFC 8414 metadata server on `127.0.0.1:0` whose key set,
+//!   failure mode and `Cache-Control` can be changed mid-test, and which counts fetches.
+//! - [`Minter`]: mints valid and deliberately broken access tokens.
+//! - [`Canary`]: a TCP listener that only counts connections, to prove that nothing
+//!   reached it.
+//! - [`http`]: a small HTTP client for black-box requests.
+//! - [`process`]: runs an example binary (such as `api_service`) as a child process and
+//!   reads the address it listens on.
+//!
+//! Helpers panic on setup failures: a broken fixture should stop the test loudly.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod canary;
+pub mod http;
+mod jwks_server;
+pub mod keys;
+mod minter;
+pub mod process;
+
+pub use canary::Canary;
+pub use jwks_server::{JwksServer, Mode};
+pub use minter::Minter;

@@ -1,1 +1,90 @@
-//! stub
+//! Local verification of Wristband access tokens for API services.
+//!
+//! An API service checks every bearer token itself, with public keys only and no call to
+//! the auth service. This crate wraps the token core (`wristband_jose`) with what a service
+//! needs around it:
+//!
+//! - [`Verifier`] (built by [`VerifierBuilder`]): policy, keys, cache and revocation in one
+//!   cheap-to-clone handle. Keys are static, read from a JWKS file, fetched from a JWKS URL,
+//!   or discovered from the issuer's RFC 8414 metadata.
+//! - `remote` (configured through [`RemoteOptions`]): the fetched key set: retries at
+//!   start-up, background refresh by `Cache-Control: max-age` clamped to [1 min, 24 h],
+//!   one single-flight refetch per cooldown on an unknown `kid`, last good keys kept on
+//!   any failure, fetches bounded in size and time.
+//! - `cache`: verified tokens keyed by their exact bytes, bounded; a hit still checks `exp`
+//!   and the [`RevocationView`] ([`NoRevocations`] until revocation is configured).
+//! - [`RequireTokenLayer`]: the tower layer that reads `Authorization: Bearer`, verifies,
+//!   and puts [`Claims`] into the request extensions.
+//! - [`Claims`], [`Custom`], [`HasRole`], [`HasScope`]: axum extractors.
+//! - [`AuthError`]: the one error type, answered as RFC 6750 prescribes.
+//! - [`example`]: the API Service router used by `examples/api_service.rs`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{routing::get, Router};
+//! use tower::ServiceExt;
+//! use wristband_jose::{sign, Algorithm, KeySet, SigningKey, UnixTime};
+//! use wristband_verify::{Claims, RequireTokenLayer, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The auth service signs; the API service holds only the public key.
+//! let key = SigningKey::generate(Algorithm::ES256)?;
+//! let verifier = Verifier::builder("https://auth.example", "api://orders")
+//!     .keys(KeySet::from_keys([key.verifying_key().clone()])?)
+//!     .build()
+//!     .await?;
+//!
+//! let claims = wristband_jose::Claims::new(
+//!     "https://auth.example", "user-7f3a", "api://orders", UnixTime::now(), Duration::from_secs(900),
+//! )
+//! .with_client_id("web")
+//! .with_role("admin");
+//! let token = sign(&key, &claims)?;
+//!
+//! // Direct use.
+//! let verified = verifier.verify(&token).await?;
+//! assert_eq!(verified.sub, "user-7f3a");
+//!
+//! // As a tower layer with an axum extractor.
+//! let app = Router::new()
+//!     .route("/whoami", get(|claims: Claims| async move { claims.sub.clone() }))
+//!     .layer(RequireTokenLayer::new(verifier));
+//! let request = http::Request::get("/whoami")
+//!     .header("authorization", format!("Bearer {token}"))
+//!     .body(axum::body::Body::empty())?;
+//! assert_eq!(app.clone().oneshot(request).await?.status(), 200);
+//!
+//! // No token: 401 with a bare challenge.
+//! let request = http::Request::get("/whoami").body(axum::body::Body::empty())?;
+//! let response = app.oneshot(request).await?;
+//! assert_eq!(response.status(), 401);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"wristband\"");
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod builder;
+mod cache;
+mod error;
+pub mod example;
+mod extract;
+mod fetch;
+mod layer;
+mod remote;
+mod revocation;
+mod verifier;
+
+pub use builder::{metadata_url, BuildError, VerifierBuilder, METADATA_SUFFIX};
+pub use cache::DEFAULT_CACHE_CAPACITY;
+pub use error::{AuthError, AuthErrorKind, Realm, VerifyError, EXPIRED_BODY, INVALID_BODY};
+pub use extract::{Claims, Custom, HasRole, HasScope, RoleName, ScopeName};
+pub use fetch::{FetchError, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_FETCH_BYTES};
+pub use layer::{RequireToken, RequireTokenLayer, ResponseFuture, MAX_FORM_SCAN_BYTES};
+pub use remote::{
+    RemoteOptions, DEFAULT_REFETCH_COOLDOWN, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH,
+};
+pub use revocation::{NoRevocations, RevocationView};
+pub use verifier::{token_digest, Verifier};

@@ -1,0 +1,382 @@
+//! [`VerifierBuilder`]: policy, key source, cache, revocation view, clock and realm.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+use wristband_jose::{Algorithm, Clock, KeySet, Policy, PolicyBuilder, SystemClock};
+
+use crate::cache::{TokenCache, DEFAULT_CACHE_CAPACITY};
+use crate::error::{Realm, VerifyError};
+use crate::fetch::{FetchError, Fetcher};
+use crate::remote::{load_jwks, RemoteKeys, RemoteOptions};
+use crate::revocation::{NoRevocations, RevocationView};
+use crate::verifier::{Inner, Keys, Verifier};
+
+/// The RFC 8414 well-known suffix.
+pub const METADATA_SUFFIX: &str = ".well-known/oauth-authorization-server";
+
+/// Why a [`Verifier`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A policy setting is out of range (leeway over 60 s, mixed algorithm families, ...).
+    #[error("invalid verification policy")]
+    Policy(#[source] VerifyError),
+    /// The realm is empty or holds characters that need quoting.
+    #[error("invalid realm")]
+    Realm,
+    /// A URL does not parse or has an unsupported scheme.
+    #[error("invalid URL `{0}`")]
+    Url(String),
+    /// The issuer's metadata could not be fetched or is invalid.
+    #[error("metadata discovery from `{0}` failed")]
+    Discovery(String, #[source] FetchError),
+    /// The key set could not be loaded.
+    #[error("cannot load the key set from `{0}`")]
+    Keys(String, #[source] FetchError),
+    /// The static key set is empty or holds no key the policy allows.
+    #[error("no usable verifying key")]
+    NoKeys,
+}
+
+enum Source {
+    Discover,
+    JwksUrl(String),
+    JwksFile(PathBuf),
+    Static(KeySet),
+}
+
+/// Builds a [`Verifier`]. Start with [`Verifier::builder`].
+pub struct VerifierBuilder {
+    issuer: String,
+    policy: PolicyBuilder,
+    source: Source,
+    clock: Arc<dyn Clock>,
+    revocations: Arc<dyn RevocationView>,
+    cache_capacity: usize,
+    realm: String,
+    remote: RemoteOptions,
+}
+
+impl VerifierBuilder {
+    pub(crate) fn new(issuer: String, audience: String) -> Self {
+        VerifierBuilder {
+            policy: Policy::builder(issuer.clone(), audience),
+            issuer,
+            source: Source::Discover,
+            clock: Arc::new(SystemClock),
+            revocations: Arc::new(NoRevocations),
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            realm: Realm::DEFAULT.to_owned(),
+            remote: RemoteOptions::default(),
+        }
+    }
+
+    /// Accepts tokens for any of these audiences (replacing the one given at the start).
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.policy = self.policy.audiences(audiences);
+        self
+    }
+
+    /// The algorithm allow-list. Default: RS256, PS256, ES256 and EdDSA.
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.policy = self.policy.algorithms(algorithms);
+        self
+    }
+
+    /// Allowed clock skew, at most 60 s. Default 0.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.policy = self.policy.leeway(leeway);
+        self
+    }
+
+    /// Longest accepted `exp - iat`. Default 60 minutes.
+    pub fn max_lifetime(mut self, max_lifetime: Duration) -> Self {
+        self.policy = self.policy.max_lifetime(max_lifetime);
+        self
+    }
+
+    /// Whether `client_id` is required. Default true.
+    pub fn require_client_id(mut self, required: bool) -> Self {
+        self.policy = self.policy.require_client_id(required);
+        self
+    }
+
+    /// Discovers the JWKS from the issuer's RFC 8414 metadata (the default).
+    pub fn discover(mut self) -> Self {
+        self.source = Source::Discover;
+        self
+    }
+
+    /// Fetches the keys from this JWKS URL.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.source = Source::JwksUrl(url.into());
+        self
+    }
+
+    /// Reads the keys once from this JWKS file.
+    pub fn jwks_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.source = Source::JwksFile(path.into());
+        self
+    }
+
+    /// Uses these keys and never fetches any.
+    pub fn keys(mut self, keys: KeySet) -> Self {
+        self.source = Source::Static(keys);
+        self
+    }
+
+    /// The source of "now" for expiry checks. Default: the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The revocation view asked on every verification. Default: [`NoRevocations`].
+    pub fn revocations(mut self, view: Arc<dyn RevocationView>) -> Self {
+        self.revocations = view;
+        self
+    }
+
+    /// How many verified tokens to cache; 0 turns the cache off. Default 10 000.
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges. Default `wristband`.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Tuning of a fetched key set (cooldown, timeouts, size cap, retries).
+    pub fn remote_options(mut self, options: RemoteOptions) -> Self {
+        self.remote = options;
+        self
+    }
+
+    /// Minimum time between refetches caused by unknown `kid`s. Default 30 s.
+    pub fn refetch_cooldown(mut self, cooldown: Duration) -> Self {
+        self.remote.refetch_cooldown = cooldown;
+        self
+    }
+
+    /// Validates the settings, loads the keys (fetching them, for remote sources, with
+    /// retries) and returns the verifier. Remote sources need a tokio runtime.
+    pub async fn build(self) -> Result<Verifier, BuildError> {
+        let policy = self.policy.build().map_err(BuildError::Policy)?;
+        let realm = Realm::new(&self.realm).ok_or(BuildError::Realm)?;
+        let cache =
+            (self.cache_capacity > 0).then(|| Arc::new(TokenCache::new(self.cache_capacity)));
+        let fetcher = || Fetcher::new(self.remote.fetch_timeout, self.remote.max_fetch_bytes);
+        let keys = match self.source {
+            Source::Static(keys) => {
+                let allowed = keys.iter().filter(|k| policy.allows(k.algorithm())).count();
+                if allowed == 0 {
+                    return Err(BuildError::NoKeys);
+                }
+                Keys::Static(Arc::new(keys))
+            }
+            Source::JwksFile(path) => {
+                let shown = path.display().to_string();
+                let bytes = read_capped(&path, self.remote.max_fetch_bytes)
+                    .map_err(|e| BuildError::Keys(shown.clone(), e))?;
+                let keys =
+                    load_jwks(&bytes, &policy, &shown).map_err(|e| BuildError::Keys(shown, e))?;
+                Keys::Static(Arc::new(keys))
+            }
+            Source::JwksUrl(url) => {
+                let parsed = parse_url(&url)?;
+                let remote = RemoteKeys::start(
+                    parsed,
+                    fetcher(),
+                    policy.clone(),
+                    self.remote.clone(),
+                    cache.clone(),
+                )
+                .await
+                .map_err(|e| BuildError::Keys(url, e))?;
+                Keys::Remote(remote)
+            }
+            Source::Discover => {
+                let fetcher = fetcher();
+                let jwks_uri = discover(&fetcher, &self.issuer, &self.remote).await?;
+                let shown = jwks_uri.to_string();
+                let remote = RemoteKeys::start(
+                    jwks_uri,
+                    fetcher,
+                    policy.clone(),
+                    self.remote.clone(),
+                    cache.clone(),
+                )
+                .await
+                .map_err(|e| BuildError::Keys(shown, e))?;
+                Keys::Remote(remote)
+            }
+        };
+        Ok(Verifier(Arc::new(Inner {
+            policy,
+            keys,
+            cache,
+            revocations: self.revocations,
+            clock: self.clock,
+            realm,
+        })))
+    }
+}
+
+fn parse_url(url: &str) -> Result<Url, BuildError> {
+    let parsed = Url::parse(url).map_err(|_| BuildError::Url(url.to_owned()))?;
+    if !Fetcher::supports(&parsed) {
+        return Err(BuildError::Url(url.to_owned()));
+    }
+    Ok(parsed)
+}
+
+fn read_capped(path: &std::path::Path, cap: usize) -> Result<Vec<u8>, FetchError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(FetchError::Io)?;
+    let mut bytes = Vec::new();
+    file.take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(FetchError::Io)?;
+    if bytes.len() > cap {
+        return Err(FetchError::TooLarge(cap));
+    }
+    Ok(bytes)
+}
+
+/// The RFC 8414 §3 metadata URL of an issuer: the well-known suffix goes between the host
+/// and the issuer's path.
+pub fn metadata_url(issuer: &str) -> Option<Url> {
+    let parsed = Url::parse(issuer).ok()?;
+    if parsed.query().is_some() || parsed.fragment().is_some() || !parsed.has_host() {
+        return None;
+    }
+    let path = parsed.path().trim_end_matches('/');
+    let mut url = parsed.clone();
+    url.set_path(&format!("/{METADATA_SUFFIX}{path}"));
+    Some(url)
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    issuer: String,
+    jwks_uri: String,
+}
+
+/// Fetches the issuer's metadata (with the start-up retries) and returns its `jwks_uri`.
+async fn discover(
+    fetcher: &Fetcher,
+    issuer: &str,
+    options: &RemoteOptions,
+) -> Result<Url, BuildError> {
+    let url = metadata_url(issuer).ok_or_else(|| BuildError::Url(issuer.to_owned()))?;
+    if !Fetcher::supports(&url) {
+        return Err(BuildError::Url(issuer.to_owned()));
+    }
+    let fail = |e| BuildError::Discovery(url.to_string(), e);
+    let mut delay = options.startup_backoff;
+    let mut attempt = 1;
+    let fetched = loop {
+        match fetcher.get(&url).await {
+            Ok(f) => break f,
+            Err(e) if attempt >= options.startup_attempts.max(1) => return Err(fail(e)),
+            Err(e) => {
+                tracing::warn!(url = %url, attempt, error = %e, "metadata fetch failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+                attempt += 1;
+            }
+        }
+    };
+    let meta: Metadata = serde_json::from_slice(&fetched.body).map_err(|_| {
+        fail(FetchError::Invalid(
+            "not an authorization server metadata document".into(),
+        ))
+    })?;
+    // RFC 8414 §3.3: the metadata must name the issuer we asked about.
+    if meta.issuer != issuer {
+        return Err(fail(FetchError::Invalid(
+            "metadata issuer differs from the configured issuer".into(),
+        )));
+    }
+    let jwks_uri =
+        Url::parse(&meta.jwks_uri).map_err(|_| fail(FetchError::Invalid("bad jwks_uri".into())))?;
+    if !Fetcher::supports(&jwks_uri) {
+        return Err(fail(FetchError::UnsupportedScheme(
+            jwks_uri.scheme().to_owned(),
+        )));
+    }
+    Ok(jwks_uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8414_metadata_urls() {
+        let u = |s| metadata_url(s).map(|u| u.to_string());
+        assert_eq!(
+            u("https://auth.example").as_deref(),
+            Some("https://auth.example/.well-known/oauth-authorization-server")
+        );
+        assert_eq!(
+            u("https://auth.example/").as_deref(),
+            Some("https://auth.example/.well-known/oauth-authorization-server")
+        );
+        assert_eq!(
+            u("http://127.0.0.1:8080/tenant/a").as_deref(),
+            Some("http://127.0.0.1:8080/.well-known/oauth-authorization-server/tenant/a")
+        );
+        assert_eq!(u("https://auth.example/?x=1"), None);
+        assert_eq!(u("not a url"), None);
+    }
+
+    #[tokio::test]
+    async fn build_rejects_bad_settings() {
+        let key = wristband_jose::SigningKey::generate(Algorithm::ES256).unwrap();
+        let keys = || KeySet::from_keys([key.verifying_key().clone()]).unwrap();
+        let b = || Verifier::builder("https://auth.example", "api://orders").keys(keys());
+        assert!(b().build().await.is_ok());
+        assert!(matches!(
+            b().leeway(Duration::from_secs(61)).build().await,
+            Err(BuildError::Policy(_))
+        ));
+        assert!(matches!(
+            b().realm("a\"b").build().await,
+            Err(BuildError::Realm)
+        ));
+        assert!(matches!(
+            b().algorithms(&[Algorithm::RS256]).build().await,
+            Err(BuildError::NoKeys)
+        ));
+        let url = |u: &str| {
+            Verifier::builder("https://auth.example", "api")
+                .jwks_url(u)
+                .build()
+        };
+        assert!(matches!(
+            url("file:///etc/passwd").await,
+            Err(BuildError::Url(_))
+        ));
+        assert!(matches!(url("::").await, Err(BuildError::Url(_))));
+        let missing = Verifier::builder("https://auth.example", "api")
+            .jwks_file("/nonexistent/jwks.json")
+            .build()
+            .await;
+        assert!(matches!(
+            missing,
+            Err(BuildError::Keys(_, FetchError::Io(_)))
+        ));
+    }
+}

@@ -1,0 +1,271 @@
+//! The one error type of the HTTP layer, mapped to an RFC 6750 response in exactly one place.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::StatusCode;
+
+/// Why a token was refused. It is [`wristband_jose::Error`]: the kind for logs and metrics,
+/// and [`wristband_jose::Error::public_reason`] for the client.
+pub type VerifyError = wristband_jose::Error;
+
+/// The body of every 401 `invalid_token` response for an expired token.
+pub const EXPIRED_BODY: &str = r#"{"error":"invalid_token","error_description":"token expired"}"#;
+/// The body of every other 401 `invalid_token` response: byte-identical whatever failed.
+pub const INVALID_BODY: &str = r#"{"error":"invalid_token","error_description":"token invalid"}"#;
+
+/// The realm named in `WWW-Authenticate` challenges.
+///
+/// It is checked once, when it is set: printable ASCII without `"` or `\`, so that it can be
+/// written into a quoted string as it is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Realm(Arc<str>);
+
+impl Realm {
+    /// The realm used when none is configured.
+    pub const DEFAULT: &'static str = "wristband";
+
+    /// A realm, or `None` when `realm` is empty, longer than 128 bytes or holds a character
+    /// that would need escaping.
+    pub fn new(realm: &str) -> Option<Self> {
+        let ok = !realm.is_empty()
+            && realm.len() <= 128
+            && realm
+                .bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+        ok.then(|| Realm(realm.into()))
+    }
+
+    /// The realm as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Realm {
+    fn default() -> Self {
+        Realm(Self::DEFAULT.into())
+    }
+}
+
+impl fmt::Debug for Realm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Realm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What went wrong with a request's credentials.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// The request carried no bearer token (RFC 6750 §3.1: no error code).
+    MissingToken,
+    /// The token was refused: malformed, badly signed, expired, revoked, ...
+    InvalidToken(VerifyError),
+    /// The token is valid but lacks the role or scope the route needs.
+    InsufficientScope,
+    /// The request is malformed, e.g. it carries the token more than once.
+    InvalidRequest,
+}
+
+/// The error of the tower layer and the axum extractors. Its [`IntoResponse`] is the only
+/// place where a credential failure becomes an HTTP response:
+///
+/// | kind | status | `WWW-Authenticate` | body |
+/// |---|---|---|---|
+/// | [`AuthErrorKind::MissingToken`] | 401 | `Bearer realm="…"` | empty |
+/// | [`AuthErrorKind::InvalidToken`] | 401 | `Bearer realm="…", error="invalid_token"` | [`EXPIRED_BODY`] or [`INVALID_BODY`] |
+/// | [`AuthErrorKind::InsufficientScope`] | 403 | `Bearer realm="…", error="insufficient_scope"` | empty |
+/// | [`AuthErrorKind::InvalidRequest`] | 400 | `Bearer realm="…", error="invalid_request"` | empty |
+#[derive(Debug)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    realm: Realm,
+}
+
+impl AuthError {
+    /// An error of `kind`, challenging for `realm`.
+    pub fn new(kind: AuthErrorKind, realm: Realm) -> Self {
+        AuthError { kind, realm }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &AuthErrorKind {
+        &self.kind
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            AuthErrorKind::MissingToken | AuthErrorKind::InvalidToken(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_code(&self) -> Option<&'static str> {
+        match self.kind {
+            AuthErrorKind::MissingToken => None,
+            AuthErrorKind::InvalidToken(_) => Some("invalid_token"),
+            AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
+            AuthErrorKind::InvalidRequest => Some("invalid_request"),
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge.
+    pub fn challenge(&self) -> String {
+        match self.error_code() {
+            Some(code) => format!("Bearer realm=\"{}\", error=\"{code}\"", self.realm),
+            None => format!("Bearer realm=\"{}\"", self.realm),
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            AuthErrorKind::MissingToken => f.write_str("no bearer token"),
+            AuthErrorKind::InvalidToken(e) => write!(f, "invalid token: {}", e.kind().code()),
+            AuthErrorKind::InsufficientScope => f.write_str("insufficient scope"),
+            AuthErrorKind::InvalidRequest => f.write_str("invalid request"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            AuthErrorKind::InvalidToken(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let body = match &self.kind {
+            AuthErrorKind::InvalidToken(e) if e.is_expired() => {
+                Bytes::from_static(EXPIRED_BODY.as_bytes())
+            }
+            AuthErrorKind::InvalidToken(_) => Bytes::from_static(INVALID_BODY.as_bytes()),
+            _ => Bytes::new(),
+        };
+        let json = !body.is_empty();
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        // The realm was checked when it was made, so the challenge is always a valid value.
+        if let Ok(v) = HeaderValue::from_str(&self.challenge()) {
+            headers.insert(WWW_AUTHENTICATE, v);
+        }
+        if json {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        } else {
+            headers.remove(CONTENT_TYPE);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use wristband_jose::ErrorKind;
+
+    async fn parts(e: AuthError) -> (StatusCode, String, Option<String>, Vec<u8>) {
+        let r = e.into_response();
+        let status = r.status();
+        let www = r.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+        let ct = r
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, www, ct, body)
+    }
+
+    #[tokio::test]
+    async fn rfc6750_responses() {
+        let realm = Realm::new("orders").unwrap();
+        let err = |k| AuthError::new(k, realm.clone());
+
+        let (s, www, ct, body) = parts(err(AuthErrorKind::MissingToken)).await;
+        assert_eq!(
+            (s, www.as_str(), ct, body.len()),
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer realm="orders""#,
+                None,
+                0
+            )
+        );
+
+        let expired = VerifyError::from(ErrorKind::Expired);
+        let (s, www, ct, body) = parts(err(AuthErrorKind::InvalidToken(expired))).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(www, r#"Bearer realm="orders", error="invalid_token""#);
+        assert_eq!(ct.as_deref(), Some("application/json"));
+        assert_eq!(body, EXPIRED_BODY.as_bytes());
+
+        let mut bodies = Vec::new();
+        for k in [
+            ErrorKind::BadSignature,
+            ErrorKind::WrongAudience,
+            ErrorKind::Revoked,
+            ErrorKind::TooLarge,
+        ] {
+            bodies.push(parts(err(AuthErrorKind::InvalidToken(k.into()))).await);
+        }
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(bodies[0].3, INVALID_BODY.as_bytes());
+
+        let (s, www, _, body) = parts(err(AuthErrorKind::InsufficientScope)).await;
+        assert_eq!(
+            (s, www.as_str(), body.len()),
+            (
+                StatusCode::FORBIDDEN,
+                r#"Bearer realm="orders", error="insufficient_scope""#,
+                0
+            )
+        );
+        let (s, www, _, body) = parts(err(AuthErrorKind::InvalidRequest)).await;
+        assert_eq!(
+            (s, www.as_str(), body.len()),
+            (
+                StatusCode::BAD_REQUEST,
+                r#"Bearer realm="orders", error="invalid_request""#,
+                0
+            )
+        );
+    }
+
+    #[test]
+    fn bodies_match_the_public_reasons() {
+        let expired = VerifyError::from(ErrorKind::Expired);
+        let invalid = VerifyError::from(ErrorKind::BadSignature);
+        let body = |r: &str| {
+            serde_json::json!({"error": "invalid_token", "error_description": r}).to_string()
+        };
+        assert_eq!(EXPIRED_BODY, body(expired.public_reason()));
+        assert_eq!(INVALID_BODY, body(invalid.public_reason()));
+    }
+
+    #[test]
+    fn realm_rejects_characters_that_need_quoting() {
+        for bad in ["", "a\"b", "a\\b", "line\nbreak", "é"] {
+            assert!(Realm::new(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(Realm::new("api://orders").unwrap().as_str(), "api://orders");
+    }
+}

@@ -1,0 +1,372 @@
+//! [`RequireTokenLayer`]: a tower layer that admits only requests with a valid bearer
+//! token and puts the verified [`Claims`] into the request extensions.
+//!
+//! Shaped like tower-http's authorization middleware: a layer, a [`RequireToken`] service
+//! and a [`ResponseFuture`]. A verified-token cache hit is handled without boxing or
+//! awaiting; a miss verifies in a boxed future and then calls the inner service.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, Request};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Body;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use wristband_jose::{ErrorKind, MAX_TOKEN_BYTES};
+
+use crate::error::{AuthError, AuthErrorKind, VerifyError};
+use crate::extract::Claims;
+use crate::verifier::{log_rejection, Verifier};
+
+/// Largest form body scanned for a second `access_token` credential.
+pub const MAX_FORM_SCAN_BYTES: usize = 1024 * 1024;
+
+/// Longest `Authorization` value looked at: the scheme, a space and a token at the cap.
+/// Anything longer is refused before any decoding (catalog E1).
+const MAX_AUTHORIZATION_BYTES: usize = MAX_TOKEN_BYTES + "Bearer ".len();
+
+/// Requires a valid bearer token on every request of the wrapped service.
+#[derive(Debug, Clone)]
+pub struct RequireTokenLayer {
+    verifier: Verifier,
+}
+
+impl RequireTokenLayer {
+    /// A layer verifying with `verifier`.
+    pub fn new(verifier: Verifier) -> Self {
+        RequireTokenLayer { verifier }
+    }
+}
+
+impl<S> Layer<S> for RequireTokenLayer {
+    type Service = RequireToken<S>;
+
+    fn layer(&self, inner: S) -> RequireToken<S> {
+        RequireToken {
+            inner,
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+/// The service made by [`RequireTokenLayer`].
+#[derive(Debug, Clone)]
+pub struct RequireToken<S> {
+    inner: S,
+    verifier: Verifier,
+}
+
+/// The credential a request carries, as far as the headers tell.
+enum Credential {
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// As above, but the body is a form that could carry a second token: scan it first.
+    BearerWithForm(String),
+}
+
+/// Reads the bearer token, refusing requests that carry more than one credential
+/// (RFC 6750 §2: two `Authorization` headers, or the header plus an `access_token` query
+/// parameter or form field). The header is the only accepted source.
+fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Credential, AuthErrorKind> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(AuthErrorKind::MissingToken);
+    };
+    if values.next().is_some() || query.is_some_and(has_access_token) {
+        return Err(AuthErrorKind::InvalidRequest);
+    }
+    let invalid = |k: ErrorKind| AuthErrorKind::InvalidToken(VerifyError::from(k));
+    let bytes = value.as_bytes();
+    if bytes.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(invalid(ErrorKind::TooLarge));
+    }
+    let Some(space) = bytes.iter().position(|&b| b == b' ') else {
+        // A bare scheme such as `Bearer` with nothing after it.
+        return if bytes.eq_ignore_ascii_case(b"bearer") {
+            Err(invalid(ErrorKind::Malformed))
+        } else {
+            Err(AuthErrorKind::MissingToken)
+        };
+    };
+    if !bytes[..space].eq_ignore_ascii_case(b"bearer") {
+        // Another scheme (Basic, DPoP, ...): no bearer credential at all.
+        return Err(AuthErrorKind::MissingToken);
+    }
+    let token = std::str::from_utf8(&bytes[space + 1..])
+        .map_err(|_| invalid(ErrorKind::Malformed))?
+        .trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(invalid(ErrorKind::Malformed));
+    }
+    let token = token.to_owned();
+    let form = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    Ok(if form {
+        Credential::BearerWithForm(token)
+    } else {
+        Credential::Bearer(token)
+    })
+}
+
+fn has_access_token(form: &str) -> bool {
+    url::form_urlencoded::parse(form.as_bytes()).any(|(k, _)| k == "access_token")
+}
+
+type AuthFuture<B> = Pin<Box<dyn Future<Output = Result<Request<B>, AuthError>> + Send>>;
+
+impl<S, B> Service<Request<B>> for RequireToken<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The clone takes the place of the service that was driven to readiness.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = &self.verifier;
+        let realm = verifier.realm().clone();
+        let fail = |kind| ResponseFuture::done(AuthError::new(kind, realm.clone()).into_response());
+        let credential = match credential(req.headers(), req.uri().query()) {
+            Ok(c) => c,
+            Err(kind) => {
+                if let AuthErrorKind::InvalidToken(e) = &kind {
+                    log_header_rejection(e);
+                }
+                return fail(kind);
+            }
+        };
+        match credential {
+            Credential::Bearer(token) => match verifier.verify_cached(&token) {
+                Some(Ok(verified)) => {
+                    req.extensions_mut().insert(Claims::new(verified, realm));
+                    ResponseFuture::inner(inner.call(req), inner)
+                }
+                Some(Err(e)) => {
+                    log_rejection(&token, &e);
+                    fail(AuthErrorKind::InvalidToken(e))
+                }
+                None => {
+                    let verifier = verifier.clone();
+                    ResponseFuture::authorize(
+                        Box::pin(async move {
+                            let verified = verifier.verify(&token).await.map_err(|e| {
+                                AuthError::new(AuthErrorKind::InvalidToken(e), realm.clone())
+                            })?;
+                            req.extensions_mut().insert(Claims::new(verified, realm));
+                            Ok(req)
+                        }),
+                        inner,
+                    )
+                }
+            },
+            Credential::BearerWithForm(token) => {
+                let verifier = verifier.clone();
+                ResponseFuture::authorize(
+                    Box::pin(async move {
+                        let err = |kind| AuthError::new(kind, realm.clone());
+                        let (parts, body) = req.into_parts();
+                        let bytes = Limited::new(body, MAX_FORM_SCAN_BYTES)
+                            .collect()
+                            .await
+                            .map_err(|_| err(AuthErrorKind::InvalidRequest))?
+                            .to_bytes();
+                        if has_access_token(&String::from_utf8_lossy(&bytes)) {
+                            return Err(err(AuthErrorKind::InvalidRequest));
+                        }
+                        let mut req = Request::from_parts(parts, B::from(bytes));
+                        let verified = verifier
+                            .verify(&token)
+                            .await
+                            .map_err(|e| err(AuthErrorKind::InvalidToken(e)))?;
+                        req.extensions_mut().insert(Claims::new(verified, realm));
+                        Ok(req)
+                    }),
+                    inner,
+                )
+            }
+        }
+    }
+}
+
+/// Logs a token refused from its header alone (too large, not UTF-8), without reading it.
+fn log_header_rejection(error: &VerifyError) {
+    tracing::warn!(target: "wristband::security", reason = error.kind().code(), "token refused before decoding");
+}
+
+pin_project! {
+    /// The response future of [`RequireToken`].
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S::Future, B>,
+        service: Option<S>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Authorize { future: AuthFuture<B> },
+        Inner { #[pin] future: F },
+        Done { response: Option<Response> },
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    fn done(response: Response) -> Self {
+        ResponseFuture {
+            state: State::Done {
+                response: Some(response),
+            },
+            service: None,
+        }
+    }
+
+    fn inner(future: S::Future, service: S) -> Self {
+        // The service stays alive as long as its future, as with any tower middleware.
+        ResponseFuture {
+            state: State::Inner { future },
+            service: Some(service),
+        }
+    }
+
+    fn authorize(future: AuthFuture<B>, service: S) -> Self {
+        ResponseFuture {
+            state: State::Authorize { future },
+            service: Some(service),
+        }
+    }
+}
+
+impl<S, B> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Output = Result<Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Authorize { future } => match ready!(future.as_mut().poll(cx)) {
+                    Ok(req) => {
+                        let Some(service) = this.service.as_mut() else {
+                            // Unreachable: an authorizing future always holds its service.
+                            let e = AuthError::new(AuthErrorKind::MissingToken, Default::default());
+                            return Poll::Ready(Ok(e.into_response()));
+                        };
+                        let future = service.call(req);
+                        this.state.set(State::Inner { future });
+                    }
+                    Err(e) => return Poll::Ready(Ok(e.into_response())),
+                },
+                StateProj::Inner { future } => return future.poll(cx),
+                StateProj::Done { response } => {
+                    let response = response.take().unwrap_or_default();
+                    return Poll::Ready(Ok(response));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn kind(r: Result<Credential, AuthErrorKind>) -> &'static str {
+        match r {
+            Ok(Credential::Bearer(_)) => "bearer",
+            Ok(Credential::BearerWithForm(_)) => "form",
+            Err(AuthErrorKind::MissingToken) => "missing",
+            Err(AuthErrorKind::InvalidRequest) => "request",
+            Err(AuthErrorKind::InvalidToken(_)) => "token",
+            Err(_) => "other",
+        }
+    }
+
+    #[test]
+    fn credential_sources() {
+        assert_eq!(kind(credential(&headers(&[]), None)), "missing");
+        assert_eq!(
+            kind(credential(&headers(&[]), Some("access_token=abc"))),
+            "missing"
+        );
+        assert_eq!(
+            kind(credential(&headers(&["Basic dXNlcjpwYXNz"]), None)),
+            "missing"
+        );
+        assert_eq!(
+            kind(credential(&headers(&["Bearer a.b.c"]), None)),
+            "bearer"
+        );
+        assert_eq!(
+            kind(credential(&headers(&["bearer a.b.c"]), None)),
+            "bearer"
+        );
+        assert_eq!(kind(credential(&headers(&["Bearer"]), None)), "token");
+        assert_eq!(kind(credential(&headers(&["Bearer "]), None)), "token");
+        assert_eq!(
+            kind(credential(&headers(&["Bearer a", "Bearer b"]), None)),
+            "request"
+        );
+        assert_eq!(
+            kind(credential(
+                &headers(&["Bearer a.b.c"]),
+                Some("x=1&access_token=abc")
+            )),
+            "request"
+        );
+        assert_eq!(
+            kind(credential(
+                &headers(&["Bearer a.b.c"]),
+                Some("x=1&token=abc")
+            )),
+            "bearer"
+        );
+        let big = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1));
+        assert_eq!(kind(credential(&headers(&[&big]), None)), "token");
+        let mut form = headers(&["Bearer a.b.c"]);
+        form.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("Application/X-WWW-Form-Urlencoded; charset=utf-8"),
+        );
+        assert_eq!(kind(credential(&form, None)), "form");
+    }
+}

@@ -1,0 +1,198 @@
+//! [`Verifier`]: checks bearer tokens against a policy, a key source, the verified-token
+//! cache and the revocation view.
+
+use std::fmt;
+use std::sync::Arc;
+
+use wristband_jose::{
+    Claims, Clock, ErrorKind, KeySet, Policy, UnverifiedToken, Verified, MAX_TOKEN_BYTES,
+};
+
+use crate::cache::TokenCache;
+use crate::error::{Realm, VerifyError};
+use crate::remote::RemoteKeys;
+use crate::revocation::RevocationView;
+
+/// Where the verifying keys come from once the verifier is built.
+pub(crate) enum Keys {
+    /// Keys given at start-up or read from a file: never change.
+    Static(Arc<KeySet>),
+    /// Keys fetched from a JWKS URL and kept fresh.
+    Remote(Arc<RemoteKeys>),
+}
+
+impl Keys {
+    fn current(&self) -> Arc<KeySet> {
+        match self {
+            Keys::Static(k) => Arc::clone(k),
+            Keys::Remote(r) => r.current(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) policy: Policy,
+    pub(crate) keys: Keys,
+    pub(crate) cache: Option<Arc<TokenCache>>,
+    pub(crate) revocations: Arc<dyn RevocationView>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) realm: Realm,
+}
+
+/// Verifies access tokens locally: strict syntax, signature, claims, then revocation.
+///
+/// Cheap to clone (an [`Arc`] inside). Build one with [`Verifier::builder`]. A token that
+/// verified once is kept in a bounded cache keyed by its exact bytes; a cache hit still
+/// checks `exp` against the clock and asks the [`RevocationView`].
+#[derive(Clone)]
+pub struct Verifier(pub(crate) Arc<Inner>);
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.0.policy.issuer())
+            .field("audiences", &self.0.policy.audiences())
+            .field("realm", &self.0.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Starts a verifier for tokens from `issuer` (matched exactly) meant for `audience`.
+    /// Without a key source the keys are discovered from the issuer's RFC 8414 metadata.
+    pub fn builder(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> crate::VerifierBuilder {
+        crate::VerifierBuilder::new(issuer.into(), audience.into())
+    }
+
+    /// The verification policy.
+    pub fn policy(&self) -> &Policy {
+        &self.0.policy
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges.
+    pub fn realm(&self) -> &Realm {
+        &self.0.realm
+    }
+
+    /// A snapshot of the current verifying keys.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.0.keys.current()
+    }
+
+    /// The JWKS URL the keys are fetched from, if they are remote.
+    pub fn jwks_url(&self) -> Option<&url::Url> {
+        match &self.0.keys {
+            Keys::Remote(r) => Some(r.url()),
+            Keys::Static(_) => None,
+        }
+    }
+
+    /// Number of tokens in the verified-token cache.
+    pub fn cached_tokens(&self) -> usize {
+        self.0.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// Verifies `token`: from the cache when it was verified before (checking expiry and
+    /// revocation again), otherwise fully. An unknown `kid` may trigger one refetch of a
+    /// remote key set (at most once per cooldown), hence `async`.
+    ///
+    /// Failures are logged with their internal reason and the SHA-256 of the token, never
+    /// the token itself.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Verified<Claims>>, VerifyError> {
+        let result = match self.verify_cached(token) {
+            Some(result) => result,
+            None => self.verify_uncached(token).await,
+        };
+        if let Err(e) = &result {
+            log_rejection(token, e);
+        }
+        result
+    }
+
+    /// The cache-only part of [`Verifier::verify`]: `None` on a miss. A hit is checked for
+    /// expiry and revocation. Failures are not logged here.
+    #[inline]
+    pub fn verify_cached(&self, token: &str) -> Option<Result<Arc<Verified<Claims>>, VerifyError>> {
+        let inner = &*self.0;
+        let hit = inner.cache.as_ref()?.get(token)?;
+        let now = inner.clock.now();
+        // The same rule as the full check: expired once now >= exp + leeway.
+        if now.as_secs()
+            >= hit
+                .exp
+                .as_secs()
+                .saturating_add(inner.policy.leeway().as_secs())
+        {
+            if let Some(cache) = &inner.cache {
+                cache.remove(token);
+            }
+            return Some(Err(ErrorKind::Expired.into()));
+        }
+        if inner.revocations.is_revoked(&hit) {
+            return Some(Err(ErrorKind::Revoked.into()));
+        }
+        Some(Ok(hit))
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Arc<Verified<Claims>>, VerifyError> {
+        let inner = &*self.0;
+        let parsed = UnverifiedToken::parse(token)?;
+        let mut keys = inner.keys.current();
+        if let (Keys::Remote(remote), Some(kid)) = (&inner.keys, parsed.kid()) {
+            // Only a token that could verify once the key is known may cause a fetch.
+            if !keys.contains(kid) && inner.policy.allows(parsed.header().alg()) {
+                keys = remote.refetch_for_unknown_kid(kid).await;
+            }
+        }
+        let verified = parsed.verify(&keys, &inner.policy, inner.clock.now())?;
+        if inner.revocations.is_revoked(&verified) {
+            return Err(ErrorKind::Revoked.into());
+        }
+        let verified = Arc::new(verified);
+        if let Some(cache) = &inner.cache {
+            cache.insert(token, Arc::clone(&verified));
+        }
+        Ok(verified)
+    }
+}
+
+/// Writes a security log event for a refused token: the internal reason code and the
+/// SHA-256 of the token. The token itself is never logged.
+pub(crate) fn log_rejection(token: &str, error: &VerifyError) {
+    let reason = error.kind().code();
+    if error.is_expired() {
+        tracing::debug!(target: "wristband::security", reason, token_sha256 = %token_digest(token), "token refused");
+    } else {
+        tracing::warn!(target: "wristband::security", reason, token_sha256 = %token_digest(token), "token refused");
+    }
+}
+
+/// Hex SHA-256 of a token, for logs. Oversized input is hashed only up to the cap plus one
+/// byte: enough to tell tokens apart without hashing megabytes on an attacker's request.
+pub fn token_digest(token: &str) -> String {
+    let bytes = token.as_bytes();
+    let bytes = &bytes[..bytes.len().min(MAX_TOKEN_BYTES + 1)];
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_sha256_hex() {
+        assert_eq!(
+            token_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
