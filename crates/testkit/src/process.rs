@@ -14,8 +14,9 @@ use tokio::process::{Child, Command};
 /// test binary.
 ///
 /// `cargo test` builds a package's examples next to its test binaries
-/// (`target/<profile>/examples/`). When the binary is missing (for example because only
-/// one test target was asked for), it is built with `cargo build --example`.
+/// (`target/<profile>/examples/`). When the binary is missing, or older than a source file
+/// of the workspace's crates (for example because only one test target was built), it is
+/// built with `cargo build --example` first.
 pub fn example_binary(package: &str, name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test binary>
@@ -24,12 +25,17 @@ pub fn example_binary(package: &str, name: &str) -> PathBuf {
         .and_then(Path::parent)
         .expect("test binary inside target/<profile>/deps");
     let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let stale = match built {
+        None => true,
+        Some(built) => newest_source(&workspace.join("crates")).is_some_and(|t| t > built),
+    };
+    if stale {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let target_dir = profile_dir.parent().expect("target dir");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(workspace)
+        cmd.current_dir(&workspace)
             .args(["build", "-p", package, "--example", name, "--target-dir"])
             .arg(target_dir);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
@@ -40,6 +46,31 @@ pub fn example_binary(package: &str, name: &str) -> PathBuf {
     }
     assert!(path.exists(), "example binary {} not found", path.display());
     path
+}
+
+/// The latest modification time of a `.rs` or `Cargo.toml` file under `dir`.
+fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "rs")
+                || p.file_name().is_some_and(|n| n == "Cargo.toml")
+            {
+                if let Ok(t) = meta.modified() {
+                    newest = newest.max(Some(t));
+                }
+            }
+        }
+    }
+    newest
 }
 
 /// A running service process that printed `listening on ADDR`. Killed on drop.
