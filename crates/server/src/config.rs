@@ -1,0 +1,333 @@
+//! Typed, layered settings: defaults, then a TOML file, then environment variables and flags
+//! (the CLI maps both onto [`Overrides`]). Unknown keys are refused; everything is
+//! validated by [`Config::validate`] before the service starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use wristband_jose::Algorithm;
+
+/// A setting is out of range or cannot be parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Argon2Config {
+    /// Memory in KiB (OWASP minimum: 19456).
+    pub memory_kib: u32,
+    /// Iterations.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Argon2Config {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Login throttling: growing delays after a number of free failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Failures allowed for one account from one IP before delays start.
+    pub pair_free_failures: u32,
+    /// Failures allowed for one account from all IPs before delays start.
+    pub account_free_failures: u32,
+    /// Failures allowed from one IP over all accounts before delays start.
+    pub ip_free_failures: u32,
+    /// Longest delay imposed, so that nobody can be locked out for good.
+    #[serde(with = "duration_str")]
+    pub max_delay: Duration,
+    /// Failures are forgotten this long after the first one.
+    #[serde(with = "duration_str")]
+    pub window: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            pair_free_failures: 5,
+            account_free_failures: 20,
+            ip_free_failures: 50,
+            max_delay: Duration::from_secs(15 * 60),
+            window: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// Every setting of `wristband serve`. See `wristband.example.toml` for the documented list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database and key files.
+    pub data_dir: PathBuf,
+    /// Database URL; default: `wristband.db` in `data_dir`.
+    pub database: Option<String>,
+    /// Token issuer; default `http://<listen>`.
+    pub issuer: Option<String>,
+    /// Audience of issued access tokens.
+    pub audience: String,
+    /// Signing algorithm.
+    pub alg: Algorithm,
+    /// `client_id` claim of tokens issued through `/v1/login`.
+    pub client_id: String,
+    /// Access-token lifetime (1m to 60m).
+    #[serde(with = "duration_str")]
+    pub access_ttl: Duration,
+    /// A session ends after this long without a refresh.
+    #[serde(with = "duration_str")]
+    pub refresh_idle_ttl: Duration,
+    /// A session ends this long after login, whatever happens.
+    #[serde(with = "duration_str")]
+    pub refresh_absolute_ttl: Duration,
+    /// How long the immediate predecessor of a refresh token may still be exchanged (0 to 60 s).
+    #[serde(with = "duration_str")]
+    pub refresh_grace: Duration,
+    /// Enables `POST /v1/users`.
+    pub allow_registration: bool,
+    /// `Cache-Control: max-age` of the JWKS.
+    #[serde(with = "duration_str")]
+    pub jwks_max_age: Duration,
+    /// Password hashes running at once; default: the number of CPUs.
+    pub hash_concurrency: Option<usize>,
+    /// Password hashing cost.
+    pub argon2: Argon2Config,
+    /// Login throttling.
+    pub throttle: ThrottleConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./wristband-data"),
+            database: None,
+            issuer: None,
+            audience: "wristband".into(),
+            alg: Algorithm::RS256,
+            client_id: "wristband".into(),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_idle_ttl: Duration::from_secs(14 * 86_400),
+            refresh_absolute_ttl: Duration::from_secs(30 * 86_400),
+            refresh_grace: Duration::from_secs(10),
+            allow_registration: false,
+            jwks_max_age: Duration::from_secs(300),
+            hash_concurrency: None,
+            argon2: Argon2Config::default(),
+            throttle: ThrottleConfig::default(),
+        }
+    }
+}
+
+/// Settings given on the command line or in `WRISTBAND_*` variables; each `Some` wins over
+/// the file.
+#[derive(Debug, Clone, Default)]
+#[allow(missing_docs)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub alg: Option<Algorithm>,
+    pub access_ttl: Option<Duration>,
+    pub refresh_idle_ttl: Option<Duration>,
+    pub refresh_absolute_ttl: Option<Duration>,
+    pub refresh_grace: Option<Duration>,
+    pub allow_registration: Option<bool>,
+}
+
+impl Config {
+    /// Parses a TOML file's text; unknown keys are errors.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.message().to_owned()))
+    }
+
+    /// Applies flag and environment overrides.
+    pub fn apply(mut self, o: Overrides) -> Self {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
+        }
+        set!(
+            listen,
+            data_dir,
+            audience,
+            alg,
+            access_ttl,
+            refresh_idle_ttl,
+            refresh_absolute_ttl,
+            refresh_grace,
+            allow_registration
+        );
+        if o.database.is_some() {
+            self.database = o.database;
+        }
+        if o.issuer.is_some() {
+            self.issuer = o.issuer;
+        }
+        self
+    }
+
+    /// Checks every range; call before starting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: &str| Err(ConfigError(m.to_owned()));
+        let ttl = self.access_ttl.as_secs();
+        if !(60..=3600).contains(&ttl) {
+            return err("access_ttl must be between 1m and 60m");
+        }
+        if self.refresh_grace > Duration::from_secs(60) {
+            return err("refresh_grace must be between 0s and 60s");
+        }
+        if self.refresh_idle_ttl.is_zero() || self.refresh_idle_ttl > self.refresh_absolute_ttl {
+            return err("refresh_idle_ttl must be positive and at most refresh_absolute_ttl");
+        }
+        if self.audience.is_empty() || self.client_id.is_empty() {
+            return err("audience and client_id must not be empty");
+        }
+        if let Some(iss) = &self.issuer {
+            if url::Url::parse(iss).is_err() {
+                return err("issuer must be an absolute URL");
+            }
+        }
+        let a = self.argon2;
+        if a.memory_kib < 8 * a.parallelism || a.iterations == 0 || a.parallelism == 0 {
+            return err("argon2 parameters out of range");
+        }
+        if self.throttle.window.is_zero() || self.throttle.max_delay.is_zero() {
+            return err("throttle window and max_delay must be positive");
+        }
+        Ok(())
+    }
+
+    /// The issuer URL, defaulting to `http://<listen>`.
+    pub fn issuer(&self) -> String {
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+/// Parses `90s`, `15m`, `1h`, `14d` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
+    let s = s.trim();
+    let bad = || {
+        ConfigError(format!(
+            "cannot parse duration {s:?} (use e.g. 30s, 15m, 1h, 14d)"
+        ))
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).map(Duration::from_secs).ok_or_else(bad)
+}
+
+/// Formats a duration the way [`parse_duration`] reads it.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+mod duration_str {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(t) => super::parse_duration(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(
+            parse_duration("14d").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert_eq!(format_duration(Duration::from_secs(900)), "15m");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(Config::from_toml("listen = \"127.0.0.1:9000\"\nbogus = 1").is_err());
+        assert!(Config::from_toml("[argon2]\nmemroy_kib = 1").is_err());
+        let c = Config::from_toml("access_ttl = \"5m\"\n[argon2]\nmemory_kib = 4096").unwrap();
+        assert_eq!(c.access_ttl, Duration::from_secs(300));
+        assert_eq!(c.argon2.memory_kib, 4096);
+        assert_eq!(c.argon2.iterations, 2);
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let ok = Config::default();
+        ok.validate().unwrap();
+        for bad in [
+            Config {
+                access_ttl: Duration::from_secs(59),
+                ..Config::default()
+            },
+            Config {
+                access_ttl: Duration::from_secs(3601),
+                ..Config::default()
+            },
+            Config {
+                refresh_grace: Duration::from_secs(61),
+                ..Config::default()
+            },
+            Config {
+                refresh_idle_ttl: Duration::from_secs(31 * 86_400),
+                ..Config::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        let c = Config::default().apply(Overrides {
+            access_ttl: Some(Duration::from_secs(120)),
+            ..Overrides::default()
+        });
+        assert_eq!(c.access_ttl, Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,538 @@
+//! The auth service's domain: login, refresh rotation with reuse detection, logout, users.
+//!
+//! Nothing here knows about HTTP or SQL: it talks to a [`Store`] and reads time from a
+//! [`Clock`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use wristband_jose::{
+    sign, Algorithm, Claims, Clock, Jwks, Policy, SecretString, UnverifiedToken, Verified,
+};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{SessionRecord, Store, StoreError, UserRecord};
+
+pub mod keys;
+pub mod password;
+mod throttle;
+pub mod users;
+
+pub use keys::KeyMaterial;
+pub use password::Passwords;
+
+/// Writes a structured audit event (`event=...`) to the `wristband::audit` log target.
+/// Never pass tokens, passwords or hashes.
+macro_rules! audit {
+    ($event:literal $(, $($field:tt)*)?) => {
+        tracing::info!(target: "wristband::audit", event = $event $(, $($field)*)?)
+    };
+}
+pub(crate) use audit;
+
+/// What can go wrong in the domain. The HTTP layer maps each to a status in one place.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainError {
+    /// Unknown user, wrong password or disabled account: deliberately indistinguishable.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failed logins; retry after this many seconds.
+    #[error("too many attempts")]
+    Throttled {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// A refresh token that is unknown, expired, revoked or reused.
+    #[error("invalid grant")]
+    InvalidGrant,
+    /// No bearer token was sent.
+    #[error("missing token")]
+    MissingToken,
+    /// The bearer token failed verification.
+    #[error("invalid token")]
+    InvalidToken {
+        /// True when the only problem is expiry.
+        expired: bool,
+    },
+    /// The request is well-formed JSON but its content is refused; the text is safe to show.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The resource exists already.
+    #[error("already exists")]
+    Conflict,
+    /// No such resource.
+    #[error("not found")]
+    NotFound,
+    /// The store cannot be reached.
+    #[error("store unavailable")]
+    Unavailable,
+    /// A bug or an environment failure; the text goes to logs only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => DomainError::Conflict,
+            StoreError::Unavailable(source) => {
+                tracing::error!(error = %source, "store unavailable");
+                DomainError::Unavailable
+            }
+            other => {
+                DomainError::Internal(format!("{other}: {:?}", std::error::Error::source(&other)))
+            }
+        }
+    }
+}
+
+/// Who is calling, for audit and throttling.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// The client's IP address.
+    pub ip: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+}
+
+/// An access token and a refresh token.
+#[derive(Clone)]
+pub struct TokenPair {
+    /// Signed JWT access token.
+    pub access_token: String,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u64,
+    /// Opaque refresh token.
+    pub refresh_token: String,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of a token: the only form in which refresh tokens are stored.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, token.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+/// A random id: 128 bits, base64url, with a readable prefix.
+pub(crate) fn random_id(prefix: &str) -> Result<String, DomainError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| DomainError::Internal(e.to_string()))?;
+    Ok(format!("{prefix}{}", wristband_jose::b64::encode(bytes)))
+}
+
+fn new_refresh_token() -> Result<String, DomainError> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| DomainError::Internal(e.to_string()))?;
+    Ok(wristband_jose::b64::encode(bytes))
+}
+
+/// Refresh tokens are 43 base64url characters (256 bits); anything else is refused before
+/// touching the store.
+fn looks_like_refresh_token(t: &str) -> bool {
+    t.len() == 43
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The auth service: everything the HTTP handlers call.
+pub struct AuthService {
+    config: Config,
+    issuer: String,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    keys: KeyMaterial,
+    passwords: Passwords,
+    policy: Policy,
+    metrics: Arc<Metrics>,
+}
+
+impl fmt::Debug for AuthService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthService")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthService {
+    /// Builds the service. `config.issuer` must be resolved (see [`Config::issuer`]).
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keys: KeyMaterial,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, DomainError> {
+        let issuer = config.issuer();
+        let concurrency = config.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        });
+        let passwords = Passwords::new(config.argon2, concurrency)?;
+        let algs: &[Algorithm] = &[keys.signing().algorithm()];
+        let policy = Policy::builder(issuer.clone(), config.audience.clone())
+            .algorithms(algs)
+            .leeway(Duration::from_secs(5))
+            .max_lifetime(config.access_ttl)
+            .build()
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        Ok(AuthService {
+            config,
+            issuer,
+            store,
+            clock,
+            keys,
+            passwords,
+            policy,
+            metrics,
+        })
+    }
+
+    /// The issuer URL.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The password hasher.
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    fn now(&self) -> i64 {
+        i64::try_from(self.clock.now().as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// The public JWKS.
+    pub fn jwks(&self) -> Jwks {
+        self.keys.jwks()
+    }
+
+    /// Whether the store answers.
+    pub async fn ready(&self) -> bool {
+        self.store.ping().await.is_ok()
+    }
+
+    /// Checks a password and starts a new session.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, DomainError> {
+        let now = self.now();
+        let throttle = throttle::Keys::new(username, client.ip.as_deref());
+        if let Some(retry_after) = throttle.blocked(self, now).await? {
+            self.metrics.login("throttled");
+            audit!("login_throttled", ip = client.ip.as_deref(), retry_after);
+            return Err(DomainError::Throttled { retry_after });
+        }
+        if password.expose().len() > password::MAX_PASSWORD_BYTES {
+            // Do not spend a KDF run on hostile input, but count the failure.
+            throttle.record_failure(self, now).await?;
+            return Err(DomainError::InvalidCredentials);
+        }
+        let user = self.store.user_by_name(username).await?;
+        let verdict = self
+            .passwords
+            .verify(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
+        let user = match user {
+            Some(u) if verdict.ok && !u.disabled => u,
+            other => {
+                throttle.record_failure(self, now).await?;
+                self.metrics.login("failed");
+                let reason = match &other {
+                    None => "unknown_user",
+                    Some(u) if u.disabled && verdict.ok => "disabled",
+                    Some(_) => "wrong_password",
+                };
+                audit!(
+                    "login_failed",
+                    user_id = other.as_ref().map(|u| u.id.as_str()),
+                    ip = client.ip.as_deref(),
+                    reason
+                );
+                return Err(DomainError::InvalidCredentials);
+            }
+        };
+        throttle.clear_on_success(self).await?;
+        if verdict.needs_rehash {
+            let hash = self.passwords.hash(password).await?;
+            self.store.set_password_hash(&user.id, &hash, now).await?;
+            audit!("password_rehashed", user_id = %user.id);
+        }
+        let pair = self.start_session(&user, client, now).await?;
+        self.metrics.login("ok");
+        Ok(pair)
+    }
+
+    async fn start_session(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Result<TokenPair, DomainError> {
+        let refresh_token = new_refresh_token()?;
+        let absolute =
+            i64::try_from(self.config.refresh_absolute_ttl.as_secs()).unwrap_or(i64::MAX);
+        let session = SessionRecord {
+            id: random_id("ses_")?,
+            user_id: user.id.clone(),
+            client_id: self.config.client_id.clone(),
+            created_at: now,
+            last_used_at: now,
+            absolute_expires_at: now.saturating_add(absolute),
+            generation: 0,
+            rotated_at: None,
+            revoked_at: None,
+            user_agent: client
+                .user_agent
+                .as_ref()
+                .map(|s| s.chars().take(256).collect()),
+            ip: client.ip.clone(),
+        };
+        self.store
+            .create_session(&session, &token_hash(&refresh_token))
+            .await?;
+        audit!("login_ok", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
+        self.pair(user, &session.id, refresh_token, now)
+    }
+
+    fn pair(
+        &self,
+        user: &UserRecord,
+        session_id: &str,
+        refresh_token: String,
+        now: i64,
+    ) -> Result<TokenPair, DomainError> {
+        let ttl = self.config.access_ttl;
+        let now = wristband_jose::UnixTime::from_secs(u64::try_from(now).unwrap_or(0));
+        let claims = Claims::new(
+            self.issuer.clone(),
+            user.id.clone(),
+            self.config.audience.as_str(),
+            now,
+            ttl,
+        )
+        .with_client_id(self.config.client_id.clone())
+        .with_role(user.role.clone())
+        .with_sid(session_id);
+        let access_token =
+            sign(self.keys.signing(), &claims).map_err(|e| DomainError::Internal(e.to_string()))?;
+        self.metrics.tokens_issued.inc();
+        Ok(TokenPair {
+            access_token,
+            expires_in: ttl.as_secs(),
+            refresh_token,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair in the same session.
+    ///
+    /// The current token rotates atomically. Its immediate predecessor may be exchanged again
+    /// within the grace window and gets the same successor (derived by HMAC), so concurrent
+    /// refreshes converge. Any other old token revokes the whole session.
+    pub async fn refresh(
+        &self,
+        token: &str,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, DomainError> {
+        let result = self.refresh_inner(token, client).await;
+        if matches!(result, Err(DomainError::InvalidGrant)) {
+            self.metrics.refresh("invalid");
+        }
+        result
+    }
+
+    async fn refresh_inner(
+        &self,
+        token: &str,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, DomainError> {
+        if !looks_like_refresh_token(token) {
+            return Err(DomainError::InvalidGrant);
+        }
+        let now = self.now();
+        let Some(record) = self.store.refresh_token(&token_hash(token)).await? else {
+            return Err(DomainError::InvalidGrant);
+        };
+        let mut session = self
+            .store
+            .session(&record.session_id)
+            .await?
+            .ok_or(DomainError::InvalidGrant)?;
+        let idle = i64::try_from(self.config.refresh_idle_ttl.as_secs()).unwrap_or(i64::MAX);
+        let grace = i64::try_from(self.config.refresh_grace.as_secs()).unwrap_or(0);
+        // Two rounds at most: a lost race for the rotation re-reads the session once.
+        for _ in 0..2 {
+            if session.revoked_at.is_some() {
+                return Err(DomainError::InvalidGrant);
+            }
+            if now >= session.absolute_expires_at
+                || now >= session.last_used_at.saturating_add(idle)
+            {
+                if self
+                    .store
+                    .revoke_session(&session.id, "expired", now)
+                    .await?
+                {
+                    audit!("session_expired", user_id = %session.user_id, session_id = %session.id);
+                }
+                return Err(DomainError::InvalidGrant);
+            }
+            let user = match self.store.user_by_id(&session.user_id).await? {
+                Some(u) if !u.disabled => u,
+                _ => return Err(DomainError::InvalidGrant),
+            };
+            let successor = self.keys.successor(token);
+            if record.generation == session.generation {
+                if self
+                    .store
+                    .rotate(&session.id, record.generation, &token_hash(&successor), now)
+                    .await?
+                {
+                    self.metrics.refresh("ok");
+                    audit!("refresh_ok", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
+                    return self.pair(&user, &session.id, successor, now);
+                }
+                // Someone else rotated it between our read and our write: look again.
+                session = self
+                    .store
+                    .session(&record.session_id)
+                    .await?
+                    .ok_or(DomainError::InvalidGrant)?;
+                continue;
+            }
+            let in_grace = record.generation + 1 == session.generation
+                && session.rotated_at.is_some_and(|t| now - t < grace);
+            if in_grace {
+                self.store.touch_session(&session.id, now).await?;
+                self.metrics.refresh("grace");
+                audit!("refresh_grace", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
+                return self.pair(&user, &session.id, successor, now);
+            }
+            self.store
+                .revoke_session(&session.id, "refresh_reuse", now)
+                .await?;
+            self.metrics.refresh("reuse");
+            tracing::warn!(
+                target: "wristband::audit",
+                event = "refresh_token_reuse_detected",
+                user_id = %session.user_id,
+                session_id = %session.id,
+                generation = record.generation,
+                current_generation = session.generation,
+                ip = client.ip.as_deref(),
+            );
+            return Err(DomainError::InvalidGrant);
+        }
+        Err(DomainError::InvalidGrant)
+    }
+
+    /// Verifies one of our own access tokens and checks that its session is still live.
+    pub async fn authenticate(&self, token: &str) -> Result<Verified<Claims>, DomainError> {
+        let now = self.clock.now();
+        let verified = UnverifiedToken::parse(token)
+            .and_then(|t| t.verify(self.keys.keyset(), &self.policy, now))
+            .map_err(|e| {
+                tracing::debug!(reason = e.kind().code(), "access token refused");
+                DomainError::InvalidToken {
+                    expired: e.is_expired(),
+                }
+            })?;
+        if let Some(sid) = &verified.sid {
+            match self.store.session(sid).await? {
+                Some(s) if s.revoked_at.is_none() && s.user_id == verified.sub => {}
+                _ => return Err(DomainError::InvalidToken { expired: false }),
+            }
+        }
+        Ok(verified)
+    }
+
+    /// Ends the session of `access_token`, and that of `refresh_token` if it is the same
+    /// user's. Its refresh tokens stop working at once.
+    pub async fn logout(
+        &self,
+        access_token: &str,
+        refresh_token: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<(), DomainError> {
+        let claims = self.authenticate(access_token).await?;
+        let now = self.now();
+        if let Some(sid) = &claims.sid {
+            self.store.revoke_session(sid, "logout", now).await?;
+            audit!("logout", user_id = %claims.sub, session_id = %sid, ip = client.ip.as_deref());
+        }
+        if let Some(rt) = refresh_token.filter(|t| looks_like_refresh_token(t)) {
+            if let Some(record) = self.store.refresh_token(&token_hash(rt)).await? {
+                if let Some(s) = self.store.session(&record.session_id).await? {
+                    if s.user_id == claims.sub
+                        && self.store.revoke_session(&s.id, "logout", now).await?
+                    {
+                        audit!("logout", user_id = %claims.sub, session_id = %s.id, ip = client.ip.as_deref());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The user behind an access token.
+    pub async fn me(&self, access_token: &str) -> Result<UserRecord, DomainError> {
+        let claims = self.authenticate(access_token).await?;
+        match self.store.user_by_id(&claims.sub).await? {
+            Some(u) if !u.disabled => Ok(u),
+            _ => Err(DomainError::InvalidToken { expired: false }),
+        }
+    }
+
+    /// Self-service registration (only when enabled).
+    pub async fn register(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<UserRecord, DomainError> {
+        if !self.config.allow_registration {
+            return Err(DomainError::NotFound);
+        }
+        let user = users::add_user(
+            &*self.store,
+            &self.passwords,
+            username,
+            password,
+            "user",
+            self.now(),
+        )
+        .await?;
+        Ok(user)
+    }
+}

@@ -1,0 +1,224 @@
+//! Password policy and Argon2id hashing on a bounded blocking pool.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+use wristband_jose::SecretString;
+
+use super::DomainError;
+use crate::config::Argon2Config;
+
+/// Shortest password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password, in bytes: bounds the hashing cost of hostile input.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Checks a new password: length, and a zxcvbn score of at least 2. The error says why.
+pub fn check_policy(password: &str, username: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "password must be at least {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(format!(
+            "password must be at most {MAX_PASSWORD_BYTES} bytes"
+        ));
+    }
+    let entropy = zxcvbn::zxcvbn(password, &[username, "wristband"]);
+    if (entropy.score() as u8) < 2 {
+        let reason = entropy
+            .feedback()
+            .and_then(|f| f.warning().map(|w| w.to_string()))
+            .unwrap_or_else(|| "this password is too easy to guess".to_owned());
+        return Err(format!("password too weak: {reason}"));
+    }
+    Ok(())
+}
+
+/// The outcome of checking a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// The password matched.
+    pub ok: bool,
+    /// The stored hash used other parameters and should be replaced.
+    pub needs_rehash: bool,
+}
+
+/// Argon2id hashing, run on tokio's blocking pool behind a semaphore so that a login flood
+/// queues here instead of starving the threads that verify tokens.
+#[derive(Clone)]
+pub struct Passwords {
+    argon: Argon2<'static>,
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, checked for unknown users so that they cost the same.
+    dummy_hash: Arc<str>,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> DomainError {
+    DomainError::Internal(e.to_string())
+}
+
+fn salt() -> Result<SaltString, DomainError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(internal)?;
+    SaltString::encode_b64(&bytes).map_err(internal)
+}
+
+impl Passwords {
+    /// A hasher with the given cost, allowing `concurrency` hashes at once.
+    pub fn new(cfg: Argon2Config, concurrency: usize) -> Result<Self, DomainError> {
+        let params =
+            Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None).map_err(internal)?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let mut random = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut random).map_err(internal)?;
+        let dummy_hash = argon
+            .hash_password(&random, &salt()?)
+            .map_err(internal)?
+            .to_string();
+        Ok(Passwords {
+            argon,
+            params,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    /// Hashes a password as a PHC string.
+    pub async fn hash(&self, password: SecretString) -> Result<String, DomainError> {
+        let argon = self.argon.clone();
+        let salt = salt()?;
+        self.run(move || {
+            argon
+                .hash_password(password.expose().as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(internal)
+        })
+        .await?
+    }
+
+    /// Checks a password against a stored hash, or against the dummy hash when there is no
+    /// user, so that both cases take the same time.
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<Verdict, DomainError> {
+        let argon = self.argon.clone();
+        let params = self.params.clone();
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        self.run(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
+                return Verdict {
+                    ok: false,
+                    needs_rehash: false,
+                };
+            };
+            let ok = argon
+                .verify_password(password.expose().as_bytes(), &parsed)
+                .is_ok()
+                && known;
+            let needs_rehash = ok
+                && (parsed.algorithm != argon2::ARGON2ID_IDENT
+                    || Params::try_from(&parsed).map_or(true, |p| {
+                        p.m_cost() != params.m_cost()
+                            || p.t_cost() != params.t_cost()
+                            || p.p_cost() != params.p_cost()
+                    }));
+            Verdict { ok, needs_rehash }
+        })
+        .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, DomainError> {
+        let _permit = self.permits.acquire().await.map_err(internal)?;
+        tokio::task::spawn_blocking(f).await.map_err(internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> Argon2Config {
+        Argon2Config {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+
+    #[test]
+    fn policy() {
+        assert!(check_policy("short", "alice").is_err());
+        assert!(check_policy("password", "alice")
+            .unwrap_err()
+            .contains("weak"));
+        assert!(check_policy("alicealice", "alice").is_err());
+        assert!(check_policy(&"x".repeat(1025), "alice").is_err());
+        check_policy("correct horse battery staple", "alice").unwrap();
+    }
+
+    #[tokio::test]
+    async fn hash_verify_and_rehash() {
+        let p = Passwords::new(cheap(), 2).unwrap();
+        let h = p.hash(SecretString::new("pw-123456".into())).await.unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        let v = p
+            .verify(SecretString::new("pw-123456".into()), Some(h.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            v,
+            Verdict {
+                ok: true,
+                needs_rehash: false
+            }
+        );
+        let v = p
+            .verify(SecretString::new("wrong".into()), Some(h.clone()))
+            .await
+            .unwrap();
+        assert!(!v.ok);
+        let v = p
+            .verify(SecretString::new("pw-123456".into()), None)
+            .await
+            .unwrap();
+        assert!(!v.ok, "unknown user never matches");
+        let stronger = Passwords::new(
+            Argon2Config {
+                memory_kib: 128,
+                ..cheap()
+            },
+            2,
+        )
+        .unwrap();
+        let v = stronger
+            .verify(SecretString::new("pw-123456".into()), Some(h))
+            .await
+            .unwrap();
+        assert_eq!(
+            v,
+            Verdict {
+                ok: true,
+                needs_rehash: true
+            }
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! The one place where errors become HTTP responses: status, `WWW-Authenticate` and a stable
+//! JSON body `{"error": code, "error_description": text}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::DomainError;
+
+/// The realm named in `WWW-Authenticate`.
+pub const REALM: &str = "wristband";
+
+/// An error on its way to the client.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// From the domain.
+    Domain(DomainError),
+    /// The body is not valid JSON, or not of the expected shape.
+    MalformedBody,
+    /// The body is larger than the limit.
+    PayloadTooLarge,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// No route.
+    NotFound,
+    /// Route exists, method does not.
+    MethodNotAllowed,
+    /// The request is malformed in another way (e.g. two credentials).
+    InvalidRequest(&'static str),
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError::Domain(e)
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    error_description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+}
+
+fn json(status: StatusCode, error: &str, description: &str) -> Response {
+    body(status, error, description, None)
+}
+
+fn body(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+    correlation_id: Option<&str>,
+) -> Response {
+    let body = Body {
+        error,
+        error_description: description,
+        correlation_id,
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn bearer_challenge(error: Option<&str>) -> HeaderValue {
+    let value = match error {
+        None => format!("Bearer realm=\"{REALM}\""),
+        Some(e) => format!("Bearer realm=\"{REALM}\", error=\"{e}\""),
+    };
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer"))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use DomainError as D;
+        match self {
+            ApiError::Domain(D::InvalidCredentials) => json(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "invalid username or password",
+            ),
+            ApiError::Domain(D::Throttled { retry_after }) => {
+                let mut r = json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    "too many failed attempts; retry later",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+                r
+            }
+            ApiError::Domain(D::InvalidGrant) => json(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked",
+            ),
+            ApiError::Domain(D::MissingToken) => {
+                let mut r = json(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "a bearer token is required",
+                );
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, bearer_challenge(None));
+                r
+            }
+            ApiError::Domain(D::InvalidToken { expired }) => {
+                let description = if expired {
+                    "token expired"
+                } else {
+                    "token invalid"
+                };
+                let mut r = json(StatusCode::UNAUTHORIZED, "invalid_token", description);
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    bearer_challenge(Some("invalid_token")),
+                );
+                r
+            }
+            ApiError::Domain(D::InvalidRequest(text)) => {
+                json(StatusCode::BAD_REQUEST, "invalid_request", &text)
+            }
+            ApiError::Domain(D::Conflict) => json(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the resource already exists",
+            ),
+            ApiError::Domain(D::NotFound) | ApiError::NotFound => {
+                json(StatusCode::NOT_FOUND, "not_found", "no such resource")
+            }
+            ApiError::Domain(D::Unavailable) => {
+                let mut r = json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the service is temporarily unavailable",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
+            ApiError::Domain(D::Internal(detail)) => {
+                let id = crate::domain::random_id("err_").unwrap_or_else(|_| "err_unknown".into());
+                tracing::error!(correlation_id = %id, error = %detail, "internal error");
+                body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                    Some(&id),
+                )
+            }
+            ApiError::MalformedBody => json(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request body is not valid JSON of the expected shape",
+            ),
+            ApiError::PayloadTooLarge => json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            ),
+            ApiError::UnsupportedMediaType => json(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ),
+            ApiError::MethodNotAllowed => json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this resource",
+            ),
+            ApiError::InvalidRequest(text) => {
+                let mut r = json(StatusCode::BAD_REQUEST, "invalid_request", text);
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    bearer_challenge(Some("invalid_request")),
+                );
+                r
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! HTTP: the router, the start-up of a listening [`App`], and request metrics.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use wristband_jose::Clock;
+
+use crate::config::{Config, ConfigError};
+use crate::domain::{AuthService, DomainError, KeyMaterial};
+use crate::metrics::{Metrics, Route};
+use crate::store::{SqliteStore, Store, StoreError};
+
+pub mod error;
+pub mod extract;
+mod handlers;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Shared state of the handlers.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The domain service.
+    pub service: Arc<AuthService>,
+}
+
+/// The routes of the auth service.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/login", post(handlers::login))
+        .route("/v1/refresh", post(handlers::refresh))
+        .route("/v1/logout", post(handlers::logout))
+        .route("/v1/me", get(handlers::me))
+        .route("/v1/users", post(handlers::register))
+        .route("/.well-known/jwks.json", get(handlers::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(handlers::metadata),
+        )
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), track_latency))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .with_state(state)
+}
+
+async fn track_latency(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let status = format!("{}xx", response.status().as_u16() / 100);
+    s.service
+        .metrics()
+        .http_latency
+        .get_or_create(&Route {
+            route,
+            method,
+            status,
+        })
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Binding or creating files failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// Keys or the domain could not be set up.
+    #[error("{0}")]
+    Domain(#[from] DomainError),
+}
+
+/// Opens the store named by the configuration: the `database` URL, or a SQLite file in the
+/// data directory.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match config.database.as_deref() {
+        None => {
+            create_private_dir(&config.data_dir)?;
+            Ok(Arc::new(
+                SqliteStore::open(&config.data_dir.join("wristband.db")).await?,
+            ))
+        }
+        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
+        Some(_) => Err(ConfigError(
+            "database must be a sqlite: URL (PostgreSQL support is planned)".into(),
+        )
+        .into()),
+    }
+}
+
+/// Creates a directory that only the owner can enter.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path)
+}
+
+/// A bound, ready-to-run auth service.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    service: Arc<AuthService>,
+    created_key: bool,
+}
+
+impl App {
+    /// Validates the configuration, binds the listener (port 0 picks a free port), opens the
+    /// store (running migrations) and loads or creates the keys.
+    pub async fn build(mut config: Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+        config.validate()?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        if config.issuer.is_none() {
+            config.issuer = Some(format!("http://{addr}"));
+        }
+        let store = open_store(&config).await?;
+        create_private_dir(&config.data_dir)?;
+        let (keys, created_key) =
+            KeyMaterial::load_or_create(&config.data_dir.join("keys"), config.alg)?;
+        let metrics = Arc::new(Metrics::default());
+        let service = Arc::new(AuthService::new(config, store, clock, keys, metrics)?);
+        Ok(App {
+            listener,
+            addr,
+            service,
+            created_key,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The domain service (for tests and the CLI).
+    pub fn service(&self) -> &Arc<AuthService> {
+        &self.service
+    }
+
+    /// True when this start created a new signing key.
+    pub fn created_key(&self) -> bool {
+        self.created_key
+    }
+
+    /// Serves until `shutdown` completes, then drains requests in flight.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = router(AppState {
+            service: self.service,
+        });
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}

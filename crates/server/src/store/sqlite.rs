@@ -1,0 +1,414 @@
+//! The embedded SQLite store: one file, WAL journal, migrations compiled into the binary.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use super::{
+    RefreshRecord, SessionRecord, Store, StoreError, StoreResult, ThrottleRecord, UserRecord,
+};
+
+/// SQLite-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
+        sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some("5" | "6" | "10" | "13" | "14")) =>
+        {
+            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
+            StoreError::Unavailable(Box::new(e))
+        }
+        _ => StoreError::Other(Box::new(e)),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the embedded migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL survives a process crash (SIGKILL) without losing committed
+            // transactions; FULL also survives power loss at a cost per commit.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        Self::connect(options).await
+    }
+
+    /// Opens a database from a `sqlite:` URL.
+    pub async fn open_url(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(map_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Runs `PRAGMA integrity_check` and returns its first line (`ok` when healthy).
+    pub async fn integrity_check(&self) -> StoreResult<String> {
+        let row = sqlx::query("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.try_get::<String, _>(0).map_err(map_err)
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<UserRecord, sqlx::Error> {
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        role: row.try_get("role")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
+    Ok(SessionRecord {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        client_id: row.try_get("client_id")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        absolute_expires_at: row.try_get("absolute_expires_at")?,
+        generation: row.try_get("generation")?,
+        rotated_at: row.try_get("rotated_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        user_agent: row.try_get("user_agent")?,
+        ip: row.try_get("ip")?,
+    })
+}
+
+fn throttle_from_row(row: &SqliteRow) -> Result<ThrottleRecord, sqlx::Error> {
+    Ok(ThrottleRecord {
+        failures: row.try_get("failures")?,
+        window_start: row.try_get("window_start")?,
+        last_failure: row.try_get("last_failure")?,
+    })
+}
+
+const USER_COLS: &str = "id, username, password_hash, role, disabled, created_at";
+const SESSION_COLS: &str = "id, user_id, client_id, created_at, last_used_at, \
+     absolute_expires_at, generation, rotated_at, revoked_at, user_agent, ip";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn create_user(&self, u: &UserRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, role, disabled, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(&u.role)
+        .bind(i64::from(u.disabled))
+        .bind(u.created_at)
+        .bind(u.created_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE username = ?");
+        sqlx::query(&sql)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .and_then(|r| r.as_ref().map(user_from_row).transpose())
+            .map_err(map_err)
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .and_then(|r| r.as_ref().map(user_from_row).transpose())
+            .map_err(map_err)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        let sql = format!("SELECT {USER_COLS} FROM users ORDER BY username");
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(user_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
+    }
+
+    async fn set_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<bool> {
+        sqlx::query("UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?")
+            .bind(i64::from(disabled))
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(map_err)
+    }
+
+    async fn set_password_hash(&self, id: &str, hash: &str, now: i64) -> StoreResult<bool> {
+        sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+            .bind(hash)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(map_err)
+    }
+
+    async fn set_role(&self, id: &str, role: &str, now: i64) -> StoreResult<bool> {
+        sqlx::query("UPDATE users SET role = ?, updated_at = ? WHERE id = ?")
+            .bind(role)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(map_err)
+    }
+
+    async fn create_session(&self, s: &SessionRecord, token_hash: &[u8]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, client_id, created_at, last_used_at, \
+             absolute_expires_at, generation, rotated_at, revoked_at, user_agent, ip) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.user_id)
+        .bind(&s.client_id)
+        .bind(s.created_at)
+        .bind(s.last_used_at)
+        .bind(s.absolute_expires_at)
+        .bind(s.generation)
+        .bind(s.rotated_at)
+        .bind(s.revoked_at)
+        .bind(&s.user_agent)
+        .bind(&s.ip)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, session_id, generation, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(&s.id)
+        .bind(s.generation)
+        .bind(s.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+        let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?");
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .and_then(|r| r.as_ref().map(session_from_row).transpose())
+            .map_err(map_err)
+    }
+
+    async fn refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshRecord>> {
+        sqlx::query("SELECT session_id, generation FROM refresh_tokens WHERE hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .and_then(|r| {
+                r.map(|row| {
+                    Ok(RefreshRecord {
+                        session_id: row.try_get("session_id")?,
+                        generation: row.try_get("generation")?,
+                    })
+                })
+                .transpose()
+            })
+            .map_err(map_err)
+    }
+
+    async fn rotate(
+        &self,
+        session_id: &str,
+        expected_generation: i64,
+        new_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let updated = sqlx::query(
+            "UPDATE sessions SET generation = generation + 1, rotated_at = ?, last_used_at = ? \
+             WHERE id = ? AND generation = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(session_id)
+        .bind(expected_generation)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if updated != 1 {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, session_id, generation, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(new_hash)
+        .bind(session_id)
+        .bind(expected_generation + 1)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn touch_session(&self, session_id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = max(last_used_at, ?) WHERE id = ?")
+            .bind(now)
+            .bind(session_id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn revoke_session(&self, session_id: &str, reason: &str, now: i64) -> StoreResult<bool> {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(session_id)
+        .execute(&self.pool)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(map_err)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<u64> {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(map_err)
+    }
+
+    async fn throttle(&self, key: &str) -> StoreResult<ThrottleRecord> {
+        let row = sqlx::query(
+            "SELECT failures, window_start, last_failure FROM login_throttle WHERE key = ?",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(throttle_from_row)
+            .transpose()
+            .map(Option::unwrap_or_default)
+            .map_err(map_err)
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window_secs: i64,
+    ) -> StoreResult<ThrottleRecord> {
+        let row = sqlx::query(
+            "INSERT INTO login_throttle (key, failures, window_start, last_failure) VALUES (?1, 1, ?2, ?2) \
+             ON CONFLICT(key) DO UPDATE SET \
+               failures = CASE WHEN window_start + ?3 <= ?2 THEN 1 ELSE failures + 1 END, \
+               window_start = CASE WHEN window_start + ?3 <= ?2 THEN ?2 ELSE window_start END, \
+               last_failure = ?2 \
+             RETURNING failures, window_start, last_failure",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_secs)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        throttle_from_row(&row).map_err(map_err)
+    }
+
+    async fn clear_throttle(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_throttle WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+}
