@@ -145,14 +145,24 @@ pub struct App {
 impl App {
     /// Validates the configuration, binds the listener (port 0 picks a free port), opens the
     /// store (running migrations) and loads or creates the keys.
-    pub async fn build(mut config: Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+        config.validate()?;
+        let store = open_store(&config).await?;
+        Self::build_with_store(config, store, clock).await
+    }
+
+    /// Like [`App::build`] with a store opened by the caller.
+    pub async fn build_with_store(
+        mut config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, StartError> {
         config.validate()?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         if config.issuer.is_none() {
             config.issuer = Some(format!("http://{addr}"));
         }
-        let store = open_store(&config).await?;
         create_private_dir(&config.data_dir)?;
         let (keys, created_key) =
             KeyMaterial::load_or_create(&config.data_dir.join("keys"), config.alg)?;
