@@ -1,20 +1,27 @@
-//! `wristband`: the command-line tool for Wristband keys and access tokens.
+//! `wristband`: the command-line tool of Wristband: the auth service, users, keys and tokens.
 //!
 //! `main.rs` only parses the command line and maps outcomes to exit codes. The commands
-//! live in their own modules: [`keys`] (key generation), [`token`] (sign and decode),
+//! live in their own modules: [`serve`] (the auth service), [`user`] (user administration
+//! on the service's store), [`demo`] (the live walkthrough), [`keys`] (key generation),
+//! [`token`] (sign and decode),
 //! [`verify`] (local verification against a key or JWKS) and [`audit`] (common mistakes).
 //! [`keyfile`] reads and writes key files, [`fetch`] downloads a JWKS over HTTP, and
-//! [`args`] holds the value parsers shared by several commands.
+//! [`args`] holds the value parsers shared by several commands, and [`settings`] the
+//! layered configuration of the commands that use the store.
 
 #![forbid(unsafe_code)]
 
 mod args;
 mod audit;
+mod demo;
 mod fetch;
 mod keyfile;
 mod keys;
+mod serve;
+mod settings;
 mod timefmt;
 mod token;
+mod user;
 mod verify;
 
 use std::io::{self, Write};
@@ -27,9 +34,11 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "wristband",
     version,
-    about = "Wristband: keys and short-lived access tokens (RFC 9068 JWTs)",
-    long_about = "Wristband: keys and short-lived access tokens (RFC 9068 JWTs).\n\n\
-        Generate signing keys, sign tokens for testing, and decode, verify or audit tokens \
+    about = "Wristband: an auth service, and short-lived access tokens (RFC 9068 JWTs) that any API verifies locally",
+    long_about = "Wristband: an auth service, and short-lived access tokens (RFC 9068 JWTs) that \
+        any API verifies locally.\n\n\
+        Run the auth service, manage its users, play the demo, generate signing keys, sign \
+        tokens for testing, and decode, verify or audit tokens \
         while debugging. Tokens may be given as an argument or, to keep them out of shell \
         history, on standard input (omit TOKEN or pass `-`).",
     after_help = "Exit status: 0 on success; 1 when a token is invalid or an audit finds \
@@ -43,6 +52,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the auth service (SQLite in --data-dir by default).
+    Serve(settings::ServeArgs),
+    /// Manage users in the auth service's store.
+    User(user::UserArgs),
+    /// Play the walkthrough live: auth service, two API services, login, outage, reuse.
+    Demo,
     /// Generate signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -65,6 +80,9 @@ fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
+        Command::Serve(args) => serve::run(&args, &mut out),
+        Command::User(args) => user::run(&args, &mut out),
+        Command::Demo => demo::run(&mut out),
         Command::Keys(cmd) => keys::run(cmd, &mut out),
         Command::Token(cmd) => token::run(cmd, &mut out),
     }

@@ -1,0 +1,66 @@
+//! `wristband serve`: the auth service.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use wristband_jose::SystemClock;
+use wristband_server::http::App;
+
+use crate::settings::{init_logging, runtime, ServeArgs};
+use crate::Outcome;
+
+/// Runs the auth service until SIGINT or SIGTERM, then drains requests in flight.
+pub(crate) fn run(args: &ServeArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let config = args.load()?;
+    init_logging();
+    runtime()?.block_on(async {
+        let data_dir = config.data_dir.clone();
+        let alg = config.alg;
+        let app = App::build(config, Arc::new(SystemClock))
+            .await
+            .context("starting the auth service")?;
+        let issuer = app.service().issuer().to_owned();
+        if app.created_key() {
+            writeln!(
+                out,
+                "created a new {alg} signing key in {}",
+                data_dir.join("keys").display()
+            )?;
+        }
+        writeln!(out, "listening on {}", app.local_addr())?;
+        writeln!(out, "issuer:   {issuer}")?;
+        writeln!(out, "JWKS:     {issuer}/.well-known/jwks.json")?;
+        writeln!(
+            out,
+            "metadata: {issuer}/.well-known/oauth-authorization-server"
+        )?;
+        writeln!(out, "login:    POST {issuer}/v1/login")?;
+        out.flush()?;
+        app.run(shutdown_signal()).await?;
+        tracing::info!("shut down");
+        Ok(Outcome::Success)
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

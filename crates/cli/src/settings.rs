@@ -1,0 +1,122 @@
+//! Settings of the commands that use the auth service's store: defaults, then the TOML file
+//! (`--config`), then `WRISTBAND_*` environment variables, then flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use wristband_server::config::{Config, Overrides};
+
+use crate::args::AlgArg;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    wristband_server::config::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Where the data lives: shared by `serve` and `user`.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// TOML configuration file (see wristband.example.toml).
+    #[arg(long, env = "WRISTBAND_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Directory for the SQLite database and keys [default: ./wristband-data].
+    #[arg(long, env = "WRISTBAND_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Database URL (sqlite:PATH) instead of the file in the data directory.
+    #[arg(long, env = "WRISTBAND_DATABASE")]
+    pub(crate) database: Option<String>,
+}
+
+/// Flags of `wristband serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "WRISTBAND_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Issuer URL [default: http://<listen>].
+    #[arg(long, env = "WRISTBAND_ISSUER")]
+    issuer: Option<String>,
+    /// Audience of issued tokens [default: wristband].
+    #[arg(long, env = "WRISTBAND_AUDIENCE")]
+    audience: Option<String>,
+    /// Signing algorithm [default: RS256].
+    #[arg(long, env = "WRISTBAND_ALG", value_enum)]
+    alg: Option<AlgArg>,
+    /// Access-token lifetime, 1m to 60m [default: 15m].
+    #[arg(long, env = "WRISTBAND_ACCESS_TTL", value_parser = duration)]
+    access_ttl: Option<Duration>,
+    /// Session idle lifetime [default: 14d].
+    #[arg(long, env = "WRISTBAND_REFRESH_IDLE_TTL", value_parser = duration)]
+    refresh_idle_ttl: Option<Duration>,
+    /// Session absolute lifetime [default: 30d].
+    #[arg(long, env = "WRISTBAND_REFRESH_ABSOLUTE_TTL", value_parser = duration)]
+    refresh_absolute_ttl: Option<Duration>,
+    /// Grace window for the previous refresh token, 0s to 60s [default: 10s].
+    #[arg(long, env = "WRISTBAND_REFRESH_GRACE", value_parser = duration)]
+    refresh_grace: Option<Duration>,
+    /// Enable POST /v1/users (self-service registration).
+    #[arg(long, env = "WRISTBAND_ALLOW_REGISTRATION")]
+    allow_registration: Option<bool>,
+}
+
+impl StoreArgs {
+    /// The configuration: file, then these overrides.
+    pub(crate) fn load(&self, extra: Overrides) -> anyhow::Result<Config> {
+        let base = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        let config = base.apply(Overrides {
+            data_dir: self.data_dir.clone(),
+            database: self.database.clone(),
+            ..extra
+        });
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl ServeArgs {
+    /// The configuration for `serve`.
+    pub(crate) fn load(&self) -> anyhow::Result<Config> {
+        self.store.load(Overrides {
+            listen: self.listen,
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            alg: self.alg.map(Into::into),
+            access_ttl: self.access_ttl,
+            refresh_idle_ttl: self.refresh_idle_ttl,
+            refresh_absolute_ttl: self.refresh_absolute_ttl,
+            refresh_grace: self.refresh_grace,
+            allow_registration: self.allow_registration,
+            ..Overrides::default()
+        })
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`). Audit events use the target
+/// `wristband::audit`.
+pub(crate) fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+}
+
+/// A multi-threaded tokio runtime for the commands that serve.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

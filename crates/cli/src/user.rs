@@ -1,0 +1,149 @@
+//! `wristband user ...`: user administration on the same data directory or database as the
+//! server. Passwords are read from a prompt, or from standard input with
+//! `--password-stdin`; never from the command line.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use wristband_jose::{SecretString, UnixTime};
+use wristband_server::config::Overrides;
+use wristband_server::domain::{users, Passwords};
+use wristband_server::http::open_store;
+
+use crate::settings::{init_logging, StoreArgs};
+use crate::Outcome;
+
+/// User commands.
+#[derive(Debug, Args)]
+pub(crate) struct UserArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: UserCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user.
+    Add {
+        /// Login name.
+        name: String,
+        /// Role claim of the user's tokens.
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user and end all their sessions.
+    Disable {
+        /// Login name.
+        name: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// Login name.
+        name: String,
+    },
+    /// Change a password and end all the user's sessions.
+    Passwd {
+        /// Login name.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's role.
+    SetRole {
+        /// Login name.
+        name: String,
+        /// New role.
+        role: String,
+    },
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password")?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+        return Ok(SecretString::new(pw));
+    }
+    let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+    let again = rpassword::prompt_password("Repeat:   ").context("reading the password")?;
+    if first != again {
+        bail!("the passwords differ");
+    }
+    Ok(SecretString::new(first))
+}
+
+fn now() -> i64 {
+    i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Runs a user command.
+pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let config = args.store.load(Overrides::default())?;
+    init_logging();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let store = open_store(&config).await.context("opening the store")?;
+        let store = &*store;
+        let passwords = || Passwords::new(config.argon2, 1);
+        match &args.command {
+            UserCommand::Add {
+                name,
+                role,
+                password_stdin,
+            } => {
+                let pw = read_password(*password_stdin)?;
+                let u = users::add_user(store, &passwords()?, name, pw, role, now()).await?;
+                writeln!(out, "added {} ({}) with role {}", u.username, u.id, u.role)?;
+            }
+            UserCommand::List => {
+                writeln!(out, "{:<24} {:<28} {:<12} status", "username", "id", "role")?;
+                for u in store.list_users().await? {
+                    let status = if u.disabled { "disabled" } else { "active" };
+                    writeln!(
+                        out,
+                        "{:<24} {:<28} {:<12} {status}",
+                        u.username, u.id, u.role
+                    )?;
+                }
+            }
+            UserCommand::Disable { name } => {
+                users::set_disabled(store, name, true, now()).await?;
+                writeln!(out, "disabled {name}; their sessions are revoked")?;
+            }
+            UserCommand::Enable { name } => {
+                users::set_disabled(store, name, false, now()).await?;
+                writeln!(out, "enabled {name}")?;
+            }
+            UserCommand::Passwd {
+                name,
+                password_stdin,
+            } => {
+                let pw = read_password(*password_stdin)?;
+                users::set_password(store, &passwords()?, name, pw, now()).await?;
+                writeln!(
+                    out,
+                    "changed the password of {name}; their sessions are revoked"
+                )?;
+            }
+            UserCommand::SetRole { name, role } => {
+                users::set_role(store, name, role, now()).await?;
+                writeln!(out, "{name} now has role {role}")?;
+            }
+        }
+        Ok(Outcome::Success)
+    })
+}
