@@ -1,2 +1,122 @@
-//! Placeholder, replaced by the cache benchmark.
-fn main() {}
+//! The verified-token cache: a hit (with the `exp` and revocation checks), a miss with the
+//! cache full (full parse and signature verification, plus insertion and eviction), and
+//! the raw `UnverifiedToken::parse(..).verify(..)` on the same tokens as the baseline.
+//!
+//! Run: `cargo bench -p wristband-verify --bench cache -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use wristband_jose::{
+    sign, Algorithm, Claims, KeySet, Policy, SigningKey, UnixTime, UnverifiedToken,
+};
+use wristband_verify::Verifier;
+
+const ISS: &str = "https://auth.example";
+const AUD: &str = "api://orders";
+/// Cache size for the miss benchmark, and twice as many distinct tokens cycled through it,
+/// so that every lookup misses and every insertion evicts.
+const CAPACITY: usize = 2_000;
+const POOL: usize = 2 * CAPACITY;
+
+fn claims(i: usize) -> Claims {
+    Claims::new(
+        ISS,
+        format!("user-{i}"),
+        AUD,
+        UnixTime::now(),
+        Duration::from_secs(900),
+    )
+    .with_client_id("web")
+    .with_role("user")
+    .with_scope("orders:read orders:write")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+fn verifier(
+    rt: &tokio::runtime::Runtime,
+    key: &SigningKey,
+    capacity: usize,
+    denylist: bool,
+) -> Verifier {
+    let mut b = Verifier::builder(ISS, AUD)
+        .keys(KeySet::from_keys([key.verifying_key().clone()]).unwrap())
+        .cache_capacity(capacity);
+    if denylist {
+        // A realistic revocation view: 10 000 revoked jtis in a hash set.
+        let revoked: HashSet<String> = (0..10_000).map(|i| format!("revoked-{i}")).collect();
+        b = b.revocations(Arc::new(move |c: &Claims| revoked.contains(&c.jti)));
+    }
+    rt.block_on(b.build()).unwrap()
+}
+
+fn cache_hit(c: &mut Criterion) {
+    let rt = runtime();
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let token = sign(&key, &claims(0)).unwrap();
+    let mut g = c.benchmark_group("cache_hit");
+    for (name, denylist) in [("no_revocations", false), ("jti_denylist_10k", true)] {
+        let v = verifier(&rt, &key, 10_000, denylist);
+        rt.block_on(v.verify(&token)).unwrap();
+        assert!(v.verify_cached(&token).unwrap().is_ok());
+        g.bench_function(name, |b| {
+            b.iter(|| v.verify_cached(black_box(&token)).unwrap().is_ok())
+        });
+    }
+    // The async entry point on a hit (what a caller of `verify` pays).
+    let v = verifier(&rt, &key, 10_000, false);
+    rt.block_on(v.verify(&token)).unwrap();
+    g.bench_function("verify_async_hit", |b| {
+        b.iter(|| rt.block_on(v.verify(black_box(&token))).is_ok())
+    });
+    g.finish();
+}
+
+fn miss_and_baseline(c: &mut Criterion) {
+    let rt = runtime();
+    for alg in [Algorithm::ES256, Algorithm::RS256] {
+        let key = SigningKey::generate(alg).unwrap();
+        let tokens: Vec<String> = (0..POOL).map(|i| sign(&key, &claims(i)).unwrap()).collect();
+        let v = verifier(&rt, &key, CAPACITY, false);
+        for t in &tokens[..CAPACITY] {
+            rt.block_on(v.verify(t)).unwrap();
+        }
+        let mut g = c.benchmark_group(format!("{alg}"));
+        let mut i = 0;
+        g.bench_function("miss_cache_full", |b| {
+            b.iter(|| {
+                i = (i + 1) % POOL;
+                let t = &tokens[i];
+                debug_assert!(v.verify_cached(t).is_none());
+                rt.block_on(v.verify(black_box(t))).is_ok()
+            })
+        });
+        assert!(v.cached_tokens() <= CAPACITY + CAPACITY / 10);
+        let keys = KeySet::from_keys([key.verifying_key().clone()]).unwrap();
+        let policy = Policy::builder(ISS, AUD).build().unwrap();
+        let now = UnixTime::now();
+        g.bench_function("raw_parse_verify", |b| {
+            b.iter(|| {
+                i = (i + 1) % POOL;
+                UnverifiedToken::parse(black_box(&tokens[i]))
+                    .unwrap()
+                    .verify(&keys, &policy, now)
+                    .is_ok()
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, cache_hit, miss_and_baseline);
+criterion_main!(benches);

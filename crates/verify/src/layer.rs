@@ -21,7 +21,7 @@ use wristband_jose::{ErrorKind, MAX_TOKEN_BYTES};
 
 use crate::error::{AuthError, AuthErrorKind, VerifyError};
 use crate::extract::Claims;
-use crate::verifier::{log_rejection, Verifier};
+use crate::verifier::{digest_hex, log_rejection, Verifier};
 
 /// Largest form body scanned for a second `access_token` credential.
 pub const MAX_FORM_SCAN_BYTES: usize = 1024 * 1024;
@@ -152,7 +152,7 @@ where
             Ok(c) => c,
             Err(kind) => {
                 if let AuthErrorKind::InvalidToken(e) = &kind {
-                    log_header_rejection(e);
+                    log_header_rejection(req.headers(), e);
                 }
                 return fail(kind);
             }
@@ -210,9 +210,19 @@ where
     }
 }
 
-/// Logs a token refused from its header alone (too large, not UTF-8), without reading it.
-fn log_header_rejection(error: &VerifyError) {
-    tracing::warn!(target: "wristband::security", reason = error.kind().code(), "token refused before decoding");
+/// Logs a token refused from its header alone (too large, not UTF-8): the reason and the
+/// SHA-256 of the (capped) header value, never the value.
+fn log_header_rejection(headers: &HeaderMap, error: &VerifyError) {
+    let value = headers
+        .get(AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    tracing::warn!(
+        target: "wristband::security",
+        reason = error.kind().code(),
+        token_sha256 = %digest_hex(value),
+        "token refused before decoding"
+    );
 }
 
 pin_project! {

@@ -72,6 +72,11 @@ impl Verifier {
         &self.0.policy
     }
 
+    /// A [`crate::RequireTokenLayer`] verifying with this verifier.
+    pub fn layer(&self) -> crate::RequireTokenLayer {
+        crate::RequireTokenLayer::new(self.clone())
+    }
+
     /// The realm named in `WWW-Authenticate` challenges.
     pub fn realm(&self) -> &Realm {
         &self.0.realm
@@ -173,7 +178,10 @@ pub(crate) fn log_rejection(token: &str, error: &VerifyError) {
 /// Hex SHA-256 of a token, for logs. Oversized input is hashed only up to the cap plus one
 /// byte: enough to tell tokens apart without hashing megabytes on an attacker's request.
 pub fn token_digest(token: &str) -> String {
-    let bytes = token.as_bytes();
+    digest_hex(token.as_bytes())
+}
+
+pub(crate) fn digest_hex(bytes: &[u8]) -> String {
     let bytes = &bytes[..bytes.len().min(MAX_TOKEN_BYTES + 1)];
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut hex = String::with_capacity(64);
