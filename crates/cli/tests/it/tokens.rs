@@ -1,7 +1,5 @@
-//! Black-box tests of the `wristband` binary: each test runs the real executable in its
-//! own temporary directory, with time pinned through the hidden `--now` option.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+//! Key and token commands: each test runs the real executable in its own temporary
+//! directory, with time pinned through the hidden `--now` option.
 
 use std::collections::BTreeSet;
 use std::fs;

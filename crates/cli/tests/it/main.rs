@@ -1,0 +1,11 @@
+//! Black-box tests of the `wristband` binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod service;
+mod tokens;
