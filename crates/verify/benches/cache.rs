@@ -19,10 +19,11 @@ use wristband_verify::Verifier;
 
 const ISS: &str = "https://auth.example";
 const AUD: &str = "api://orders";
-/// Cache size for the miss benchmark, and twice as many distinct tokens cycled through it,
-/// so that every lookup misses and every insertion evicts.
-const CAPACITY: usize = 2_000;
-const POOL: usize = 2 * CAPACITY;
+/// Cache size for the miss benchmark. The cache is filled with other tokens first, then a
+/// pool eight times its size is cycled through it, so that every lookup misses (the pool
+/// outruns the cache's ghost history too) and every insertion evicts.
+const CAPACITY: usize = 1_000;
+const POOL: usize = 8 * CAPACITY;
 
 fn claims(i: usize) -> Claims {
     Claims::new(
@@ -88,8 +89,9 @@ fn miss_and_baseline(c: &mut Criterion) {
         let key = SigningKey::generate(alg).unwrap();
         let tokens: Vec<String> = (0..POOL).map(|i| sign(&key, &claims(i)).unwrap()).collect();
         let v = verifier(&rt, &key, CAPACITY, false);
-        for t in &tokens[..CAPACITY] {
-            rt.block_on(v.verify(t)).unwrap();
+        for i in 0..CAPACITY {
+            let filler = sign(&key, &claims(POOL + i)).unwrap();
+            rt.block_on(v.verify(&filler)).unwrap();
         }
         let mut g = c.benchmark_group(format!("{alg}"));
         let mut i = 0;
@@ -102,6 +104,11 @@ fn miss_and_baseline(c: &mut Criterion) {
             })
         });
         assert!(v.cached_tokens() <= CAPACITY + CAPACITY / 10);
+        // Every upcoming lookup must be a miss, or the numbers above were partly hits.
+        let upcoming = (1..=500)
+            .filter(|k| v.verify_cached(&tokens[(i + k) % POOL]).is_some())
+            .count();
+        assert_eq!(upcoming, 0, "{alg}: the miss benchmark hit the cache");
         let keys = KeySet::from_keys([key.verifying_key().clone()]).unwrap();
         let policy = Policy::builder(ISS, AUD).build().unwrap();
         let now = UnixTime::now();
