@@ -291,6 +291,40 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_lists_the_defaults() {
+        let text = include_str!("../../../wristband.example.toml");
+        let c = Config::from_toml(text).unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+        // Every top-level setting is in the file, commented out or not.
+        for key in [
+            "listen",
+            "data_dir",
+            "database",
+            "issuer",
+            "audience",
+            "alg",
+            "client_id",
+            "access_ttl",
+            "refresh_idle_ttl",
+            "refresh_absolute_ttl",
+            "refresh_grace",
+            "allow_registration",
+            "jwks_max_age",
+            "hash_concurrency",
+            "memory_kib",
+            "pair_free_failures",
+            "max_delay",
+            "window",
+        ] {
+            assert!(
+                text.contains(&format!("{key} =")),
+                "{key} missing from the example"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(Config::from_toml("listen = \"127.0.0.1:9000\"\nbogus = 1").is_err());
         assert!(Config::from_toml("[argon2]\nmemroy_kib = 1").is_err());
