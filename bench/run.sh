@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# HTTP load benchmarks against the real processes, all on loopback, in one run:
+#   api_service GET /health (unauthenticated baseline) vs GET /resource (verified token),
+#   auth POST /v1/refresh and POST /v1/login throughput, Argon2 cost, and protected-request
+#   latency during a login flood. Prints one JSON line per measurement.
+#
+#   bash bench/run.sh [SECONDS_PER_RUN]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+cargo build --release -q -p wristband -p wristband-loadgen
+cargo build --release -q -p wristband-verify --example api_service
+bin=target/release
+
+# Starts a process whose stdout announces "listening on ADDR"; prints ADDR.
+start() {
+  local log=$1; shift
+  "$@" >"$log.out" 2>"$log.err" &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    if grep -q '^listening on ' "$log.out" 2>/dev/null; then
+      sed -n 's/^listening on //p' "$log.out" | head -1
+      return
+    fi
+    sleep 0.1
+  done
+  echo "failed to start: $*" >&2; cat "$log.err" >&2; exit 1
+}
+
+password="bench passphrase for load tests"
+printf '%s\n' "$password" | RUST_LOG=warn $bin/wristband user --data-dir "$work/data" add bench --role admin --password-stdin >/dev/null
+auth=$(RUST_LOG=warn start "$work/auth" $bin/wristband serve --data-dir "$work/data" --listen 127.0.0.1:0)
+api=$(RUST_LOG=warn start "$work/api" $bin/examples/api_service --listen 127.0.0.1:0 --issuer "http://$auth" --audience wristband)
+token=$(curl -s -H 'content-type: application/json' -d "{\"username\":\"bench\",\"password\":\"$password\"}" "http://$auth/v1/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+[ -n "$token" ] || { echo "login failed" >&2; exit 1; }
+
+lg=$bin/loadgen
+echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+$lg -c 32 -d "$secs" --label health get "http://$api/health"
+$lg -c 32 -d "$secs" --label resource get "http://$api/resource" --bearer "$token"
+$lg -c 32 -d "$secs" --label health-again get "http://$api/health"
+$lg -c 32 -d "$secs" --label resource-again get "http://$api/resource" --bearer "$token"
+$lg -c 16 -d "$secs" --label refresh refresh --auth "http://$auth" --user bench --password "$password"
+$lg -c 1 -d "$secs" --label login-c1 login --auth "http://$auth" --user bench --password "$password"
+$lg -c 8 -d "$secs" --label login-c8 login --auth "http://$auth" --user bench --password "$password"
+$lg -c 4 -d "$secs" --label resource-quiet get "http://$api/resource" --bearer "$token"
+$lg -c 16 -d "$((secs + 2))" --label login-flood login --auth "http://$auth" --user bench --password "$password" >"$work/flood.json" &
+flood=$!
+sleep 1
+$lg -c 4 -d "$secs" --label resource-during-login-flood get "http://$api/resource" --bearer "$token"
+wait "$flood"; cat "$work/flood.json"
