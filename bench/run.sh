@@ -49,8 +49,10 @@ $lg -c 16 -d "$secs" --label refresh refresh --auth "http://$auth" --user bench 
 $lg -c 1 -d "$secs" --label login-c1 login --auth "http://$auth" --user bench --password "$password"
 $lg -c 8 -d "$secs" --label login-c8 login --auth "http://$auth" --user bench --password "$password"
 $lg -c 4 -d "$secs" --label resource-quiet get "http://$api/resource" --bearer "$token"
+$lg -c 4 -d "$secs" --label me-quiet get "http://$auth/v1/me" --bearer "$token"
 $lg -c 16 -d "$((secs + 2))" --label login-flood login --auth "http://$auth" --user bench --password "$password" >"$work/flood.json" &
 flood=$!
 sleep 1
-$lg -c 4 -d "$secs" --label resource-during-login-flood get "http://$api/resource" --bearer "$token"
+$lg -c 4 -d "$((secs / 2))" --label resource-during-login-flood get "http://$api/resource" --bearer "$token"
+$lg -c 4 -d "$((secs / 2))" --label me-during-login-flood get "http://$auth/v1/me" --bearer "$token"
 wait "$flood"; cat "$work/flood.json"
