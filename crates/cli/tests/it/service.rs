@@ -273,3 +273,25 @@ async fn a_third_party_library_verifies_our_tokens_from_the_jwks_url_alone() {
     );
     assert!(jsonwebtoken::decode::<Value>(&parts.join("."), &key, &validation).is_err());
 }
+
+#[test]
+fn the_demo_plays_every_step_and_exits_0() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
+        .arg("demo")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for needle in [
+        " 1. Auth service started",
+        "Client -> API A: GET /resource -> 200",
+        "Auth service stopped.",
+        "still verified, with no call to the auth service",
+        "stale token #1 -> 400",
+        "reuse detected",
+        "Done: every step behaved as expected.",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
