@@ -99,6 +99,22 @@ impl Running {
     }
 }
 
+async fn refresh(
+    client: &HttpClient,
+    issuer: &str,
+    token: &str,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let url = format!("{issuer}/v1/refresh");
+    call(
+        client,
+        Method::POST,
+        &url,
+        None,
+        Some(json!({ "refresh_token": token })),
+    )
+    .await
+}
+
 async fn start_auth(config: Config) -> anyhow::Result<Running> {
     let app = App::build(config, Arc::new(SystemClock)).await?;
     let addr = app.local_addr();
@@ -265,14 +281,7 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
         "Auth service restarted at {issuer} on the same data."
     ))?;
 
-    let (status, pair) = call(
-        &client,
-        Method::POST,
-        &format!("{issuer}/v1/refresh"),
-        None,
-        Some(json!({"refresh_token": refresh1})),
-    )
-    .await?;
+    let (status, pair) = refresh(&client, &issuer, &refresh1).await?;
     ensure!(status == StatusCode::OK, "refresh answered {status}");
     let refresh2 = pair["refresh_token"]
         .as_str()
@@ -283,14 +292,7 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
          (#1 is now spent)"
     ))?;
 
-    let (status, body) = call(
-        &client,
-        Method::POST,
-        &format!("{issuer}/v1/refresh"),
-        None,
-        Some(json!({"refresh_token": refresh1})),
-    )
-    .await?;
+    let (status, body) = refresh(&client, &issuer, &refresh1).await?;
     if status != StatusCode::BAD_REQUEST {
         bail!("reusing a spent refresh token answered {status}");
     }
@@ -299,14 +301,7 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
         body["error"]
     ))?;
 
-    let (status, _) = call(
-        &client,
-        Method::POST,
-        &format!("{issuer}/v1/refresh"),
-        None,
-        Some(json!({"refresh_token": refresh2})),
-    )
-    .await?;
+    let (status, _) = refresh(&client, &issuer, &refresh2).await?;
     ensure!(
         status == StatusCode::BAD_REQUEST,
         "refresh #2 answered {status}"

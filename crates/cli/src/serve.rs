@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use wristband_jose::SystemClock;
 use wristband_server::http::App;
+use wristband_verify::example::shutdown_signal;
 
 use crate::settings::{init_logging, runtime, ServeArgs};
 use crate::Outcome;
@@ -41,26 +42,4 @@ pub(crate) fn run(args: &ServeArgs, out: &mut impl Write) -> anyhow::Result<Outc
         tracing::info!("shut down");
         Ok(Outcome::Success)
     })
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

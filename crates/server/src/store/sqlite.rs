@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool};
 
 use super::{
     RefreshRecord, SessionRecord, Store, StoreError, StoreResult, ThrottleRecord, UserRecord,
@@ -85,6 +85,27 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         row.try_get::<String, _>(0).map_err(map_err)
+    }
+
+    /// Runs `sql`, an `UPDATE users SET <column> = ?, updated_at = ? WHERE id = ?`.
+    async fn update_user<'q, T>(
+        &self,
+        sql: &'static str,
+        value: T,
+        id: &'q str,
+        now: i64,
+    ) -> StoreResult<bool>
+    where
+        T: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        sqlx::query(sql)
+            .bind(value)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(map_err)
     }
 
     /// Closes the pool, checkpointing the WAL.
@@ -193,36 +214,33 @@ impl Store for SqliteStore {
     }
 
     async fn set_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<bool> {
-        sqlx::query("UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?")
-            .bind(i64::from(disabled))
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(map_err)
+        self.update_user(
+            "UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?",
+            i64::from(disabled),
+            id,
+            now,
+        )
+        .await
     }
 
     async fn set_password_hash(&self, id: &str, hash: &str, now: i64) -> StoreResult<bool> {
-        sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
-            .bind(hash)
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(map_err)
+        self.update_user(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+            hash,
+            id,
+            now,
+        )
+        .await
     }
 
     async fn set_role(&self, id: &str, role: &str, now: i64) -> StoreResult<bool> {
-        sqlx::query("UPDATE users SET role = ?, updated_at = ? WHERE id = ?")
-            .bind(role)
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(map_err)
+        self.update_user(
+            "UPDATE users SET role = ?, updated_at = ? WHERE id = ?",
+            role,
+            id,
+            now,
+        )
+        .await
     }
 
     async fn create_session(&self, s: &SessionRecord, token_hash: &[u8]) -> StoreResult<()> {
