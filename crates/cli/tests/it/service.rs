@@ -282,7 +282,11 @@ fn the_demo_plays_every_step_and_exits_0() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for needle in [
         " 1. Auth service started",
         "Client -> API A: GET /resource -> 200",
