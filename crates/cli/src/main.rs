@@ -2,7 +2,7 @@
 //!
 //! `main.rs` only parses the command line and maps outcomes to exit codes. The commands
 //! live in their own modules: [`serve`] (the auth service), [`user`] (user administration
-//! on the service's store), [`demo`] (the live walkthrough), [`keys`] (key generation),
+//! on the service's store), [`client`] (OAuth clients and sessions), [`demo`] (the live walkthrough), [`keys`] (key generation),
 //! [`token`] (sign and decode),
 //! [`verify`] (local verification against a key or JWKS) and [`audit`] (common mistakes).
 //! [`keyfile`] reads and writes key files, [`fetch`] downloads a JWKS over HTTP, and
@@ -13,6 +13,7 @@
 
 mod args;
 mod audit;
+mod client;
 mod demo;
 mod fetch;
 mod keyfile;
@@ -56,6 +57,10 @@ enum Command {
     Serve(settings::ServeArgs),
     /// Manage users in the auth service's store.
     User(user::UserArgs),
+    /// Manage OAuth clients (services and resource servers).
+    Client(client::ClientArgs),
+    /// Revoke sessions.
+    Sessions(client::SessionsArgs),
     /// Play the walkthrough live: auth service, two API services, login, outage, reuse.
     Demo,
     /// Generate signing keys.
@@ -82,6 +87,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args, &mut out),
         Command::User(args) => user::run(&args, &mut out),
+        Command::Client(args) => client::run_client(&args, &mut out),
+        Command::Sessions(args) => client::run_sessions(&args, &mut out),
         Command::Demo => demo::run(&mut out),
         Command::Keys(cmd) => keys::run(cmd, &mut out),
         Command::Token(cmd) => token::run(cmd, &mut out),

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use wristband_jose::{SecretString, UnixTime};
 use wristband_server::config::Overrides;
-use wristband_server::domain::{users, Passwords};
+use wristband_server::domain::{users, Passwords, RecordLifetime};
 use wristband_server::http::open_store;
 
 use crate::settings::{init_logging, StoreArgs};
@@ -56,7 +56,12 @@ enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Change a user's role.
+    /// End every session of a user and revoke all their tokens.
+    RevokeTokens {
+        /// Login name.
+        name: String,
+    },
+    /// Change a user's role (their current tokens are revoked).
     SetRole {
         /// Login name.
         name: String,
@@ -99,6 +104,9 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
         let store = open_store(&config).await.context("opening the store")?;
         let store = &*store;
         let passwords = || Passwords::new(config.argon2, 1);
+        let life = RecordLifetime {
+            access_ttl_secs: i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX),
+        };
         match &args.command {
             UserCommand::Add {
                 name,
@@ -121,11 +129,11 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
                 }
             }
             UserCommand::Disable { name } => {
-                users::set_disabled(store, name, true, now()).await?;
+                users::set_disabled(store, life, name, true, now()).await?;
                 writeln!(out, "disabled {name}; their sessions are revoked")?;
             }
             UserCommand::Enable { name } => {
-                users::set_disabled(store, name, false, now()).await?;
+                users::set_disabled(store, life, name, false, now()).await?;
                 writeln!(out, "enabled {name}")?;
             }
             UserCommand::Passwd {
@@ -133,14 +141,18 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
                 password_stdin,
             } => {
                 let pw = read_password(*password_stdin)?;
-                users::set_password(store, &passwords()?, name, pw, now()).await?;
+                users::set_password(store, life, &passwords()?, name, pw, now()).await?;
                 writeln!(
                     out,
                     "changed the password of {name}; their sessions are revoked"
                 )?;
             }
+            UserCommand::RevokeTokens { name } => {
+                users::revoke_tokens(store, life, name, now()).await?;
+                writeln!(out, "revoked every session and token of {name}")?;
+            }
             UserCommand::SetRole { name, role } => {
-                users::set_role(store, name, role, now()).await?;
+                users::set_role(store, life, name, role, now()).await?;
                 writeln!(out, "{name} now has role {role}")?;
             }
         }

@@ -98,6 +98,10 @@ pub struct Config {
     pub refresh_grace: Duration,
     /// Enables `POST /v1/users`.
     pub allow_registration: bool,
+    /// Format of access tokens issued at login and refresh: `jwt` or `opaque`.
+    pub access_token_format: crate::domain::TokenFormat,
+    /// Serve the revocation feed without authentication.
+    pub revocation_feed_public: bool,
     /// `Cache-Control: max-age` of the JWKS.
     #[serde(with = "duration_str")]
     pub jwks_max_age: Duration,
@@ -124,6 +128,8 @@ impl Default for Config {
             refresh_absolute_ttl: Duration::from_secs(30 * 86_400),
             refresh_grace: Duration::from_secs(10),
             allow_registration: false,
+            access_token_format: crate::domain::TokenFormat::Jwt,
+            revocation_feed_public: false,
             jwks_max_age: Duration::from_secs(300),
             hash_concurrency: None,
             argon2: Argon2Config::default(),

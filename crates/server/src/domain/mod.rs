@@ -8,21 +8,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use wristband_jose::{
-    sign, Algorithm, Claims, Clock, Jwks, Policy, SecretString, UnverifiedToken, Verified,
-};
+use tokio::sync::watch;
+use wristband_jose::{Algorithm, Clock, Jwks, Policy, SecretString};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{SessionRecord, Store, StoreError, UserRecord};
+use crate::store::{RevocationRecord, SessionRecord, Store, StoreError, UserRecord};
 
 pub mod keys;
+pub mod oauth;
 pub mod password;
+pub mod revoke;
 mod throttle;
+pub mod tokens;
 pub mod users;
 
 pub use keys::KeyMaterial;
 pub use password::Passwords;
+pub use revoke::RecordLifetime;
+pub use tokens::{TokenFormat, TokenInfo};
 
 /// Writes a structured audit event (`event=...`) to the `wristband::audit` log target.
 /// Never pass tokens, passwords or hashes.
@@ -52,6 +56,9 @@ pub enum DomainError {
     /// No bearer token was sent.
     #[error("missing token")]
     MissingToken,
+    /// The token is valid but does not allow this.
+    #[error("forbidden")]
+    Forbidden,
     /// The bearer token failed verification.
     #[error("invalid token")]
     InvalidToken {
@@ -156,6 +163,8 @@ pub struct AuthService {
     passwords: Passwords,
     policy: Policy,
     metrics: Arc<Metrics>,
+    /// Bumped whenever a revocation is recorded here: wakes the feed's streams.
+    feed: watch::Sender<u64>,
 }
 
 impl fmt::Debug for AuthService {
@@ -196,7 +205,43 @@ impl AuthService {
             passwords,
             policy,
             metrics,
+            feed: watch::Sender::new(0),
         })
+    }
+
+    /// How long revocation records live.
+    pub fn record_lifetime(&self) -> RecordLifetime {
+        RecordLifetime {
+            access_ttl_secs: i64::try_from(self.config.access_ttl.as_secs()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Wakes the revocation feed's streams.
+    pub(crate) fn feed_changed(&self) {
+        self.feed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes whenever a revocation is recorded by this instance. Records
+    /// written by other processes (the CLI) are found by the streams' periodic poll.
+    pub fn subscribe_feed(&self) -> watch::Receiver<u64> {
+        self.feed.subscribe()
+    }
+
+    /// Unexpired revocation records after `cursor`, at most `limit`.
+    pub async fn revocations_after(
+        &self,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<RevocationRecord>, DomainError> {
+        Ok(self
+            .store
+            .revocations_after(cursor, self.now(), limit)
+            .await?)
+    }
+
+    /// Drops revocation records and opaque tokens that can no longer matter.
+    pub async fn prune(&self) -> Result<u64, DomainError> {
+        Ok(self.store.prune(self.now()).await?)
     }
 
     /// The issuer URL.
@@ -224,7 +269,7 @@ impl AuthService {
         &*self.store
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         i64::try_from(self.clock.now().as_secs()).unwrap_or(i64::MAX)
     }
 
@@ -324,34 +369,30 @@ impl AuthService {
             .create_session(&session, &token_hash(&refresh_token))
             .await?;
         audit!("login_ok", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
-        self.pair(user, &session.id, refresh_token, now)
+        self.pair(user, &session.id, refresh_token, now).await
     }
 
-    fn pair(
+    async fn pair(
         &self,
         user: &UserRecord,
         session_id: &str,
         refresh_token: String,
         now: i64,
     ) -> Result<TokenPair, DomainError> {
-        let ttl = self.config.access_ttl;
-        let now = wristband_jose::UnixTime::from_secs(u64::try_from(now).unwrap_or(0));
-        let claims = Claims::new(
-            self.issuer.clone(),
-            user.id.clone(),
-            self.config.audience.as_str(),
-            now,
-            ttl,
-        )
-        .with_client_id(self.config.client_id.clone())
-        .with_role(user.role.clone())
-        .with_sid(session_id);
-        let access_token =
-            sign(self.keys.signing(), &claims).map_err(|e| DomainError::Internal(e.to_string()))?;
-        self.metrics.tokens_issued.inc();
+        let grant = tokens::Grant {
+            sub: user.id.clone(),
+            client_id: self.config.client_id.clone(),
+            aud: self.config.audience.clone(),
+            scope: None,
+            role: Some(user.role.clone()),
+            sid: Some(session_id.to_owned()),
+        };
+        let access_token = self
+            .issue_access(grant, self.config.access_token_format, now)
+            .await?;
         Ok(TokenPair {
             access_token,
-            expires_in: ttl.as_secs(),
+            expires_in: self.config.access_ttl.as_secs(),
             refresh_token,
         })
     }
@@ -422,7 +463,7 @@ impl AuthService {
                 {
                     self.metrics.refresh("ok");
                     audit!("refresh_ok", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
-                    return self.pair(&user, &session.id, successor, now);
+                    return self.pair(&user, &session.id, successor, now).await;
                 }
                 // Someone else rotated it between our read and our write: look again.
                 session = self
@@ -438,11 +479,17 @@ impl AuthService {
                 self.store.touch_session(&session.id, now).await?;
                 self.metrics.refresh("grace");
                 audit!("refresh_grace", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
-                return self.pair(&user, &session.id, successor, now);
+                return self.pair(&user, &session.id, successor, now).await;
             }
-            self.store
-                .revoke_session(&session.id, "refresh_reuse", now)
-                .await?;
+            revoke::revoke_session(
+                &*self.store,
+                self.record_lifetime(),
+                &session.id,
+                "refresh_reuse",
+                now,
+            )
+            .await?;
+            self.feed_changed();
             self.metrics.refresh("reuse");
             tracing::warn!(
                 target: "wristband::audit",
@@ -458,58 +505,99 @@ impl AuthService {
         Err(DomainError::InvalidGrant)
     }
 
-    /// Verifies one of our own access tokens and checks that its session is still live.
-    pub async fn authenticate(&self, token: &str) -> Result<Verified<Claims>, DomainError> {
-        let now = self.clock.now();
-        let verified = UnverifiedToken::parse(token)
-            .and_then(|t| t.verify(self.keys.keyset(), &self.policy, now))
-            .map_err(|e| {
-                tracing::debug!(reason = e.kind().code(), "access token refused");
-                DomainError::InvalidToken {
-                    expired: e.is_expired(),
-                }
-            })?;
-        if let Some(sid) = &verified.sid {
-            match self.store.session(sid).await? {
-                Some(s) if s.revoked_at.is_none() && s.user_id == verified.sub => {}
-                _ => return Err(DomainError::InvalidToken { expired: false }),
-            }
-        }
-        Ok(verified)
-    }
-
-    /// Ends the session of `access_token`, and that of `refresh_token` if it is the same
-    /// user's. Its refresh tokens stop working at once.
+    /// Ends the session of `access_token` and revokes that token everywhere; also ends the
+    /// session of `refresh_token` if it is the same user's.
     pub async fn logout(
         &self,
         access_token: &str,
         refresh_token: Option<&str>,
         client: &ClientInfo,
     ) -> Result<(), DomainError> {
-        let claims = self.authenticate(access_token).await?;
+        let info = self.authenticate(access_token).await?;
         let now = self.now();
-        if let Some(sid) = &claims.sid {
-            self.store.revoke_session(sid, "logout", now).await?;
-            audit!("logout", user_id = %claims.sub, session_id = %sid, ip = client.ip.as_deref());
+        let life = self.record_lifetime();
+        if let Some(sid) = &info.sid {
+            revoke::revoke_session(&*self.store, life, sid, "logout", now).await?;
         }
+        revoke::revoke_token(&*self.store, &info.jti, info.exp, "logout", now).await?;
+        audit!("logout", user_id = %info.sub, session_id = info.sid.as_deref(), ip = client.ip.as_deref());
         if let Some(rt) = refresh_token.filter(|t| looks_like_refresh_token(t)) {
             if let Some(record) = self.store.refresh_token(&token_hash(rt)).await? {
                 if let Some(s) = self.store.session(&record.session_id).await? {
-                    if s.user_id == claims.sub
-                        && self.store.revoke_session(&s.id, "logout", now).await?
-                    {
-                        audit!("logout", user_id = %claims.sub, session_id = %s.id, ip = client.ip.as_deref());
+                    if s.user_id == info.sub {
+                        revoke::revoke_session(&*self.store, life, &s.id, "logout", now).await?;
                     }
                 }
             }
         }
+        self.feed_changed();
         Ok(())
+    }
+
+    /// "Log out everywhere": ends every session of the token's user and revokes every token
+    /// issued to them until now.
+    pub async fn logout_all(
+        &self,
+        access_token: &str,
+        client: &ClientInfo,
+    ) -> Result<(), DomainError> {
+        let info = self.user_token(access_token).await?;
+        revoke::revoke_subject(
+            &*self.store,
+            self.record_lifetime(),
+            &info.sub,
+            "logout_all",
+            self.now(),
+        )
+        .await?;
+        audit!("logout_all", user_id = %info.sub, ip = client.ip.as_deref());
+        self.feed_changed();
+        Ok(())
+    }
+
+    /// The live sessions of the token's user.
+    pub async fn sessions(&self, access_token: &str) -> Result<Vec<SessionRecord>, DomainError> {
+        let info = self.user_token(access_token).await?;
+        Ok(self.store.user_sessions(&info.sub, self.now()).await?)
+    }
+
+    /// Revokes one of the token's user's own sessions.
+    pub async fn revoke_own_session(
+        &self,
+        access_token: &str,
+        session_id: &str,
+    ) -> Result<(), DomainError> {
+        let info = self.user_token(access_token).await?;
+        match self.store.session(session_id).await? {
+            Some(s) if s.user_id == info.sub && s.revoked_at.is_none() => {
+                revoke::revoke_session(
+                    &*self.store,
+                    self.record_lifetime(),
+                    session_id,
+                    "user_revoked",
+                    self.now(),
+                )
+                .await?;
+                self.feed_changed();
+                Ok(())
+            }
+            _ => Err(DomainError::NotFound),
+        }
+    }
+
+    /// A live token of a user (one with a session), not of a service client.
+    async fn user_token(&self, access_token: &str) -> Result<TokenInfo, DomainError> {
+        let info = self.authenticate(access_token).await?;
+        if info.sid.is_none() {
+            return Err(DomainError::Forbidden);
+        }
+        Ok(info)
     }
 
     /// The user behind an access token.
     pub async fn me(&self, access_token: &str) -> Result<UserRecord, DomainError> {
-        let claims = self.authenticate(access_token).await?;
-        match self.store.user_by_id(&claims.sub).await? {
+        let info = self.user_token(access_token).await?;
+        match self.store.user_by_id(&info.sub).await? {
             Some(u) if !u.disabled => Ok(u),
             _ => Err(DomainError::InvalidToken { expired: false }),
         }

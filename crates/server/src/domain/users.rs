@@ -3,6 +3,7 @@
 use wristband_jose::SecretString;
 
 use super::password::{check_policy, Passwords};
+use super::revoke::{revoke_subject, RecordLifetime};
 use super::{audit, random_id, DomainError};
 use crate::store::{Store, UserRecord};
 
@@ -70,9 +71,11 @@ async fn find(store: &dyn Store, username: &str) -> Result<UserRecord, DomainErr
         .ok_or(DomainError::NotFound)
 }
 
-/// Disables (or re-enables) a user. Disabling ends all their sessions.
+/// Disables (or re-enables) a user. Disabling ends all their sessions and revokes every
+/// token issued to them.
 pub async fn set_disabled(
     store: &dyn Store,
+    life: RecordLifetime,
     username: &str,
     disabled: bool,
     now: i64,
@@ -80,19 +83,19 @@ pub async fn set_disabled(
     let user = find(store, username).await?;
     store.set_disabled(&user.id, disabled, now).await?;
     if disabled {
-        let n = store
-            .revoke_user_sessions(&user.id, "user_disabled", now)
-            .await?;
-        audit!("user_disabled", user_id = %user.id, sessions_revoked = n);
+        revoke_subject(store, life, &user.id, "user_disabled", now).await?;
+        audit!("user_disabled", user_id = %user.id);
     } else {
         audit!("user_enabled", user_id = %user.id);
     }
     Ok(user)
 }
 
-/// Replaces a password (policy checked). Ends all the user's sessions.
+/// Replaces a password (policy checked). Ends all the user's sessions and revokes their
+/// tokens.
 pub async fn set_password(
     store: &dyn Store,
+    life: RecordLifetime,
     passwords: &Passwords,
     username: &str,
     password: SecretString,
@@ -102,17 +105,16 @@ pub async fn set_password(
     check_policy(password.expose(), username).map_err(DomainError::InvalidRequest)?;
     let hash = passwords.hash(password).await?;
     store.set_password_hash(&user.id, &hash, now).await?;
-    let n = store
-        .revoke_user_sessions(&user.id, "password_changed", now)
-        .await?;
-    audit!("password_changed", user_id = %user.id, sessions_revoked = n);
+    revoke_subject(store, life, &user.id, "password_changed", now).await?;
+    audit!("password_changed", user_id = %user.id);
     Ok(user)
 }
 
-/// Changes a user's role. New tokens carry it; existing access tokens keep the old one until
-/// they expire.
+/// Changes a user's role. Tokens carrying the old role are revoked (and the sessions that
+/// would mint more of them end), so the change takes effect everywhere at once.
 pub async fn set_role(
     store: &dyn Store,
+    life: RecordLifetime,
     username: &str,
     role: &str,
     now: i64,
@@ -120,6 +122,19 @@ pub async fn set_role(
     check_role(role)?;
     let user = find(store, username).await?;
     store.set_role(&user.id, role, now).await?;
+    revoke_subject(store, life, &user.id, "role_changed", now).await?;
     audit!("role_changed", user_id = %user.id, role);
+    Ok(user)
+}
+
+/// Ends every session of a user and revokes all their tokens ("log out everywhere").
+pub async fn revoke_tokens(
+    store: &dyn Store,
+    life: RecordLifetime,
+    username: &str,
+    now: i64,
+) -> Result<UserRecord, DomainError> {
+    let user = find(store, username).await?;
+    revoke_subject(store, life, &user.id, "admin_revoked", now).await?;
     Ok(user)
 }

@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::domain::oauth::OAuthError;
 use crate::domain::DomainError;
 
 /// The realm named in `WWW-Authenticate`.
@@ -16,6 +17,8 @@ pub const REALM: &str = "wristband";
 pub enum ApiError {
     /// From the domain.
     Domain(DomainError),
+    /// From an OAuth endpoint (RFC 6749 §5.2).
+    OAuth(OAuthError),
     /// The body is not valid JSON, or not of the expected shape.
     MalformedBody,
     /// The body is larger than the limit.
@@ -28,6 +31,12 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The request is malformed in another way (e.g. two credentials).
     InvalidRequest(&'static str),
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        ApiError::OAuth(e)
+    }
 }
 
 impl From<DomainError> for ApiError {
@@ -115,6 +124,52 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     bearer_challenge(Some("invalid_token")),
                 );
+                r
+            }
+            ApiError::Domain(D::Forbidden) => {
+                let mut r = json(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    "the token does not allow this",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    bearer_challenge(Some("insufficient_scope")),
+                );
+                r
+            }
+            ApiError::OAuth(e) => {
+                let (status, description) = match e {
+                    OAuthError::InvalidClient => {
+                        (StatusCode::UNAUTHORIZED, "client authentication failed")
+                    }
+                    OAuthError::InvalidGrant => (
+                        StatusCode::BAD_REQUEST,
+                        "the grant is invalid, expired or revoked",
+                    ),
+                    OAuthError::InvalidScope => (
+                        StatusCode::BAD_REQUEST,
+                        "scope or audience not allowed for this client",
+                    ),
+                    OAuthError::UnsupportedGrantType => (
+                        StatusCode::BAD_REQUEST,
+                        "grant_type must be client_credentials or refresh_token",
+                    ),
+                    OAuthError::UnauthorizedClient => {
+                        (StatusCode::BAD_REQUEST, "this client may not do this")
+                    }
+                    OAuthError::InvalidRequest => (
+                        StatusCode::BAD_REQUEST,
+                        "a parameter is missing, repeated or malformed",
+                    ),
+                };
+                let mut r = json(status, &e.to_string(), description);
+                if e == OAuthError::InvalidClient {
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"wristband\""),
+                    );
+                }
                 r
             }
             ApiError::Domain(D::InvalidRequest(text)) => {

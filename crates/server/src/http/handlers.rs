@@ -119,6 +119,56 @@ pub(super) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub(super) async fn logout_all(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Bearer(token): Bearer,
+) -> Result<StatusCode, ApiError> {
+    s.service.logout_all(&token, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A session as its owner sees it (wire type).
+#[derive(Serialize)]
+pub(super) struct SessionView {
+    id: String,
+    created_at: i64,
+    last_used_at: i64,
+    expires_at: i64,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+pub(super) async fn sessions(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list: Vec<SessionView> = s
+        .service
+        .sessions(&token)
+        .await?
+        .into_iter()
+        .map(|r| SessionView {
+            id: r.id,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            expires_at: r.absolute_expires_at,
+            user_agent: r.user_agent,
+            ip: r.ip,
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": list })))
+}
+
+pub(super) async fn delete_session(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.service.revoke_own_session(&token, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub(super) async fn me(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -158,9 +208,17 @@ pub(super) async fn metadata(State(s): State<AppState>) -> Json<serde_json::Valu
         "refresh_endpoint": format!("{iss}/v1/refresh"),
         "logout_endpoint": format!("{iss}/v1/logout"),
         "userinfo_endpoint": format!("{iss}/v1/me"),
-        "grant_types_supported": ["password", "refresh_token"],
+        "token_endpoint": format!("{iss}/oauth2/token"),
+        "revocation_endpoint": format!("{iss}/oauth2/revoke"),
+        "introspection_endpoint": format!("{iss}/oauth2/introspect"),
+        "revocation_feed_endpoint": format!("{iss}/v1/revocations"),
+        "revocation_stream_endpoint": format!("{iss}/v1/revocations/stream"),
+        "sessions_endpoint": format!("{iss}/v1/sessions"),
+        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "access_token_signing_alg_values_supported": [alg],
         "access_token_type": "at+jwt",
     }))

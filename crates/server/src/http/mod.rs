@@ -24,7 +24,9 @@ use crate::store::{SqliteStore, Store, StoreError};
 
 pub mod error;
 pub mod extract;
+pub mod feed;
 mod handlers;
+mod oauth;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -42,7 +44,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/login", post(handlers::login))
         .route("/v1/refresh", post(handlers::refresh))
         .route("/v1/logout", post(handlers::logout))
+        .route("/v1/logout-all", post(handlers::logout_all))
         .route("/v1/me", get(handlers::me))
+        .route("/v1/sessions", get(handlers::sessions))
+        .route(
+            "/v1/sessions/{id}",
+            axum::routing::delete(handlers::delete_session),
+        )
+        .route("/v1/revocations", get(feed::page))
+        .route("/v1/revocations/stream", get(feed::stream))
+        .route("/oauth2/token", post(oauth::token))
+        .route("/oauth2/revoke", post(oauth::revoke))
+        .route("/oauth2/introspect", post(oauth::introspect))
         .route("/v1/users", post(handlers::register))
         .route("/.well-known/jwks.json", get(handlers::jwks))
         .route(

@@ -88,6 +88,100 @@ pub struct ThrottleRecord {
     pub last_failure: i64,
 }
 
+/// What a revocation record covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationKind {
+    /// One access token, by `jti`.
+    Jti,
+    /// Every token of a session, by `sid`.
+    Sid,
+    /// Every token of a subject issued at or before a time.
+    Sub,
+}
+
+impl RevocationKind {
+    /// The stored and wire name: `jti`, `sid` or `sub`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationKind::Jti => "jti",
+            RevocationKind::Sid => "sid",
+            RevocationKind::Sub => "sub",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jti" => Some(RevocationKind::Jti),
+            "sid" => Some(RevocationKind::Sid),
+            "sub" => Some(RevocationKind::Sub),
+            _ => None,
+        }
+    }
+}
+
+/// A revocation, as stored and as pushed to verifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    /// Monotonic id: the feed cursor.
+    pub id: i64,
+    /// What it covers.
+    pub kind: RevocationKind,
+    /// The jti, sid or sub.
+    pub value: String,
+    /// For [`RevocationKind::Sub`]: tokens issued at or before this time.
+    pub before: Option<i64>,
+    /// When it was made.
+    pub created_at: i64,
+    /// After this time no token it covers can be valid, and it is dropped.
+    pub expires_at: i64,
+}
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// `client_id`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// `service` (gets tokens) or `resource-server` (also introspects and reads the
+    /// revocation feed).
+    pub kind: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: Vec<u8>,
+    /// Scopes it may ask for.
+    pub scopes: Vec<String>,
+    /// Audiences it may ask for; the first is the default.
+    pub audiences: Vec<String>,
+    /// `jwt` or `opaque`.
+    pub token_format: String,
+    /// Registration time.
+    pub created_at: i64,
+}
+
+/// An opaque access token, stored under the SHA-256 of the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpaqueTokenRecord {
+    /// Token id, for revocation.
+    pub jti: String,
+    /// Subject.
+    pub sub: String,
+    /// Client.
+    pub client_id: String,
+    /// Audience.
+    pub aud: String,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    /// Role.
+    pub role: Option<String>,
+    /// Session.
+    pub sid: Option<String>,
+    /// Issued at.
+    pub iat: i64,
+    /// Expiry.
+    pub exp: i64,
+}
+
 /// Everything the auth service keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -145,4 +239,53 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ThrottleRecord>;
     /// Forgets a key's throttle state.
     async fn clear_throttle(&self, key: &str) -> StoreResult<()>;
+
+    /// The live sessions of a user, newest first.
+    async fn user_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
+
+    /// Records a revocation (its `id` is assigned by the store) and returns it.
+    async fn add_revocation(
+        &self,
+        kind: RevocationKind,
+        value: &str,
+        before: Option<i64>,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<RevocationRecord>;
+    /// Unexpired revocations with an id above `after`, in id order, at most `limit`.
+    async fn revocations_after(
+        &self,
+        after: i64,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RevocationRecord>>;
+    /// True when an unexpired record covers a token with this `jti`, `sid`, `sub` and `iat`.
+    async fn is_revoked(
+        &self,
+        jti: &str,
+        sid: Option<&str>,
+        sub: &str,
+        iat: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Drops expired revocations and opaque tokens; returns how many rows went.
+    async fn prune(&self, now: i64) -> StoreResult<u64>;
+
+    /// Registers a client; [`StoreError::Conflict`] when the name is taken.
+    async fn create_client(&self, client: &ClientRecord) -> StoreResult<()>;
+    /// A client by `client_id`.
+    async fn client(&self, id: &str) -> StoreResult<Option<ClientRecord>>;
+    /// A client by name.
+    async fn client_by_name(&self, name: &str) -> StoreResult<Option<ClientRecord>>;
+    /// All clients, by name.
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
+    /// Removes a client. False when there is none.
+    async fn remove_client(&self, id: &str) -> StoreResult<bool>;
+    /// Replaces a client's secret hash.
+    async fn set_client_secret(&self, id: &str, secret_hash: &[u8]) -> StoreResult<bool>;
+
+    /// Stores an opaque access token under its hash.
+    async fn put_opaque_token(&self, hash: &[u8], token: &OpaqueTokenRecord) -> StoreResult<()>;
+    /// An opaque access token by hash.
+    async fn opaque_token(&self, hash: &[u8]) -> StoreResult<Option<OpaqueTokenRecord>>;
 }

@@ -11,7 +11,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqlitePool};
 
 use super::{
-    RefreshRecord, SessionRecord, Store, StoreError, StoreResult, ThrottleRecord, UserRecord,
+    ClientRecord, OpaqueTokenRecord, RefreshRecord, RevocationKind, RevocationRecord,
+    SessionRecord, Store, StoreError, StoreResult, ThrottleRecord, UserRecord,
 };
 
 /// SQLite-backed [`Store`].
@@ -148,6 +149,54 @@ fn throttle_from_row(row: &SqliteRow) -> Result<ThrottleRecord, sqlx::Error> {
         last_failure: row.try_get("last_failure")?,
     })
 }
+
+fn revocation_from_row(row: &SqliteRow) -> Result<RevocationRecord, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    Ok(RevocationRecord {
+        id: row.try_get("id")?,
+        kind: RevocationKind::parse(&kind).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown revocation kind {kind:?}").into())
+        })?,
+        value: row.try_get("value")?,
+        before: row.try_get("before")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
+}
+
+fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, sqlx::Error> {
+    Ok(ClientRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        secret_hash: row.try_get("secret_hash")?,
+        scopes: words(&row.try_get::<String, _>("scopes")?),
+        audiences: words(&row.try_get::<String, _>("audiences")?),
+        token_format: row.try_get("token_format")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn opaque_from_row(row: &SqliteRow) -> Result<OpaqueTokenRecord, sqlx::Error> {
+    Ok(OpaqueTokenRecord {
+        jti: row.try_get("jti")?,
+        sub: row.try_get("sub")?,
+        client_id: row.try_get("client_id")?,
+        aud: row.try_get("aud")?,
+        scope: row.try_get("scope")?,
+        role: row.try_get("role")?,
+        sid: row.try_get("sid")?,
+        iat: row.try_get("iat")?,
+        exp: row.try_get("exp")?,
+    })
+}
+
+const CLIENT_COLS: &str =
+    "id, name, kind, secret_hash, scopes, audiences, token_format, created_at";
 
 const USER_COLS: &str = "id, username, password_hash, role, disabled, created_at";
 const SESSION_COLS: &str = "id, user_id, client_id, created_at, last_used_at, \
@@ -428,5 +477,209 @@ impl Store for SqliteStore {
             .await
             .map(|_| ())
             .map_err(map_err)
+    }
+
+    async fn user_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE user_id = ? AND revoked_at IS NULL \
+             AND absolute_expires_at > ? ORDER BY created_at DESC, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(session_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
+    }
+
+    async fn add_revocation(
+        &self,
+        kind: RevocationKind,
+        value: &str,
+        before: Option<i64>,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<RevocationRecord> {
+        let row = sqlx::query(
+            "INSERT INTO revocations (kind, value, before, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id, kind, value, before, created_at, expires_at",
+        )
+        .bind(kind.as_str())
+        .bind(value)
+        .bind(before)
+        .bind(now)
+        .bind(expires_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        revocation_from_row(&row).map_err(map_err)
+    }
+
+    async fn revocations_after(
+        &self,
+        after: i64,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RevocationRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, value, before, created_at, expires_at FROM revocations \
+             WHERE id > ? AND expires_at > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(revocation_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
+    }
+
+    async fn is_revoked(
+        &self,
+        jti: &str,
+        sid: Option<&str>,
+        sub: &str,
+        iat: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > ?1 AND ( \
+               (kind = 'jti' AND value = ?2) OR (kind = 'sid' AND value = ?3) OR \
+               (kind = 'sub' AND value = ?4 AND before >= ?5)))",
+        )
+        .bind(now)
+        .bind(jti)
+        .bind(sid)
+        .bind(sub)
+        .bind(iat)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(row.try_get::<i64, _>(0).map_err(map_err)? != 0)
+    }
+
+    async fn prune(&self, now: i64) -> StoreResult<u64> {
+        let a = sqlx::query("DELETE FROM revocations WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        let b = sqlx::query("DELETE FROM opaque_tokens WHERE exp <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(a + b)
+    }
+
+    async fn create_client(&self, c: &ClientRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO clients (id, name, kind, secret_hash, scopes, audiences, token_format, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(&c.secret_hash)
+        .bind(c.scopes.join(" "))
+        .bind(c.audiences.join(" "))
+        .bind(&c.token_format)
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
+        let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE id = ?");
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .and_then(|r| r.as_ref().map(client_from_row).transpose())
+            .map_err(map_err)
+    }
+
+    async fn client_by_name(&self, name: &str) -> StoreResult<Option<ClientRecord>> {
+        let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE name = ?");
+        sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .and_then(|r| r.as_ref().map(client_from_row).transpose())
+            .map_err(map_err)
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
+        let sql = format!("SELECT {CLIENT_COLS} FROM clients ORDER BY name");
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(client_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
+    }
+
+    async fn remove_client(&self, id: &str) -> StoreResult<bool> {
+        sqlx::query("DELETE FROM clients WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(map_err)
+    }
+
+    async fn set_client_secret(&self, id: &str, secret_hash: &[u8]) -> StoreResult<bool> {
+        sqlx::query("UPDATE clients SET secret_hash = ? WHERE id = ?")
+            .bind(secret_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(map_err)
+    }
+
+    async fn put_opaque_token(&self, hash: &[u8], t: &OpaqueTokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO opaque_tokens (hash, jti, sub, client_id, aud, scope, role, sid, iat, exp) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(hash)
+        .bind(&t.jti)
+        .bind(&t.sub)
+        .bind(&t.client_id)
+        .bind(&t.aud)
+        .bind(&t.scope)
+        .bind(&t.role)
+        .bind(&t.sid)
+        .bind(t.iat)
+        .bind(t.exp)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn opaque_token(&self, hash: &[u8]) -> StoreResult<Option<OpaqueTokenRecord>> {
+        sqlx::query(
+            "SELECT jti, sub, client_id, aud, scope, role, sid, iat, exp FROM opaque_tokens WHERE hash = ?",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .and_then(|r| r.as_ref().map(opaque_from_row).transpose())
+        .map_err(map_err)
     }
 }

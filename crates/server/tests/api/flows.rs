@@ -127,6 +127,7 @@ async fn disabling_a_user_or_changing_the_password_ends_sessions() {
     let now = i64::try_from(START).unwrap();
     wristband_server::domain::users::set_password(
         &*t.store,
+        t.app.record_lifetime(),
         t.app.passwords(),
         "dave",
         wristband_jose::SecretString::new("a different long passphrase".into()),
@@ -140,9 +141,15 @@ async fn disabling_a_user_or_changing_the_password_ends_sessions() {
     assert_eq!(r.status, 200);
     let rt = r.json()["refresh_token"].as_str().unwrap().to_owned();
 
-    wristband_server::domain::users::set_disabled(&*t.store, "dave", true, now)
-        .await
-        .unwrap();
+    wristband_server::domain::users::set_disabled(
+        &*t.store,
+        t.app.record_lifetime(),
+        "dave",
+        true,
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(t.refresh(&rt).await.status, 400);
     let denied = t.login("dave", "a different long passphrase").await;
     assert_eq!(denied.status, 401);

@@ -1,0 +1,210 @@
+//! `wristband client ...` and `wristband sessions ...`: OAuth clients and sessions, on the
+//! same data directory or database as the server.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use wristband_jose::UnixTime;
+use wristband_server::config::{Config, Overrides};
+use wristband_server::domain::oauth::{self, NewClient};
+use wristband_server::domain::{revoke, RecordLifetime, TokenFormat};
+use wristband_server::http::open_store;
+use wristband_server::store::Store;
+
+use crate::settings::{init_logging, StoreArgs};
+use crate::Outcome;
+
+/// Client commands.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Kind {
+    /// Gets tokens of its own (client_credentials).
+    Service,
+    /// An API: may also introspect tokens and read the revocation feed.
+    ResourceServer,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client and print its id and secret (shown once).
+    Add {
+        /// Unique name.
+        name: String,
+        /// What the client is.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// A scope it may ask for; repeat for several.
+        #[arg(long)]
+        scope: Vec<String>,
+        /// An audience it may ask for; repeat for several (the first is the default).
+        #[arg(long)]
+        audience: Vec<String>,
+        /// Issue opaque reference tokens instead of JWTs to this client.
+        #[arg(long)]
+        opaque: bool,
+        /// Print `{"client_id": ..., "client_secret": ...}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients.
+    List,
+    /// Remove a client.
+    Remove {
+        /// Name.
+        name: String,
+    },
+    /// Replace a client's secret and print the new one.
+    RotateSecret {
+        /// Name.
+        name: String,
+        /// Print `{"client_id": ..., "client_secret": ...}`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Session commands.
+#[derive(Debug, Args)]
+pub(crate) struct SessionsArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// Revoke a session: its refresh tokens stop at once and its access tokens are pushed
+    /// to the verifiers as revoked.
+    Revoke {
+        /// Session id (`sid`).
+        id: String,
+    },
+}
+
+fn now() -> i64 {
+    i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
+}
+
+fn print_secret(out: &mut impl Write, c: &NewClient, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        let v = json!({ "client_id": c.record.id, "client_secret": c.secret.expose() });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "client_id:     {}", c.record.id)?;
+        writeln!(out, "client_secret: {}", c.secret.expose())?;
+        writeln!(
+            out,
+            "(the secret is shown only now; only its hash is stored)"
+        )?;
+    }
+    Ok(())
+}
+
+async fn with_store<T>(
+    args: &StoreArgs,
+    f: impl AsyncFnOnce(&Config, &dyn Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let config = args.load(Overrides::default())?;
+    init_logging();
+    let store = open_store(&config).await.context("opening the store")?;
+    f(&config, &*store).await
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(f)
+}
+
+/// Runs a client command.
+pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    block_on(with_store(&args.store, async |_, store| {
+        match &args.command {
+            ClientCommand::Add {
+                name,
+                kind,
+                scope,
+                audience,
+                opaque,
+                json,
+            } => {
+                let kind = match kind {
+                    Kind::Service => oauth::KIND_SERVICE,
+                    Kind::ResourceServer => oauth::KIND_RESOURCE_SERVER,
+                };
+                let format = if *opaque {
+                    TokenFormat::Opaque
+                } else {
+                    TokenFormat::Jwt
+                };
+                let scopes = scope
+                    .iter()
+                    .flat_map(|s| s.split_whitespace())
+                    .map(str::to_owned)
+                    .collect();
+                let c =
+                    oauth::add_client(store, name, kind, scopes, audience.clone(), format, now())
+                        .await?;
+                print_secret(out, &c, *json)?;
+            }
+            ClientCommand::List => {
+                writeln!(
+                    out,
+                    "{:<20} {:<28} {:<16} {:<7} scopes / audiences",
+                    "name", "client_id", "kind", "tokens"
+                )?;
+                for c in store.list_clients().await? {
+                    writeln!(
+                        out,
+                        "{:<20} {:<28} {:<16} {:<7} {} / {}",
+                        c.name,
+                        c.id,
+                        c.kind,
+                        c.token_format,
+                        c.scopes.join(" "),
+                        c.audiences.join(" ")
+                    )?;
+                }
+            }
+            ClientCommand::Remove { name } => {
+                let c = oauth::remove_client(store, name).await?;
+                writeln!(out, "removed {} ({})", c.name, c.id)?;
+            }
+            ClientCommand::RotateSecret { name, json } => {
+                let c = oauth::rotate_client_secret(store, name).await?;
+                print_secret(out, &c, *json)?;
+            }
+        }
+        Ok(Outcome::Success)
+    }))
+}
+
+/// Runs a sessions command.
+pub(crate) fn run_sessions(args: &SessionsArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    block_on(with_store(&args.store, async |config, store| {
+        match &args.command {
+            SessionsCommand::Revoke { id } => {
+                let life = RecordLifetime {
+                    access_ttl_secs: i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX),
+                };
+                match revoke::revoke_session(store, life, id, "admin_revoked", now()).await? {
+                    Some(_) => writeln!(out, "revoked session {id}")?,
+                    None => anyhow::bail!("no live session {id}"),
+                }
+            }
+        }
+        Ok(Outcome::Success)
+    }))
+}

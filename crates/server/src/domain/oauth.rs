@@ -1,0 +1,386 @@
+//! OAuth 2.0 clients: registration, client authentication, the client-credentials grant,
+//! token revocation (RFC 7009) and introspection (RFC 7662).
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use wristband_jose::SecretString;
+
+use super::revoke::{revoke_session, revoke_token};
+use super::tokens::{Grant, TokenFormat, TokenInfo, OPAQUE_PREFIX};
+use super::{audit, random_id, token_hash, AuthService, DomainError};
+use crate::store::{ClientRecord, Store};
+
+/// The scope a resource server needs to read the revocation feed.
+pub const SCOPE_REVOCATIONS_READ: &str = "revocations:read";
+
+/// Client kinds.
+pub const KIND_SERVICE: &str = "service";
+/// A resource server: may introspect tokens and read the revocation feed.
+pub const KIND_RESOURCE_SERVER: &str = "resource-server";
+
+/// An OAuth error answered by the token, revocation and introspection endpoints
+/// (RFC 6749 §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OAuthError {
+    /// Client authentication failed (401 with `WWW-Authenticate: Basic`).
+    #[error("invalid_client")]
+    InvalidClient,
+    /// The grant is invalid, expired, revoked or not this client's.
+    #[error("invalid_grant")]
+    InvalidGrant,
+    /// A scope or audience outside the client's registration.
+    #[error("invalid_scope")]
+    InvalidScope,
+    /// Not `client_credentials` or `refresh_token`.
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// The client may not use this grant or endpoint.
+    #[error("unauthorized_client")]
+    UnauthorizedClient,
+    /// A required parameter is missing or repeated.
+    #[error("invalid_request")]
+    InvalidRequest,
+}
+
+/// Credentials presented by a client.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    /// `client_id`.
+    pub id: String,
+    /// `client_secret`, if any (public clients have none).
+    pub secret: Option<SecretString>,
+}
+
+/// A newly registered client, with its secret shown once.
+#[derive(Debug)]
+pub struct NewClient {
+    /// The stored record.
+    pub record: ClientRecord,
+    /// The secret; only its hash is kept.
+    pub secret: SecretString,
+}
+
+fn new_secret() -> Result<SecretString, DomainError> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| DomainError::Internal(e.to_string()))?;
+    Ok(SecretString::new(format!(
+        "wbs_{}",
+        wristband_jose::b64::encode(bytes)
+    )))
+}
+
+fn check_words(words: &[String], what: &str) -> Result<(), DomainError> {
+    let ok = words.iter().all(|w| {
+        !w.is_empty()
+            && w.len() <= 128
+            && w.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::InvalidRequest(format!("invalid {what}")))
+    }
+}
+
+/// Registers a client. Resource servers always get [`SCOPE_REVOCATIONS_READ`].
+pub async fn add_client(
+    store: &dyn Store,
+    name: &str,
+    kind: &str,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+    format: TokenFormat,
+    now: i64,
+) -> Result<NewClient, DomainError> {
+    super::users::check_username(name)?;
+    if kind != KIND_SERVICE && kind != KIND_RESOURCE_SERVER {
+        return Err(DomainError::InvalidRequest(
+            "kind must be service or resource-server".into(),
+        ));
+    }
+    let mut scopes = scopes;
+    if kind == KIND_RESOURCE_SERVER && !scopes.iter().any(|s| s == SCOPE_REVOCATIONS_READ) {
+        scopes.push(SCOPE_REVOCATIONS_READ.to_owned());
+    }
+    check_words(&scopes, "scope")?;
+    check_words(&audiences, "audience")?;
+    let secret = new_secret()?;
+    let record = ClientRecord {
+        id: random_id("cli_")?,
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        secret_hash: token_hash(secret.expose()),
+        scopes,
+        audiences,
+        token_format: format.as_str().to_owned(),
+        created_at: now,
+    };
+    store.create_client(&record).await?;
+    audit!("client_created", client_id = %record.id, kind);
+    Ok(NewClient { record, secret })
+}
+
+/// Replaces a client's secret and returns the new one.
+pub async fn rotate_client_secret(store: &dyn Store, name: &str) -> Result<NewClient, DomainError> {
+    let record = store
+        .client_by_name(name)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let secret = new_secret()?;
+    store
+        .set_client_secret(&record.id, &token_hash(secret.expose()))
+        .await?;
+    audit!("client_secret_rotated", client_id = %record.id);
+    Ok(NewClient { record, secret })
+}
+
+/// Removes a client by name.
+pub async fn remove_client(store: &dyn Store, name: &str) -> Result<ClientRecord, DomainError> {
+    let record = store
+        .client_by_name(name)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    store.remove_client(&record.id).await?;
+    audit!("client_removed", client_id = %record.id);
+    Ok(record)
+}
+
+/// Who is calling an OAuth endpoint, once authenticated.
+#[derive(Debug, Clone)]
+pub(crate) enum Caller {
+    /// The first-party public client (`client_id` in the configuration), without a secret.
+    FirstParty(String),
+    /// A registered confidential client.
+    Registered(ClientRecord),
+}
+
+impl Caller {
+    fn id(&self) -> &str {
+        match self {
+            Caller::FirstParty(id) => id,
+            Caller::Registered(c) => &c.id,
+        }
+    }
+}
+
+/// The response of a successful token request.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The access token.
+    pub access_token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: u64,
+    /// Granted scope.
+    pub scope: Option<String>,
+    /// A refresh token (refresh grant only).
+    pub refresh_token: Option<String>,
+}
+
+impl AuthService {
+    /// Authenticates a client. A registered client must present its secret (compared in
+    /// constant time, by hash); the first-party client id may come without one.
+    pub(crate) async fn authenticate_client(
+        &self,
+        creds: Option<ClientCredentials>,
+    ) -> Result<Caller, OAuthError> {
+        let creds = creds.ok_or(OAuthError::InvalidClient)?;
+        if creds.id == self.config.client_id && creds.secret.is_none() {
+            return Ok(Caller::FirstParty(creds.id));
+        }
+        let secret = creds.secret.ok_or(OAuthError::InvalidClient)?;
+        let record = self
+            .store
+            .client(&creds.id)
+            .await
+            .map_err(|_| OAuthError::InvalidClient)?;
+        // Hash whatever was presented, even for an unknown id, so both cost the same.
+        let presented = token_hash(secret.expose());
+        match record {
+            Some(c) if verify_slices_are_equal(&presented, &c.secret_hash).is_ok() => {
+                Ok(Caller::Registered(c))
+            }
+            _ => {
+                audit!("client_auth_failed", client_id = %creds.id);
+                Err(OAuthError::InvalidClient)
+            }
+        }
+    }
+
+    /// `grant_type=client_credentials`: a token for the client itself, with scope and
+    /// audience bounded by its registration.
+    pub async fn client_credentials(
+        &self,
+        creds: Option<ClientCredentials>,
+        scope: Option<&str>,
+        audience: Option<&str>,
+    ) -> Result<IssuedToken, OAuthError> {
+        let Caller::Registered(client) = self.authenticate_client(creds).await? else {
+            return Err(OAuthError::UnauthorizedClient);
+        };
+        let granted: Vec<&str> = match scope {
+            Some(s) => {
+                let asked: Vec<&str> = s.split(' ').filter(|w| !w.is_empty()).collect();
+                if asked.is_empty() || asked.iter().any(|a| !client.scopes.iter().any(|s| s == a)) {
+                    return Err(OAuthError::InvalidScope);
+                }
+                asked
+            }
+            None => client.scopes.iter().map(String::as_str).collect(),
+        };
+        let aud = match audience {
+            Some(a) if client.audiences.iter().any(|x| x == a) => a.to_owned(),
+            Some(_) => return Err(OAuthError::InvalidScope),
+            None => client
+                .audiences
+                .first()
+                .cloned()
+                .unwrap_or_else(|| self.config.audience.clone()),
+        };
+        let scope = (!granted.is_empty()).then(|| granted.join(" "));
+        let format = TokenFormat::parse(&client.token_format).unwrap_or_default();
+        let now = self.now();
+        let access_token = self
+            .issue_access(
+                Grant {
+                    sub: client.id.clone(),
+                    client_id: client.id.clone(),
+                    aud,
+                    scope: scope.clone(),
+                    role: None,
+                    sid: None,
+                },
+                format,
+                now,
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "issuing a client token");
+                OAuthError::InvalidRequest
+            })?;
+        audit!("client_token_issued", client_id = %client.id, scope = scope.as_deref());
+        Ok(IssuedToken {
+            access_token,
+            expires_in: self.config.access_ttl.as_secs(),
+            scope,
+            refresh_token: None,
+        })
+    }
+
+    /// `grant_type=refresh_token` at the OAuth endpoint: the `/v1/refresh` rules, for the
+    /// client the session belongs to.
+    pub async fn refresh_grant(
+        &self,
+        creds: Option<ClientCredentials>,
+        refresh_token: &str,
+        client: &super::ClientInfo,
+    ) -> Result<IssuedToken, OAuthError> {
+        let caller = self.authenticate_client(creds).await?;
+        if caller.id() != self.config.client_id {
+            // Sessions are issued to the first-party client only.
+            return Err(OAuthError::InvalidGrant);
+        }
+        let pair = self
+            .refresh(refresh_token, client)
+            .await
+            .map_err(|_| OAuthError::InvalidGrant)?;
+        Ok(IssuedToken {
+            access_token: pair.access_token,
+            expires_in: pair.expires_in,
+            scope: None,
+            refresh_token: Some(pair.refresh_token),
+        })
+    }
+
+    /// RFC 7009: revokes a refresh or access token of the calling client. Unknown tokens
+    /// are not an error.
+    pub async fn revoke_oauth(
+        &self,
+        creds: Option<ClientCredentials>,
+        token: &str,
+        hint: Option<&str>,
+    ) -> Result<(), OAuthError> {
+        let caller = self.authenticate_client(creds).await?;
+        let now = self.now();
+        let result: Result<(), DomainError> = async {
+            let as_refresh = hint != Some("access_token") || !token.contains('.');
+            if as_refresh {
+                if let Some(r) = self.store.refresh_token(&token_hash(token)).await? {
+                    if let Some(s) = self.store.session(&r.session_id).await? {
+                        if s.client_id == caller.id() {
+                            revoke_session(
+                                &*self.store,
+                                self.record_lifetime(),
+                                &s.id,
+                                "oauth_revoke",
+                                now,
+                            )
+                            .await?;
+                            self.feed_changed();
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+            if token.contains('.') || token.starts_with(OPAQUE_PREFIX) {
+                if let Ok(Some(info)) = self.inspect(token).await {
+                    if info.client_id == caller.id() {
+                        revoke_token(&*self.store, &info.jti, info.exp, "oauth_revoke", now)
+                            .await?;
+                        self.feed_changed();
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        result.map_err(|e| {
+            tracing::error!(error = %e, "revocation failed");
+            OAuthError::InvalidRequest
+        })
+    }
+
+    /// RFC 7662: what a token says, for resource servers only. `None` means inactive.
+    pub async fn introspect(
+        &self,
+        creds: Option<ClientCredentials>,
+        token: &str,
+    ) -> Result<Option<TokenInfo>, OAuthError> {
+        match self.authenticate_client(creds).await? {
+            Caller::Registered(c) if c.kind == KIND_RESOURCE_SERVER => {}
+            _ => return Err(OAuthError::UnauthorizedClient),
+        }
+        match self.inspect(token).await {
+            Ok(info) => Ok(info),
+            Err(DomainError::InvalidToken { .. }) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "introspection failed");
+                Err(OAuthError::InvalidRequest)
+            }
+        }
+    }
+
+    /// Checks a bearer token allowed to read the revocation feed: a resource server's token
+    /// with the `revocations:read` scope.
+    pub async fn authorize_feed(&self, token: Option<&str>) -> Result<(), DomainError> {
+        if self.config.revocation_feed_public {
+            return Ok(());
+        }
+        let info = self
+            .authenticate(token.ok_or(DomainError::MissingToken)?)
+            .await?;
+        let scoped = info
+            .scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|x| x == SCOPE_REVOCATIONS_READ));
+        let is_rs = matches!(
+            self.store.client(&info.client_id).await?,
+            Some(c) if c.kind == KIND_RESOURCE_SERVER
+        );
+        if scoped && is_rs {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden)
+        }
+    }
+}

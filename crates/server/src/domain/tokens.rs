@@ -1,0 +1,204 @@
+//! Access tokens in both formats: self-contained JWTs, verified anywhere with the public
+//! key, and opaque reference tokens, looked up here (introspection).
+
+use wristband_jose::{sign, Audience, Claims, UnixTime, UnverifiedToken};
+
+use super::{token_hash, AuthService, DomainError};
+use crate::store::OpaqueTokenRecord;
+
+/// Which kind of access token to issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    /// A signed JWT (RFC 9068), verified locally by every API service.
+    #[default]
+    Jwt,
+    /// A random reference token, checked by introspection; revocable instantly.
+    Opaque,
+}
+
+impl TokenFormat {
+    /// `jwt` or `opaque`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenFormat::Jwt => "jwt",
+            TokenFormat::Opaque => "opaque",
+        }
+    }
+
+    /// Parses `jwt` or `opaque`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jwt" => Some(TokenFormat::Jwt),
+            "opaque" => Some(TokenFormat::Opaque),
+            _ => None,
+        }
+    }
+}
+
+/// What an access token says, whatever its format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Subject: a user id, or a client id for service tokens.
+    pub sub: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Audiences.
+    pub aud: Vec<String>,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    /// Role.
+    pub role: Option<String>,
+    /// Session, for user tokens.
+    pub sid: Option<String>,
+    /// Token id.
+    pub jti: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Expiry.
+    pub exp: i64,
+}
+
+/// What to put into a new access token.
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    pub(crate) sub: String,
+    pub(crate) client_id: String,
+    pub(crate) aud: String,
+    pub(crate) scope: Option<String>,
+    pub(crate) role: Option<String>,
+    pub(crate) sid: Option<String>,
+}
+
+fn secs(t: UnixTime) -> i64 {
+    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Opaque tokens are 43 base64url characters with this prefix, so that they can never be
+/// mistaken for a JWT or a refresh token.
+pub(crate) const OPAQUE_PREFIX: &str = "wbo_";
+
+impl AuthService {
+    /// Issues an access token in the given format.
+    pub(crate) async fn issue_access(
+        &self,
+        grant: Grant,
+        format: TokenFormat,
+        now: i64,
+    ) -> Result<String, DomainError> {
+        let ttl = self.config.access_ttl;
+        let now_t = UnixTime::from_secs(u64::try_from(now).unwrap_or(0));
+        let mut claims = Claims::new(
+            self.issuer.clone(),
+            grant.sub,
+            Audience::one(grant.aud),
+            now_t,
+            ttl,
+        )
+        .with_client_id(grant.client_id);
+        claims.scope = grant.scope;
+        claims.role = grant.role;
+        claims.sid = grant.sid;
+        let token = match format {
+            TokenFormat::Jwt => sign(self.keys.signing(), &claims)
+                .map_err(|e| DomainError::Internal(e.to_string()))?,
+            TokenFormat::Opaque => {
+                let mut bytes = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut bytes)
+                    .map_err(|e| DomainError::Internal(e.to_string()))?;
+                let token = format!("{OPAQUE_PREFIX}{}", wristband_jose::b64::encode(bytes));
+                let record = OpaqueTokenRecord {
+                    jti: claims.jti.clone(),
+                    sub: claims.sub.clone(),
+                    client_id: claims.client_id.clone().unwrap_or_default(),
+                    aud: claims.aud.as_slice().join(" "),
+                    scope: claims.scope.clone(),
+                    role: claims.role.clone(),
+                    sid: claims.sid.clone(),
+                    iat: secs(claims.iat),
+                    exp: secs(claims.exp),
+                };
+                self.store
+                    .put_opaque_token(&token_hash(&token), &record)
+                    .await?;
+                token
+            }
+        };
+        self.metrics.tokens_issued.inc();
+        Ok(token)
+    }
+
+    /// Checks an access token of either format at the auth service: signature or lookup,
+    /// expiry, revocation records and the session. `None` when it is not active.
+    pub async fn inspect(&self, token: &str) -> Result<Option<TokenInfo>, DomainError> {
+        let now_t = self.clock.now();
+        let now = secs(now_t);
+        let info = if let Some(rest) = token.strip_prefix(OPAQUE_PREFIX) {
+            if rest.len() != 43 {
+                return Ok(None);
+            }
+            match self.store.opaque_token(&token_hash(token)).await? {
+                Some(r) if r.exp > now => TokenInfo {
+                    sub: r.sub,
+                    client_id: r.client_id,
+                    aud: r.aud.split(' ').map(str::to_owned).collect(),
+                    scope: r.scope,
+                    role: r.role,
+                    sid: r.sid,
+                    jti: r.jti,
+                    iat: r.iat,
+                    exp: r.exp,
+                },
+                _ => return Ok(None),
+            }
+        } else {
+            let verified = UnverifiedToken::parse(token)
+                .and_then(|t| t.verify(self.keys.keyset(), &self.policy, now_t));
+            let c = match verified {
+                Ok(v) => v.into_claims(),
+                Err(e) => {
+                    tracing::debug!(reason = e.kind().code(), "access token refused");
+                    return if e.is_expired() {
+                        Err(DomainError::InvalidToken { expired: true })
+                    } else {
+                        Ok(None)
+                    };
+                }
+            };
+            TokenInfo {
+                sub: c.sub,
+                client_id: c.client_id.unwrap_or_default(),
+                aud: c.aud.as_slice().to_vec(),
+                scope: c.scope,
+                role: c.role,
+                sid: c.sid,
+                jti: c.jti,
+                iat: secs(c.iat),
+                exp: secs(c.exp),
+            }
+        };
+        if self
+            .store
+            .is_revoked(&info.jti, info.sid.as_deref(), &info.sub, info.iat, now)
+            .await?
+        {
+            return Ok(None);
+        }
+        if let Some(sid) = &info.sid {
+            match self.store.session(sid).await? {
+                Some(s) if s.revoked_at.is_none() && s.user_id == info.sub => {}
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(info))
+    }
+
+    /// Like [`AuthService::inspect`], for endpoints that require a live token.
+    pub async fn authenticate(&self, token: &str) -> Result<TokenInfo, DomainError> {
+        match self.inspect(token).await {
+            Ok(Some(info)) => Ok(info),
+            Ok(None) => Err(DomainError::InvalidToken { expired: false }),
+            Err(e) => Err(e),
+        }
+    }
+}

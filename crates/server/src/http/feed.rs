@@ -1,0 +1,148 @@
+//! The revocation feed for verifiers: a paginated snapshot, and a Server-Sent Events stream
+//! that resumes from `Last-Event-ID` and sends heartbeats.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::{self, Stream};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::store::RevocationRecord;
+
+/// Records per page of `GET /v1/revocations`, and per batch of the stream.
+pub const PAGE: u32 = 500;
+/// How often a stream looks for records written by other processes.
+pub const POLL: Duration = Duration::from_secs(1);
+/// Heartbeat interval of the stream.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// A revocation on the wire.
+#[derive(Debug, Serialize)]
+pub struct WireRevocation<'a> {
+    /// Cursor / event id.
+    pub id: i64,
+    /// `jti`, `sid` or `sub`.
+    pub kind: &'static str,
+    /// The jti, sid or sub.
+    pub value: &'a str,
+    /// For `sub`: tokens issued at or before this time (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// The record can be forgotten after this time (Unix seconds).
+    pub expires_at: i64,
+}
+
+impl<'a> From<&'a RevocationRecord> for WireRevocation<'a> {
+    fn from(r: &'a RevocationRecord) -> Self {
+        WireRevocation {
+            id: r.id,
+            kind: r.kind.as_str(),
+            value: &r.value,
+            before: r.before,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+/// `GET /v1/revocations` query.
+#[derive(Debug, Deserialize)]
+pub(super) struct PageQuery {
+    after: Option<i64>,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+pub(super) async fn page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|_| ApiError::InvalidRequest("invalid cursor"))?;
+    s.service.authorize_feed(bearer(&headers)).await?;
+    let after = q.after.unwrap_or(0);
+    let records = s.service.revocations_after(after, PAGE).await?;
+    let cursor = records.last().map_or(after, |r| r.id);
+    let wire: Vec<WireRevocation<'_>> = records.iter().map(Into::into).collect();
+    Ok(Json(serde_json::json!({
+        "revocations": wire,
+        "cursor": cursor,
+        "has_more": records.len() == PAGE as usize,
+    }))
+    .into_response())
+}
+
+struct StreamState {
+    app: AppState,
+    cursor: i64,
+    pending: std::collections::VecDeque<RevocationRecord>,
+    wake: watch::Receiver<u64>,
+}
+
+fn event(r: &RevocationRecord) -> Event {
+    let data = serde_json::to_string(&WireRevocation::from(r)).unwrap_or_default();
+    Event::default()
+        .id(r.id.to_string())
+        .event("revocation")
+        .data(data)
+}
+
+fn revocation_stream(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(r) = st.pending.pop_front() {
+                let ev = event(&r);
+                return Some((Ok(ev), st));
+            }
+            match st.app.service.revocations_after(st.cursor, PAGE).await {
+                Ok(batch) if !batch.is_empty() => {
+                    st.cursor = batch.last().map_or(st.cursor, |r| r.id);
+                    st.pending.extend(batch);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "revocation stream: store read failed"),
+            }
+            // Nothing new: wait for a local revocation, or poll for other processes' ones.
+            let _ = tokio::time::timeout(POLL, st.wake.changed()).await;
+        }
+    })
+}
+
+pub(super) async fn stream(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    s.service.authorize_feed(bearer(&headers)).await?;
+    let cursor = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    let wake = s.service.subscribe_feed();
+    let state = StreamState {
+        app: s,
+        cursor,
+        pending: std::collections::VecDeque::new(),
+        wake,
+    };
+    Ok(Sse::new(revocation_stream(state))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response())
+}
