@@ -15,7 +15,7 @@ trap cleanup EXIT
 
 cargo build --release -q -p wristband -p wristband-loadgen
 cargo build --release -q -p wristband-verify --example api_service
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 
 # Starts a process whose stdout announces "listening on ADDR"; prints ADDR.
 start() {
