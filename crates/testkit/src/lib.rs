@@ -4,6 +4,8 @@
 //!   reused, since generating them is slow.
 //! - [`JwksServer`]: a JWKS and RFC 8414 metadata server on `127.0.0.1:0` whose key set,
 //!   failure mode and `Cache-Control` can be changed mid-test, and which counts fetches.
+//! - [`MockAuth`]: a mock auth service (metadata, JWKS, client credentials,
+//!   introspection, revocation snapshot and stream) with controllable records and failures.
 //! - [`Minter`]: mints valid and deliberately broken access tokens.
 //! - [`Canary`]: a TCP listener that only counts connections, to prove that nothing
 //!   reached it.
@@ -21,8 +23,10 @@ pub mod http;
 mod jwks_server;
 pub mod keys;
 mod minter;
+pub mod mock_auth;
 pub mod process;
 
 pub use canary::Canary;
 pub use jwks_server::{JwksServer, Mode};
 pub use minter::Minter;
+pub use mock_auth::MockAuth;

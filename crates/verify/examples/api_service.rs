@@ -4,7 +4,16 @@
 //!
 //! - `GET /resource`: 200 with the verified `sub`, `role` and claims;
 //! - `GET /admin`: 200 for the role `admin`, 403 otherwise;
-//! - `GET /health`: 200 without a token.
+//! - `GET /health`: 200 without a token;
+//! - `GET /metrics`: Prometheus text, with `wristband_verifier_revocation_staleness_seconds`
+//!   when the revocation feed is followed.
+//!
+//! With `--client-id` and `--client-secret` (or `WRISTBAND_CLIENT_ID` and
+//! `WRISTBAND_CLIENT_SECRET`), a resource-server client's credentials, the service follows
+//! the revocation feed (unless `--revocations=false`) and accepts opaque `wbo_` tokens by
+//! introspection:
+//!
+//! `cargo run -p wristband-verify --example api_service -- --issuer http://127.0.0.1:8080 --audience api://orders --client-id ID --client-secret SECRET --staleness-policy fail-closed --max-staleness 60`
 //!
 //! Keys come from `--jwks` (a URL or a JWKS file) when given, otherwise from the issuer's
 //! RFC 8414 metadata. The bound address is printed on stdout as `listening on ADDR`
@@ -19,7 +28,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use wristband_verify::example::{api_service_router, shutdown_signal};
-use wristband_verify::Verifier;
+use wristband_verify::{StalenessPolicy, Verifier};
 
 #[derive(Debug, Parser)]
 #[command(about = "The Wristband example API service")]
@@ -39,6 +48,23 @@ struct Args {
     /// Minimum seconds between JWKS refetches caused by unknown key ids.
     #[arg(long, default_value_t = 30)]
     refetch_cooldown: u64,
+    /// A resource-server client id, to read the revocation feed and introspect tokens.
+    #[arg(long, env = "WRISTBAND_CLIENT_ID")]
+    client_id: Option<String>,
+    /// That client's secret.
+    #[arg(long, env = "WRISTBAND_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// Follow the revocation feed (`--revocations` or `--revocations=false`). Default: on
+    /// when client credentials are given.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    revocations: Option<bool>,
+    /// While out of sync longer than --max-staleness: keep verifying (`fail-open`) or
+    /// refuse tokens issued before the last sync (`fail-closed`).
+    #[arg(long, default_value = "fail-open")]
+    staleness_policy: StalenessPolicy,
+    /// Seconds the revocation view may be out of sync before the policy applies.
+    #[arg(long, default_value_t = 60)]
+    max_staleness: u64,
 }
 
 #[tokio::main]
@@ -60,10 +86,21 @@ async fn main() -> anyhow::Result<()> {
         Some(file) => builder.jwks_file(file),
         None => builder.discover(),
     };
+    match (&args.client_id, &args.client_secret) {
+        (Some(id), Some(secret)) => builder = builder.client_credentials(id, secret),
+        (None, None) => {}
+        _ => anyhow::bail!("--client-id and --client-secret go together"),
+    }
+    if args.revocations.unwrap_or(args.client_id.is_some()) {
+        builder = builder
+            .revocation_feed()
+            .staleness_policy(args.staleness_policy)
+            .max_staleness(Duration::from_secs(args.max_staleness));
+    }
     let verifier = builder
         .build()
         .await
-        .context("loading the verification keys")?;
+        .context("loading the verification keys and the revocation feed")?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -6,11 +6,19 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
-use wristband_jose::{Algorithm, Clock, KeySet, Policy, PolicyBuilder, SystemClock};
+use wristband_jose::{
+    Algorithm, Claims, Clock, KeySet, Policy, PolicyBuilder, SecretString, SystemClock,
+};
 
 use crate::cache::{TokenCache, DEFAULT_CACHE_CAPACITY};
 use crate::error::{Realm, VerifyError};
+use crate::feed::{
+    AuthHttp, ClientAuth, FeedEndpoints, FeedError, FeedOptions, FeedRevocations, StalenessPolicy,
+};
 use crate::fetch::{FetchError, Fetcher};
+use crate::introspect::{
+    introspection_policy, Introspector, DEFAULT_INTROSPECTION_CAPACITY, DEFAULT_INTROSPECTION_TTL,
+};
 use crate::remote::{load_jwks, RemoteKeys, RemoteOptions};
 use crate::revocation::{NoRevocations, RevocationView};
 use crate::verifier::{Inner, Keys, Verifier};
@@ -40,6 +48,13 @@ pub enum BuildError {
     /// The static key set is empty or holds no key the policy allows.
     #[error("no usable verifying key")]
     NoKeys,
+    /// The issuer's metadata does not advertise an endpoint a setting needs, or the
+    /// endpoint's URL is unusable.
+    #[error("the issuer's metadata has no usable `{0}`")]
+    MissingEndpoint(&'static str),
+    /// The revocation snapshot could not be read at start-up.
+    #[error("cannot read the revocation feed")]
+    Revocations(#[source] FeedError),
 }
 
 enum Source {
@@ -55,10 +70,15 @@ pub struct VerifierBuilder {
     policy: PolicyBuilder,
     source: Source,
     clock: Arc<dyn Clock>,
-    revocations: Arc<dyn RevocationView>,
+    revocations: Option<Arc<dyn RevocationView>>,
     cache_capacity: usize,
     realm: String,
     remote: RemoteOptions,
+    credentials: Option<(String, SecretString)>,
+    follow_feed: bool,
+    feed: FeedOptions,
+    introspection_ttl: Duration,
+    introspection_capacity: usize,
 }
 
 impl VerifierBuilder {
@@ -68,10 +88,15 @@ impl VerifierBuilder {
             issuer,
             source: Source::Discover,
             clock: Arc::new(SystemClock),
-            revocations: Arc::new(NoRevocations),
+            revocations: None,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             realm: Realm::DEFAULT.to_owned(),
             remote: RemoteOptions::default(),
+            credentials: None,
+            follow_feed: false,
+            feed: FeedOptions::default(),
+            introspection_ttl: DEFAULT_INTROSPECTION_TTL,
+            introspection_capacity: DEFAULT_INTROSPECTION_CAPACITY,
         }
     }
 
@@ -139,9 +164,60 @@ impl VerifierBuilder {
         self
     }
 
-    /// The revocation view asked on every verification. Default: [`NoRevocations`].
+    /// The revocation view asked on every verification. Default: [`NoRevocations`], or
+    /// the feed with [`VerifierBuilder::revocation_feed`] (with both, a token is refused
+    /// when either says it is revoked).
     pub fn revocations(mut self, view: Arc<dyn RevocationView>) -> Self {
-        self.revocations = view;
+        self.revocations = Some(view);
+        self
+    }
+
+    /// A resource-server client's credentials at the auth service: used to read the
+    /// revocation feed and to introspect opaque tokens. The token and introspection
+    /// endpoints are discovered from the issuer's metadata. With credentials, opaque
+    /// `wbo_` tokens are accepted (checked by introspection).
+    pub fn client_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.credentials = Some((client_id.into(), SecretString::new(client_secret.into())));
+        self
+    }
+
+    /// Follows the revocation feed advertised in the issuer's metadata (see
+    /// [`FeedRevocations`]): the snapshot is read before `build` returns, then the stream
+    /// is followed in the background.
+    pub fn revocation_feed(mut self) -> Self {
+        self.follow_feed = true;
+        self
+    }
+
+    /// What to do while the feed is out of sync for too long. Default fail-open.
+    pub fn staleness_policy(mut self, policy: StalenessPolicy) -> Self {
+        self.feed.policy = policy;
+        self
+    }
+
+    /// How long the feed may be out of sync before the staleness policy applies.
+    /// Default 60 s.
+    pub fn max_staleness(mut self, max: Duration) -> Self {
+        self.feed.max_staleness = max;
+        self
+    }
+
+    /// Tuning of the feed follower (backoff, polling, timeouts). Keeps the policy and
+    /// maximum staleness already set only if `options` carries them too.
+    pub fn feed_options(mut self, options: FeedOptions) -> Self {
+        self.feed = options;
+        self
+    }
+
+    /// How long an introspection answer is reused (never past the token's `exp`), and how
+    /// many are kept. Default 5 s and 10 000; a TTL of zero turns the cache off.
+    pub fn introspection_cache(mut self, ttl: Duration, capacity: usize) -> Self {
+        self.introspection_ttl = ttl;
+        self.introspection_capacity = capacity;
         self
     }
 
@@ -172,11 +248,21 @@ impl VerifierBuilder {
     /// Validates the settings, loads the keys (fetching them, for remote sources, with
     /// retries) and returns the verifier. Remote sources need a tokio runtime.
     pub async fn build(self) -> Result<Verifier, BuildError> {
+        let opaque_policy =
+            introspection_policy(self.policy.clone()).map_err(BuildError::Policy)?;
         let policy = self.policy.build().map_err(BuildError::Policy)?;
         let realm = Realm::new(&self.realm).ok_or(BuildError::Realm)?;
         let cache =
             (self.cache_capacity > 0).then(|| Arc::new(TokenCache::new(self.cache_capacity)));
         let fetcher = || Fetcher::new(self.remote.fetch_timeout, self.remote.max_fetch_bytes);
+        let wants_metadata = matches!(self.source, Source::Discover)
+            || self.follow_feed
+            || self.credentials.is_some();
+        let metadata = if wants_metadata {
+            Some(discover(&fetcher(), &self.issuer, &self.remote).await?)
+        } else {
+            None
+        };
         let keys = match self.source {
             Source::Static(keys) => {
                 let allowed = keys.iter().filter(|k| policy.allows(k.algorithm())).count();
@@ -208,7 +294,10 @@ impl VerifierBuilder {
             }
             Source::Discover => {
                 let fetcher = fetcher();
-                let jwks_uri = discover(&fetcher, &self.issuer, &self.remote).await?;
+                let jwks_uri = match &metadata {
+                    Some(m) => endpoint(Some(&m.jwks_uri), "jwks_uri")?,
+                    None => return Err(BuildError::MissingEndpoint("jwks_uri")),
+                };
                 let shown = jwks_uri.to_string();
                 let remote = RemoteKeys::start(
                     jwks_uri,
@@ -222,13 +311,76 @@ impl VerifierBuilder {
                 Keys::Remote(remote)
             }
         };
+        let meta = metadata.unwrap_or_default();
+        let http = AuthHttp::new(self.feed.request_timeout, self.feed.max_response_bytes);
+        let auth = match &self.credentials {
+            Some((id, secret)) => {
+                let token_url = endpoint(meta.token_endpoint.as_ref(), "token_endpoint")?;
+                Some(Arc::new(ClientAuth::new(
+                    http.clone(),
+                    token_url,
+                    id,
+                    secret,
+                )))
+            }
+            None => None,
+        };
+        let introspector = match (&auth, &meta.introspection_endpoint) {
+            (Some(auth), Some(url)) => Some(Arc::new(
+                Introspector::new(
+                    http.clone(),
+                    endpoint(Some(url), "introspection_endpoint")?,
+                    Arc::clone(auth),
+                    opaque_policy,
+                    Arc::clone(&self.clock),
+                    self.introspection_ttl,
+                    self.introspection_capacity,
+                )
+                .map_err(BuildError::Policy)?,
+            )),
+            _ => None,
+        };
+        let feed = if self.follow_feed {
+            let endpoints = FeedEndpoints {
+                snapshot: endpoint(
+                    meta.revocation_feed_endpoint.as_ref(),
+                    "revocation_feed_endpoint",
+                )?,
+                stream: endpoint(
+                    meta.revocation_stream_endpoint.as_ref(),
+                    "revocation_stream_endpoint",
+                )?,
+            };
+            let feed = FeedRevocations::start(
+                endpoints,
+                http,
+                auth,
+                Arc::clone(&self.clock),
+                self.feed.clone(),
+            )
+            .await
+            .map_err(BuildError::Revocations)?;
+            Some(Arc::new(feed))
+        } else {
+            None
+        };
+        let revocations: Arc<dyn RevocationView> = match (&feed, self.revocations) {
+            (Some(feed), Some(custom)) => {
+                Arc::new(Either(Arc::clone(feed) as Arc<dyn RevocationView>, custom))
+            }
+            (Some(feed), None) => Arc::clone(feed) as Arc<dyn RevocationView>,
+            (None, Some(custom)) => custom,
+            (None, None) => Arc::new(NoRevocations),
+        };
         Ok(Verifier(Arc::new(Inner {
             policy,
             keys,
             cache,
-            revocations: self.revocations,
+            revocations,
             clock: self.clock,
             realm,
+            feed,
+            introspector,
         })))
     }
 }
@@ -267,18 +419,47 @@ pub fn metadata_url(issuer: &str) -> Option<Url> {
     Some(url)
 }
 
-#[derive(Deserialize)]
+/// Two views: revoked when either says so.
+struct Either(Arc<dyn RevocationView>, Arc<dyn RevocationView>);
+
+impl RevocationView for Either {
+    fn is_revoked(&self, claims: &Claims) -> bool {
+        self.0.is_revoked(claims) || self.1.is_revoked(claims)
+    }
+}
+
+/// The RFC 8414 members this crate reads.
+#[derive(Deserialize, Default)]
 struct Metadata {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    token_endpoint: Option<String>,
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
+    #[serde(default)]
+    revocation_feed_endpoint: Option<String>,
+    #[serde(default)]
+    revocation_stream_endpoint: Option<String>,
 }
 
-/// Fetches the issuer's metadata (with the start-up retries) and returns its `jwks_uri`.
+/// An advertised endpoint, parsed and of a supported scheme.
+fn endpoint(url: Option<&String>, name: &'static str) -> Result<Url, BuildError> {
+    let url = url.ok_or(BuildError::MissingEndpoint(name))?;
+    let parsed = Url::parse(url).map_err(|_| BuildError::MissingEndpoint(name))?;
+    if !Fetcher::supports(&parsed) {
+        return Err(BuildError::MissingEndpoint(name));
+    }
+    Ok(parsed)
+}
+
+/// Fetches the issuer's metadata (with the start-up retries) and checks its issuer and
+/// `jwks_uri`.
 async fn discover(
     fetcher: &Fetcher,
     issuer: &str,
     options: &RemoteOptions,
-) -> Result<Url, BuildError> {
+) -> Result<Metadata, BuildError> {
     let url = metadata_url(issuer).ok_or_else(|| BuildError::Url(issuer.to_owned()))?;
     if !Fetcher::supports(&url) {
         return Err(BuildError::Url(issuer.to_owned()));
@@ -316,7 +497,7 @@ async fn discover(
             jwks_uri.scheme().to_owned(),
         )));
     }
-    Ok(jwks_uri)
+    Ok(meta)
 }
 
 #[cfg(test)]

@@ -4,7 +4,11 @@
 //! - `GET /resource`: 200 with the verified `sub`, `role` and all the claims.
 //! - `GET /admin`: 200 only for the role `admin`, 403 otherwise.
 //! - `GET /health`: 200 without a token (the unauthenticated baseline).
+//! - `GET /metrics`: Prometheus text without a token; with a revocation feed, the gauge
+//!   `wristband_verifier_revocation_staleness_seconds`.
 
+use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -49,13 +53,41 @@ pub struct HealthResponse {
 }
 
 /// The API service's routes: `/resource` and `/admin` behind [`RequireTokenLayer`],
-/// `/health` open.
+/// `/health` and `/metrics` open.
 pub fn api_service_router(verifier: Verifier) -> Router {
     let protected = Router::new()
         .route("/resource", get(resource))
         .route("/admin", get(admin))
-        .layer(RequireTokenLayer::new(verifier));
-    Router::new().route("/health", get(health)).merge(protected)
+        .layer(RequireTokenLayer::new(verifier.clone()));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics).with_state(verifier))
+        .merge(protected)
+}
+
+/// The verifier's metrics in the Prometheus text format (empty without a revocation feed).
+pub fn metrics_text(verifier: &Verifier) -> String {
+    let mut text = verifier
+        .revocation_feed()
+        .map(|f| f.prometheus_text())
+        .unwrap_or_default();
+    text.push_str(&format!(
+        "# HELP wristband_verifier_cached_tokens Verified tokens in the cache.\n\
+         # TYPE wristband_verifier_cached_tokens gauge\n\
+         wristband_verifier_cached_tokens {}\n",
+        verifier.cached_tokens()
+    ));
+    text
+}
+
+async fn metrics(State(verifier): State<Verifier>) -> impl IntoResponse {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics_text(&verifier),
+    )
 }
 
 async fn resource(claims: Claims) -> Json<serde_json::Value> {

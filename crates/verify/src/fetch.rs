@@ -59,9 +59,9 @@ pub(crate) struct Fetched {
 }
 
 #[cfg(feature = "https")]
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+pub(crate) type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 #[cfg(not(feature = "https"))]
-type Connector = HttpConnector;
+pub(crate) type Connector = HttpConnector;
 
 /// The HTTP client used for JWKS and metadata fetches.
 #[derive(Clone)]
@@ -73,16 +73,7 @@ pub(crate) struct Fetcher {
 
 impl Fetcher {
     pub(crate) fn new(timeout: Duration, max_bytes: usize) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(timeout));
-        http.set_nodelay(true);
-        #[cfg(feature = "https")]
-        let connector = {
-            http.enforce_http(false);
-            https_connector(http)
-        };
-        #[cfg(not(feature = "https"))]
-        let connector = http;
+        let connector = connector(timeout);
         let client = Client::builder(TokioExecutor::new())
             // Fetches are rare: a fresh connection each time means a stopped or moved
             // server is noticed at once, and no idle sockets are held.
@@ -150,6 +141,21 @@ impl Fetcher {
             .to_bytes();
         Ok(Fetched { body, max_age })
     }
+}
+
+/// The connector of every client of this crate: `http`, and `https` with the feature on.
+pub(crate) fn connector(timeout: Duration) -> Connector {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(timeout));
+    http.set_nodelay(true);
+    #[cfg(feature = "https")]
+    let connector = {
+        http.enforce_http(false);
+        https_connector(http)
+    };
+    #[cfg(not(feature = "https"))]
+    let connector = http;
+    connector
 }
 
 #[cfg(feature = "https")]

@@ -15,6 +15,11 @@
 //!   and the [`RevocationView`] ([`NoRevocations`] until revocation is configured).
 //! - [`RequireTokenLayer`]: the tower layer that reads `Authorization: Bearer`, verifies,
 //!   and puts [`Claims`] into the request extensions.
+//! - [`FeedRevocations`] (enabled by [`VerifierBuilder::revocation_feed`]): the revocation
+//!   view that follows the auth service's feed (snapshot, then Server-Sent Events, with
+//!   backoff and a polling fallback) and its [`StalenessPolicy`].
+//! - `introspect`: opaque `wbo_` tokens checked by RFC 7662 introspection with a short
+//!   bounded cache, through the same [`Verifier::verify`].
 //! - [`Claims`], [`Custom`], [`HasRole`], [`HasScope`]: axum extractors.
 //! - [`AuthError`]: the one error type, answered as RFC 6750 prescribes.
 //! - [`example`]: the API Service router used by `examples/api_service.rs`.
@@ -71,7 +76,9 @@ mod cache;
 mod error;
 pub mod example;
 mod extract;
+mod feed;
 mod fetch;
+mod introspect;
 mod layer;
 mod remote;
 mod revocation;
@@ -81,7 +88,14 @@ pub use builder::{metadata_url, BuildError, VerifierBuilder, METADATA_SUFFIX};
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use error::{AuthError, AuthErrorKind, Realm, VerifyError, EXPIRED_BODY, INVALID_BODY};
 pub use extract::{Claims, Custom, HasRole, HasScope, RoleName, ScopeName};
+pub use feed::{
+    FeedError, FeedOptions, FeedRevocations, RevocationKind, RevocationRecord, RevocationSet,
+    StalenessPolicy,
+};
 pub use fetch::{FetchError, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_FETCH_BYTES};
+pub use introspect::{
+    is_opaque, DEFAULT_INTROSPECTION_CAPACITY, DEFAULT_INTROSPECTION_TTL, OPAQUE_PREFIX,
+};
 pub use layer::{RequireToken, RequireTokenLayer, ResponseFuture, MAX_FORM_SCAN_BYTES};
 pub use remote::{
     RemoteOptions, DEFAULT_REFETCH_COOLDOWN, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH,

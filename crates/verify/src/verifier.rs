@@ -10,6 +10,8 @@ use wristband_jose::{
 
 use crate::cache::TokenCache;
 use crate::error::{Realm, VerifyError};
+use crate::feed::FeedRevocations;
+use crate::introspect::{Introspector, OPAQUE_PREFIX};
 use crate::remote::RemoteKeys;
 use crate::revocation::RevocationView;
 
@@ -37,6 +39,8 @@ pub(crate) struct Inner {
     pub(crate) revocations: Arc<dyn RevocationView>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) realm: Realm,
+    pub(crate) feed: Option<Arc<FeedRevocations>>,
+    pub(crate) introspector: Option<Arc<Introspector>>,
 }
 
 /// Verifies access tokens locally: strict syntax, signature, claims, then revocation.
@@ -95,6 +99,26 @@ impl Verifier {
         }
     }
 
+    /// The revocation feed this verifier follows, if any (see [`crate::FeedRevocations`]).
+    pub fn revocation_feed(&self) -> Option<&FeedRevocations> {
+        self.0.feed.as_deref()
+    }
+
+    /// Time since the revocation view was last in sync, when a feed is followed.
+    pub fn revocation_staleness(&self) -> Option<std::time::Duration> {
+        self.0.feed.as_ref().map(|f| f.staleness())
+    }
+
+    /// True when opaque (`wbo_`) tokens are checked by introspection.
+    pub fn introspects_opaque_tokens(&self) -> bool {
+        self.0.introspector.is_some()
+    }
+
+    /// Number of introspection answers cached.
+    pub fn cached_introspections(&self) -> usize {
+        self.0.introspector.as_ref().map_or(0, |i| i.cached())
+    }
+
     /// Number of tokens in the verified-token cache.
     pub fn cached_tokens(&self) -> usize {
         self.0.cache.as_ref().map_or(0, |c| c.len())
@@ -104,12 +128,19 @@ impl Verifier {
     /// revocation again), otherwise fully. An unknown `kid` may trigger one refetch of a
     /// remote key set (at most once per cooldown), hence `async`.
     ///
+    /// An opaque token (`wbo_…`) is checked by introspection when client credentials are
+    /// configured (answers cached for a few seconds, never past `exp`), then against the
+    /// same policy and revocation view as a JWT. Without credentials it is malformed.
+    ///
     /// Failures are logged with their internal reason and the SHA-256 of the token, never
     /// the token itself.
     pub async fn verify(&self, token: &str) -> Result<Arc<Verified<Claims>>, VerifyError> {
-        let result = match self.verify_cached(token) {
-            Some(result) => result,
-            None => self.verify_uncached(token).await,
+        let result = match (&self.0.introspector, token.starts_with(OPAQUE_PREFIX)) {
+            (Some(introspector), true) => self.verify_opaque(introspector, token).await,
+            _ => match self.verify_cached(token) {
+                Some(result) => result,
+                None => self.verify_uncached(token).await,
+            },
         };
         if let Err(e) = &result {
             log_rejection(token, e);
@@ -140,6 +171,18 @@ impl Verifier {
             return Some(Err(ErrorKind::Revoked.into()));
         }
         Some(Ok(hit))
+    }
+
+    async fn verify_opaque(
+        &self,
+        introspector: &Introspector,
+        token: &str,
+    ) -> Result<Arc<Verified<Claims>>, VerifyError> {
+        let verified = introspector.verify(token).await?;
+        if self.0.revocations.is_revoked(&verified) {
+            return Err(ErrorKind::Revoked.into());
+        }
+        Ok(verified)
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<Arc<Verified<Claims>>, VerifyError> {

@@ -6,7 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod canary;
+mod feed;
 mod layer;
+mod opaque;
 mod processes;
 mod remote;
 mod revocation;
