@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::json::{duplicate, Key, Scalar, SeenKeys, StrictValue};
+use crate::flat::flat_object;
+use crate::json::{duplicate, parse_object, Key, Scalar, SeenKeys, StrictValue};
 use crate::time::{UnixTime, MAX_NUMERIC_DATE};
 
 /// Claim names that have a typed field in [`Claims`] and may not appear in `extra`.
@@ -245,6 +246,7 @@ impl Serialize for Claims {
 /// Claims as read from a payload, before any check: fields may be missing, and the first
 /// wrongly typed claim is remembered to be reported after the signature check.
 #[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub(crate) struct RawClaims {
     pub(crate) iss: Option<String>,
     pub(crate) sub: Option<String>,
@@ -264,6 +266,28 @@ pub(crate) struct RawClaims {
 
 pub(crate) struct RawClaimsVisitor;
 
+/// The index in [`REGISTERED`] of a registered claim name.
+fn registered_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "iss" => 0,
+        "sub" => 1,
+        "aud" => 2,
+        "exp" => 3,
+        "iat" => 4,
+        "nbf" => 5,
+        "jti" => 6,
+        "client_id" => 7,
+        "scope" => 8,
+        "role" => 9,
+        "sid" => 10,
+        _ => return None,
+    })
+}
+
+/// Private claims the fast reader tracks without allocating; an object with more goes to
+/// the strict parser.
+const FLAT_PRIVATE_CLAIMS: usize = 16;
+
 impl<'de> Visitor<'de> for RawClaimsVisitor {
     type Value = RawClaims;
 
@@ -273,61 +297,110 @@ impl<'de> Visitor<'de> for RawClaimsVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawClaims, A::Error> {
         let mut out = RawClaims::default();
+        let mut registered_seen = 0u16;
         let mut seen = SeenKeys::default();
         while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
-            if !seen.insert(name.clone()) {
-                return Err(duplicate(&name));
-            }
-            let registered = REGISTERED.iter().find(|r| **r == name);
-            let Some(&claim) = registered else {
+            let Some(i) = registered_index(&name) else {
+                if !seen.insert(name.clone()) {
+                    return Err(duplicate(&name));
+                }
                 let v = map.next_value_seed(StrictValue)?;
                 out.extra.insert(name.into_owned(), v);
                 continue;
             };
-            let v = map.next_value::<Scalar<'de>>()?;
-            let ok = match (claim, v) {
-                ("exp" | "iat" | "nbf", Scalar::Uint(t)) if t <= MAX_NUMERIC_DATE => {
-                    let t = Some(UnixTime::from_secs(t));
-                    match claim {
-                        "exp" => out.exp = t,
-                        "iat" => out.iat = t,
-                        _ => out.nbf = t,
-                    }
-                    true
-                }
-                ("aud", Scalar::Str(s)) => {
-                    out.aud = Some(vec![s.into_owned()]);
-                    true
-                }
-                ("aud", Scalar::StrList(list)) if !list.is_empty() => {
-                    out.aud = Some(list);
-                    true
-                }
-                ("exp" | "iat" | "nbf" | "aud", _) => false,
-                (_, Scalar::Str(s)) => {
-                    let s = Some(s.into_owned());
-                    match claim {
-                        "iss" => out.iss = s,
-                        "sub" => out.sub = s,
-                        "jti" => out.jti = s,
-                        "client_id" => out.client_id = s,
-                        "scope" => out.scope = s,
-                        "role" => out.role = s,
-                        _ => out.sid = s,
-                    }
-                    true
-                }
-                _ => false,
-            };
-            if !ok && out.invalid.is_none() {
-                out.invalid = Some(claim);
+            if registered_seen & (1 << i) != 0 {
+                return Err(duplicate(&name));
             }
+            registered_seen |= 1 << i;
+            out.set(i, map.next_value::<Scalar<'de>>()?);
         }
         Ok(out)
     }
 }
 
 impl RawClaims {
+    /// Reads a payload: the fast reader for the flat objects issuers write, the strict
+    /// parser for everything else (and for every object the fast reader does not accept).
+    pub(crate) fn parse(bytes: &[u8]) -> Result<RawClaims> {
+        if let Some(claims) = Self::parse_flat(bytes) {
+            return Ok(claims);
+        }
+        parse_object(bytes, RawClaimsVisitor)
+            .map_err(|e| Error::with_source(ErrorKind::InvalidJson, e))
+    }
+
+    /// The same reading as [`RawClaimsVisitor`], for a text in the fast reader's subset.
+    /// A duplicate member, or more private claims than it tracks, hands the text back.
+    fn parse_flat(bytes: &[u8]) -> Option<RawClaims> {
+        let mut out = RawClaims::default();
+        let mut registered_seen = 0u16;
+        let mut private = [""; FLAT_PRIVATE_CLAIMS];
+        let mut n = 0;
+        flat_object(bytes, |name, v| {
+            if let Some(i) = registered_index(name) {
+                if registered_seen & (1 << i) != 0 {
+                    return None;
+                }
+                registered_seen |= 1 << i;
+                out.set(i, v);
+            } else {
+                if n == FLAT_PRIVATE_CLAIMS || private[..n].contains(&name) {
+                    return None;
+                }
+                private[n] = name;
+                n += 1;
+                out.extra.insert(name.to_owned(), v.into_value()?);
+            }
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    /// Records the value of the registered claim `REGISTERED[i]`, or remembers the claim as
+    /// the first one of the wrong type.
+    fn set(&mut self, i: usize, v: Scalar<'_>) {
+        let Some(&claim) = REGISTERED.get(i) else {
+            return;
+        };
+        let ok = match (claim, v) {
+            ("exp" | "iat" | "nbf", Scalar::Uint(t)) if t <= MAX_NUMERIC_DATE => {
+                let t = Some(UnixTime::from_secs(t));
+                match claim {
+                    "exp" => self.exp = t,
+                    "iat" => self.iat = t,
+                    _ => self.nbf = t,
+                }
+                true
+            }
+            ("aud", Scalar::Str(s)) => {
+                self.aud = Some(vec![s.into_owned()]);
+                true
+            }
+            ("aud", Scalar::StrList(list)) if !list.is_empty() => {
+                self.aud = Some(list);
+                true
+            }
+            ("exp" | "iat" | "nbf" | "aud", _) => false,
+            (_, Scalar::Str(s)) => {
+                let s = Some(s.into_owned());
+                match claim {
+                    "iss" => self.iss = s,
+                    "sub" => self.sub = s,
+                    "jti" => self.jti = s,
+                    "client_id" => self.client_id = s,
+                    "scope" => self.scope = s,
+                    "role" => self.role = s,
+                    _ => self.sid = s,
+                }
+                true
+            }
+            _ => false,
+        };
+        if !ok && self.invalid.is_none() {
+            self.invalid = Some(claim);
+        }
+    }
+
     /// Turns raw claims into [`Claims`], requiring what every access token must carry.
     pub(crate) fn into_claims(self, require_client_id: bool) -> Result<Claims> {
         if let Some(c) = self.invalid {
@@ -351,5 +424,53 @@ impl RawClaims {
             sid: self.sid,
             extra: self.extra,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flat::tests::mutants;
+
+    #[test]
+    fn registered_index_matches_the_list() {
+        for (i, name) in REGISTERED.iter().enumerate() {
+            assert_eq!(registered_index(name), Some(i), "{name}");
+        }
+        assert_eq!(registered_index("email"), None);
+        assert_eq!(REGISTERED.len(), 11);
+    }
+
+    /// Whatever the fast reader accepts, the strict parser reads to the same raw claims.
+    #[test]
+    fn fast_reader_agrees_with_the_strict_parser() {
+        let text = br#"{"iss":"https://a","sub":"u","aud":["x","y"],"exp":1800000900,"iat":1800000000,"nbf":0,"jti":"j","client_id":"c","scope":"a b","role":"r","sid":"s","n":7,"e":["z"],"t":"x"}"#;
+        let canonical = RawClaims::parse_flat(text).unwrap();
+        assert_eq!(canonical.extra.len(), 3);
+        assert_eq!(
+            canonical.aud.as_deref(),
+            Some(&["x".to_owned(), "y".to_owned()][..])
+        );
+        let (mut accepted, mut refused) = (0, 0);
+        for m in mutants(text) {
+            let strict = parse_object(&m, RawClaimsVisitor).ok();
+            match RawClaims::parse_flat(&m) {
+                Some(fast) => {
+                    accepted += 1;
+                    assert_eq!(Some(fast), strict, "{}", String::from_utf8_lossy(&m));
+                }
+                None => refused += 1,
+            }
+        }
+        assert!(accepted > 1000 && refused > 1000, "{accepted} {refused}");
+        // Duplicates, by name or by escaped spelling, go to the strict parser, which refuses.
+        for text in [&br#"{"iss":"a","iss":"b"}"#[..], br#"{"x":1,"x":1}"#] {
+            assert!(RawClaims::parse_flat(text).is_none());
+            assert!(RawClaims::parse(text).is_err());
+        }
+        assert!(RawClaims::parse(br#"{"iss":"a","\u0069ss":"b"}"#).is_err());
+        // Wrongly typed registered claims are recorded the same way by both readers.
+        let text = br#"{"exp":"1800000900","sub":"u"}"#;
+        assert_eq!(RawClaims::parse_flat(text).unwrap().invalid, Some("exp"));
     }
 }

@@ -133,6 +133,19 @@ pub(crate) enum Scalar<'de> {
     Other,
 }
 
+impl Scalar<'_> {
+    /// The value as [`StrictValue`] builds it from the same JSON; `None` for
+    /// [`Scalar::Other`], which keeps no value.
+    pub(crate) fn into_value(self) -> Option<Value> {
+        Some(match self {
+            Scalar::Str(s) => Value::String(s.into_owned()),
+            Scalar::Uint(u) => Value::Number(u.into()),
+            Scalar::StrList(list) => Value::Array(list.into_iter().map(Value::String).collect()),
+            Scalar::Other => return None,
+        })
+    }
+}
+
 impl<'de> de::Deserialize<'de> for Scalar<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar<'de>, D::Error> {
         d.deserialize_any(ScalarVisitor)

@@ -721,28 +721,49 @@ impl SigningKey {
 
     /// Signs `message` (a JWS signing input) and returns the raw signature.
     pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let mut buf = [0u8; MAX_SIGNATURE_LEN];
+        let n = self.sign_into(message, &mut buf)?;
+        Ok(buf.get(..n).unwrap_or_default().to_vec())
+    }
+
+    /// Signs `message` into `out` and returns the signature's length.
+    pub(crate) fn sign_into(
+        &self,
+        message: &[u8],
+        out: &mut [u8; MAX_SIGNATURE_LEN],
+    ) -> Result<usize> {
         let crypto = |e| Error::with_source(ErrorKind::Crypto, e);
-        Ok(match &self.signer {
+        let copy = |sig: &[u8], out: &mut [u8; MAX_SIGNATURE_LEN]| -> Result<usize> {
+            let dest = out.get_mut(..sig.len()).ok_or_else(invalid_key)?;
+            dest.copy_from_slice(sig);
+            Ok(sig.len())
+        };
+        match &self.signer {
             Signer::Rsa(pair) => {
                 let padding: &'static dyn signature::RsaEncoding = match self.algorithm() {
                     Algorithm::PS256 => &signature::RSA_PSS_SHA256,
                     _ => &signature::RSA_PKCS1_SHA256,
                 };
-                let mut sig = vec![0u8; pair.public_modulus_len()];
-                pair.sign(padding, &SystemRandom::new(), message, &mut sig)
+                let n = pair.public_modulus_len();
+                let sig = out.get_mut(..n).ok_or_else(invalid_key)?;
+                pair.sign(padding, &SystemRandom::new(), message, sig)
                     .map_err(crypto)?;
-                sig
+                Ok(n)
             }
-            Signer::Ec(pair) => pair
-                .sign(&SystemRandom::new(), message)
-                .map_err(crypto)?
-                .as_ref()
-                .to_vec(),
-            Signer::Ed(pair) => pair.sign(message).as_ref().to_vec(),
-            Signer::Hmac(h) => hmac::sign(&h.key, message).as_ref().to_vec(),
-        })
+            Signer::Ec(pair) => copy(
+                pair.sign(&SystemRandom::new(), message)
+                    .map_err(crypto)?
+                    .as_ref(),
+                out,
+            ),
+            Signer::Ed(pair) => copy(pair.sign(message).as_ref(), out),
+            Signer::Hmac(h) => copy(hmac::sign(&h.key, message).as_ref(), out),
+        }
     }
 }
+
+/// The longest signature a [`SigningKey`] makes: RSA-4096.
+pub(crate) const MAX_SIGNATURE_LEN: usize = 512;
 
 #[cfg(test)]
 mod tests {

@@ -42,6 +42,7 @@ mod claims;
 pub mod dangerous;
 mod der;
 mod error;
+mod flat;
 mod json;
 mod jwk;
 pub mod key;

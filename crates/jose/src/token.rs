@@ -8,10 +8,11 @@ use serde::de::{MapAccess, Visitor};
 
 use crate::alg::Algorithm;
 use crate::b64;
-use crate::claims::{Claims, RawClaims, RawClaimsVisitor};
+use crate::claims::{Claims, RawClaims};
 use crate::error::{Error, ErrorKind, Result};
+use crate::flat::flat_object;
 use crate::json::{duplicate, parse_object, Key, Scalar, SeenKeys, StrictValue};
-use crate::key::{SigningKey, VerifyingKey};
+use crate::key::{SigningKey, VerifyingKey, MAX_SIGNATURE_LEN};
 use crate::keyset::KeySet;
 use crate::policy::Policy;
 use crate::time::UnixTime;
@@ -51,7 +52,54 @@ impl Header {
         self.kid.as_deref()
     }
 
+    /// Reads a decoded header: the fast reader for the flat objects signers write, the
+    /// strict parser for everything else (and for every header the fast reader does not
+    /// accept, so that every refusal comes from one place).
     fn parse(bytes: &[u8]) -> Result<Header> {
+        if let Some(header) = Self::parse_flat(bytes) {
+            return Ok(header);
+        }
+        Self::parse_strict(bytes)
+    }
+
+    /// The same reading as [`HeaderVisitor`] for a text in the fast reader's subset, when it
+    /// succeeds; `None` hands the text to the strict parser, which produces the error.
+    fn parse_flat(bytes: &[u8]) -> Option<Header> {
+        let (mut alg, mut typ, mut kid) = (None, None, None);
+        let mut seen = [""; FLAT_HEADER_PARAMS];
+        let mut n = 0;
+        flat_object(bytes, |name, v| {
+            if n == FLAT_HEADER_PARAMS
+                || seen[..n].contains(&name)
+                || FORBIDDEN_HEADER_PARAMS.contains(&name)
+            {
+                return None;
+            }
+            seen[n] = name;
+            n += 1;
+            let dest = match name {
+                "alg" => {
+                    let Scalar::Str(v) = v else { return None };
+                    alg = Some(v.parse::<Algorithm>().ok()?);
+                    return Some(());
+                }
+                "typ" => &mut typ,
+                "kid" => &mut kid,
+                // Any other parameter: the strict parser reads its value and forgets it.
+                _ => return Some(()),
+            };
+            let Scalar::Str(v) = v else { return None };
+            *dest = Some(v.into_owned());
+            Some(())
+        })?;
+        Some(Header {
+            alg: alg?,
+            typ,
+            kid,
+        })
+    }
+
+    fn parse_strict(bytes: &[u8]) -> Result<Header> {
         let fail = Cell::new(None);
         match parse_object(bytes, HeaderVisitor { fail: &fail }) {
             Ok(h) => Ok(h),
@@ -68,6 +116,9 @@ impl Header {
         })
     }
 }
+
+/// Header parameters the fast reader tracks; a header with more goes to the strict parser.
+const FLAT_HEADER_PARAMS: usize = 8;
 
 struct HeaderVisitor<'a> {
     fail: &'a Cell<Option<ErrorKind>>,
@@ -137,6 +188,40 @@ struct Segments<'a> {
 }
 
 impl<'a> Segments<'a> {
+    /// The size cap and the two dots only, for a caller whose strict base64url decoding of
+    /// each segment refuses every other byte (including a third dot). The first and the last
+    /// dot delimit the segments: any dot between them lands in the payload, which the
+    /// decoder refuses.
+    fn locate(token: &'a str) -> Result<Self> {
+        let bytes = token.as_bytes();
+        if bytes.len() > MAX_TOKEN_BYTES {
+            return Err(Error::new(ErrorKind::TooLarge));
+        }
+        let (Some(d1), Some(d2)) = (memchr::memchr(b'.', bytes), memchr::memrchr(b'.', bytes))
+        else {
+            return Err(Error::new(ErrorKind::Malformed));
+        };
+        let (Some(header), Some(payload), Some(signature), Some(signing_input)) = (
+            token.get(..d1),
+            token.get(d1 + 1..d2),
+            token.get(d2 + 1..),
+            token.get(..d2),
+        ) else {
+            return Err(Error::new(ErrorKind::Malformed));
+        };
+        if d1 == d2 || header.is_empty() || signature.is_empty() {
+            return Err(Error::new(ErrorKind::Malformed));
+        }
+        Ok(Segments {
+            signing_input,
+            header,
+            payload,
+            signature,
+        })
+    }
+
+    /// Every syntax check that comes before decoding: size, character set and exactly two
+    /// dots.
     fn split(token: &'a str) -> Result<Self> {
         let bytes = token.as_bytes();
         if bytes.len() > MAX_TOKEN_BYTES {
@@ -180,7 +265,10 @@ impl<'a> Segments<'a> {
 pub struct UnverifiedToken<'a> {
     signing_input: &'a str,
     header: Header,
-    signature: Vec<u8>,
+    /// The decoded header, payload and signature, one after the other.
+    decoded: Vec<u8>,
+    /// Where the signature starts in `decoded`.
+    signature_at: usize,
     claims: RawClaims,
 }
 
@@ -197,19 +285,34 @@ impl<'a> UnverifiedToken<'a> {
     /// `[A-Za-z0-9_-]`, canonical unpadded base64url, header and payload UTF-8 JSON objects
     /// without duplicate members, and none of the [`FORBIDDEN_HEADER_PARAMS`].
     pub fn parse(token: &'a str) -> Result<Self> {
-        let seg = Segments::split(token)?;
-        let mut buf = Vec::with_capacity(seg.payload.len());
-        b64::decode_into(seg.header, &mut buf)?;
-        let header = Header::parse(&buf)?;
-        buf.clear();
-        b64::decode_into(seg.payload, &mut buf)?;
-        let claims = parse_object(&buf, RawClaimsVisitor)
-            .map_err(|e| Error::with_source(ErrorKind::InvalidJson, e))?;
-        let signature = b64::decode(seg.signature)?;
+        let seg = Segments::locate(token)?;
+        // One buffer for the three decoded segments, sized so that decoding never grows it.
+        let estimate = |s: &str| s.len().div_ceil(4) * 3;
+        let mut buf = Vec::with_capacity(
+            estimate(seg.header) + estimate(seg.payload) + estimate(seg.signature),
+        );
+        // The strict decoder refuses every byte outside the base64url alphabet, so three
+        // successful decodings prove what the character scan of `Segments::split` checks.
+        let header_ok = b64::decode_into(seg.header, &mut buf);
+        let header_end = buf.len();
+        let payload_ok = b64::decode_into(seg.payload, &mut buf);
+        let payload_end = buf.len();
+        let signature_ok = b64::decode_into(seg.signature, &mut buf);
+        if header_ok.is_err() || payload_ok.is_err() || signature_ok.is_err() {
+            // Report failures in the documented order: a byte outside the alphabet anywhere
+            // (or a third dot) first, then each segment's own errors, left to right.
+            Segments::split(token)?;
+        }
+        header_ok?;
+        let header = Header::parse(buf.get(..header_end).unwrap_or_default())?;
+        payload_ok?;
+        let claims = RawClaims::parse(buf.get(header_end..payload_end).unwrap_or_default())?;
+        signature_ok?;
         Ok(UnverifiedToken {
             signing_input: seg.signing_input,
             header,
-            signature,
+            decoded: buf,
+            signature_at: payload_end,
             claims,
         })
     }
@@ -256,7 +359,8 @@ impl<'a> UnverifiedToken<'a> {
         if key.algorithm() != alg {
             return Err(Error::new(ErrorKind::AlgorithmMismatch));
         }
-        key.verify_signature(self.signing_input.as_bytes(), &self.signature)?;
+        let signature = self.decoded.get(self.signature_at..).unwrap_or_default();
+        key.verify_signature(self.signing_input.as_bytes(), signature)?;
         // Signature is good: now the claims.
         if !self.header.typ_is_access_token() {
             return Err(Error::new(ErrorKind::WrongType));
@@ -344,19 +448,33 @@ pub fn sign(key: &SigningKey, claims: &Claims) -> Result<String> {
     if claims.exp <= claims.iat {
         return Err(Error::new(ErrorKind::LifetimeTooLong));
     }
-    let payload =
-        serde_json::to_vec(claims).map_err(|e| Error::with_source(ErrorKind::InvalidJson, e))?;
+    // Sized for the typed claims (names, quotes and numbers included) so that serializing
+    // rarely grows the buffer; private claims may still grow it.
+    let strings = [&claims.client_id, &claims.scope, &claims.role, &claims.sid]
+        .into_iter()
+        .flatten()
+        .chain([&claims.iss, &claims.sub, &claims.jti])
+        .chain(claims.aud.as_slice())
+        .map(|s| s.len() + 16)
+        .sum::<usize>();
+    let mut payload = Vec::with_capacity(strings + 96 + claims.extra.len() * 32);
+    serde_json::to_writer(&mut payload, claims)
+        .map_err(|e| Error::with_source(ErrorKind::InvalidJson, e))?;
     sign_parts(key, key.header_b64(), &payload)
 }
 
 pub(crate) fn sign_parts(key: &SigningKey, header_b64: &str, payload: &[u8]) -> Result<String> {
-    let mut out = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 400);
+    let b64_len = |n: usize| n.div_ceil(3) * 4;
+    let mut out = String::with_capacity(
+        header_b64.len() + b64_len(payload.len()) + b64_len(MAX_SIGNATURE_LEN) + 2,
+    );
     out.push_str(header_b64);
     out.push('.');
     b64::encode_into(payload, &mut out);
-    let sig = key.sign_bytes(out.as_bytes())?;
+    let mut sig = [0u8; MAX_SIGNATURE_LEN];
+    let n = key.sign_into(out.as_bytes(), &mut sig)?;
     out.push('.');
-    b64::encode_into(&sig, &mut out);
+    b64::encode_into(sig.get(..n).unwrap_or_default(), &mut out);
     Ok(out)
 }
 
@@ -379,4 +497,88 @@ pub fn verify_jws(token: &str, key: &VerifyingKey) -> Result<Vec<u8>> {
 pub(crate) fn decode_unverified(token: &str) -> Result<(Vec<u8>, Vec<u8>)> {
     let seg = Segments::split(token)?;
     Ok((b64::decode(seg.header)?, b64::decode(seg.payload)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flat::tests::mutants;
+
+    /// Whatever the fast reader accepts, the strict parser reads to the same header.
+    #[test]
+    fn fast_header_reader_agrees_with_the_strict_parser() {
+        let text = br#"{"alg":"ES256","typ":"at+jwt","kid":"k-1","x":["a"],"n":1}"#;
+        let header = Header::parse_flat(text).unwrap();
+        assert_eq!(header.alg(), Algorithm::ES256);
+        assert_eq!(header.kid(), Some("k-1"));
+        let (mut accepted, mut refused) = (0, 0);
+        for m in mutants(text) {
+            let strict = Header::parse_strict(&m).ok();
+            match Header::parse_flat(&m) {
+                Some(fast) => {
+                    accepted += 1;
+                    assert_eq!(Some(fast), strict, "{}", String::from_utf8_lossy(&m));
+                }
+                None => refused += 1,
+            }
+        }
+        assert!(accepted > 500 && refused > 1000, "{accepted} {refused}");
+        // Refusals all come from the strict parser, with its error kinds.
+        for (text, kind) in [
+            (
+                &br#"{"alg":"ES256","jku":"x"}"#[..],
+                ErrorKind::ForbiddenHeader,
+            ),
+            (br#"{"alg":"none"}"#, ErrorKind::AlgorithmNotAllowed),
+            (br#"{"kid":"k"}"#, ErrorKind::AlgorithmNotAllowed),
+            (br#"{"alg":"ES256","typ":1}"#, ErrorKind::WrongType),
+            (br#"{"alg":"ES256","alg":"ES256"}"#, ErrorKind::InvalidJson),
+        ] {
+            assert!(Header::parse_flat(text).is_none());
+            assert_eq!(Header::parse(text).unwrap_err().kind(), kind);
+        }
+    }
+
+    /// The fast split and the character scan agree on every token, down to the error kind.
+    #[test]
+    fn parse_reports_the_same_errors_as_the_character_scan() {
+        let header = b64::encode(br#"{"alg":"HS256","typ":"at+jwt","kid":"k"}"#);
+        let bad_header = b64::encode(br#"{"alg":"HS256","jku":"x"}"#);
+        let payload = b64::encode(br#"{"iss":"i"}"#);
+        for (token, kind) in [
+            (format!("{header}.{payload}.AA"), None),
+            (format!("{header}.{payload}.AB"), Some(ErrorKind::Malformed)),
+            (format!("{header}.{payload}.A?"), Some(ErrorKind::Malformed)),
+            (format!("{header}.{payload}"), Some(ErrorKind::Malformed)),
+            (
+                format!("{header}.{payload}.AA.AA"),
+                Some(ErrorKind::Malformed),
+            ),
+            (format!("{header}..AA"), Some(ErrorKind::InvalidJson)),
+            (format!(".{payload}.AA"), Some(ErrorKind::Malformed)),
+            (format!("{header}.{payload}."), Some(ErrorKind::Malformed)),
+            (
+                format!("{header}.{payload}=.AA"),
+                Some(ErrorKind::Malformed),
+            ),
+            // A header error comes before a non-canonical signature...
+            (
+                format!("{bad_header}.{payload}.AB"),
+                Some(ErrorKind::ForbiddenHeader),
+            ),
+            // ...but after a byte outside the alphabet anywhere.
+            (
+                format!("{bad_header}.{payload}.A+"),
+                Some(ErrorKind::Malformed),
+            ),
+            (
+                format!("{bad_header}.{payload}.A A"),
+                Some(ErrorKind::Malformed),
+            ),
+            ("a".repeat(MAX_TOKEN_BYTES + 1), Some(ErrorKind::TooLarge)),
+        ] {
+            let got = UnverifiedToken::parse(&token).err().map(|e| e.kind());
+            assert_eq!(got, kind, "{token}");
+        }
+    }
 }
