@@ -75,13 +75,19 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        loop {
-            match self.next()? {
-                b'"' => return self.text.get(start..self.i - 1),
-                b'\\' | 0..=0x1f => return None,
-                _ => {}
-            }
+        let rest = self.text.as_bytes().get(start..)?;
+        // The first quote ends the string; a backslash before it (an escape, perhaps of
+        // that very quote) or a control character sends the text to the strict parser.
+        let len = memchr::memchr(b'"', rest)?;
+        let contents = rest.get(..len)?;
+        if contents
+            .iter()
+            .fold(false, |bad, &c| bad | (c == b'\\') | (c < 0x20))
+        {
+            return None;
         }
+        self.i = start + len + 1;
+        self.text.get(start..start + len)
     }
 
     /// An array of plain strings.

@@ -1,5 +1,6 @@
 //! Compact JWS access tokens: strict parsing, verification as a change of type, and signing.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::ops::Deref;
@@ -32,7 +33,8 @@ pub const FORBIDDEN_HEADER_PARAMS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     alg: Algorithm,
-    typ: Option<String>,
+    /// Borrowed for the usual `at+jwt`, which then costs no allocation.
+    typ: Option<Cow<'static, str>>,
     kid: Option<String>,
 }
 
@@ -77,19 +79,16 @@ impl Header {
             }
             seen[n] = name;
             n += 1;
-            let dest = match name {
-                "alg" => {
-                    let Scalar::Str(v) = v else { return None };
-                    alg = Some(v.parse::<Algorithm>().ok()?);
-                    return Some(());
-                }
-                "typ" => &mut typ,
-                "kid" => &mut kid,
-                // Any other parameter: the strict parser reads its value and forgets it.
-                _ => return Some(()),
-            };
+            if !matches!(name, "alg" | "typ" | "kid") {
+                // The strict parser reads any other parameter's value and forgets it.
+                return Some(());
+            }
             let Scalar::Str(v) = v else { return None };
-            *dest = Some(v.into_owned());
+            match name {
+                "alg" => alg = Some(v.parse::<Algorithm>().ok()?),
+                "typ" => typ = Some(typ_value(v)),
+                _ => kid = Some(v.into_owned()),
+            }
             Some(())
         })?;
         Some(Header {
@@ -114,6 +113,15 @@ impl Header {
         self.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
         })
+    }
+}
+
+/// The `typ` value, without a copy when it is the usual one.
+fn typ_value(v: Cow<'_, str>) -> Cow<'static, str> {
+    if v == "at+jwt" {
+        Cow::Borrowed("at+jwt")
+    } else {
+        Cow::Owned(v.into_owned())
     }
 }
 
@@ -164,7 +172,7 @@ impl<'de> Visitor<'de> for HeaderVisitor<'_> {
                                 fail(ErrorKind::AlgorithmNotAllowed, "unsupported alg")
                             })?)
                         }
-                        "typ" => typ = Some(v.into_owned()),
+                        "typ" => typ = Some(typ_value(v)),
                         _ => kid = Some(v.into_owned()),
                     }
                 }
