@@ -558,7 +558,13 @@ impl AuthService {
     /// The live sessions of the token's user.
     pub async fn sessions(&self, access_token: &str) -> Result<Vec<SessionRecord>, DomainError> {
         let info = self.user_token(access_token).await?;
-        Ok(self.store.user_sessions(&info.sub, self.now()).await?)
+        let now = self.now();
+        let idle = i64::try_from(self.config.refresh_idle_ttl.as_secs()).unwrap_or(i64::MAX);
+        let mut sessions = self.store.user_sessions(&info.sub, now).await?;
+        // A session idle for longer than the idle lifetime is over (its refresh token is
+        // refused), even before a refresh attempt marks it so.
+        sessions.retain(|s| now < s.last_used_at.saturating_add(idle));
+        Ok(sessions)
     }
 
     /// Revokes one of the token's user's own sessions.

@@ -214,7 +214,8 @@ pub(super) async fn metadata(State(s): State<AppState>) -> Json<serde_json::Valu
         "revocation_feed_endpoint": format!("{iss}/v1/revocations"),
         "revocation_stream_endpoint": format!("{iss}/v1/revocations/stream"),
         "sessions_endpoint": format!("{iss}/v1/sessions"),
-        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+        // What the token endpoint accepts; passwords go to the login endpoint instead.
+        "grant_types_supported": ["refresh_token", "client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -62,7 +62,9 @@ fn credentials(
                 .or_else(|| v.strip_prefix("basic "))
         });
     match (basic, id) {
+        // One method only (RFC 6749 §2.3): a form secret next to Basic counts as a second.
         (Some(_), Some(_)) => Err(OAuthError::InvalidRequest),
+        (Some(_), None) if secret.is_some() => Err(OAuthError::InvalidRequest),
         (Some(b), None) => {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(b.trim())
