@@ -179,3 +179,172 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A registered OAuth client and its secret.
+pub struct TestClient {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestClient {
+    /// `Authorization: Basic ...` for this client.
+    pub fn basic(&self) -> String {
+        basic(&self.id, &self.secret)
+    }
+}
+
+/// An HTTP Basic header value (RFC 6749 §2.3.1: both parts form-encoded first).
+pub fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let raw = format!("{}:{}", enc(id), enc(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// `application/x-www-form-urlencoded` from pairs (names may repeat).
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+impl TestApp {
+    /// The pinned time, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        i64::try_from(wristband_jose::Clock::now(&*self.clock).as_secs()).unwrap()
+    }
+
+    /// Registers a client directly in the store.
+    pub async fn add_client(
+        &self,
+        name: &str,
+        kind: &str,
+        scopes: &[&str],
+        audiences: &[&str],
+        format: wristband_server::domain::TokenFormat,
+    ) -> TestClient {
+        let c = wristband_server::domain::oauth::add_client(
+            &*self.store,
+            name,
+            kind,
+            scopes.iter().map(|s| (*s).to_owned()).collect(),
+            audiences.iter().map(|s| (*s).to_owned()).collect(),
+            format,
+            self.now(),
+        )
+        .await
+        .unwrap();
+        TestClient {
+            id: c.record.id,
+            secret: c.secret.expose().to_owned(),
+        }
+    }
+
+    /// A resource server with a JWT format and the default audience.
+    pub async fn resource_server(&self, name: &str) -> TestClient {
+        self.add_client(
+            name,
+            "resource-server",
+            &[],
+            &[],
+            wristband_server::domain::TokenFormat::Jwt,
+        )
+        .await
+    }
+
+    /// POSTs a form body.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        pairs: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut h = vec![("content-type", "application/x-www-form-urlencoded")];
+        h.extend_from_slice(headers);
+        self.client
+            .send(Method::POST, &self.url(path), &h, form(pairs).as_bytes())
+            .await
+    }
+
+    /// `client_credentials` with Basic authentication; returns the access token.
+    pub async fn client_token(&self, c: &TestClient) -> String {
+        let r = self
+            .post_form(
+                "/oauth2/token",
+                &[("grant_type", "client_credentials")],
+                &[("authorization", &c.basic())],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Introspects `token` as the resource server `rs`.
+    pub async fn introspect(&self, rs: &TestClient, token: &str) -> TestResponse {
+        self.post_form(
+            "/oauth2/introspect",
+            &[("token", token)],
+            &[("authorization", &rs.basic())],
+        )
+        .await
+    }
+
+    /// RFC 7009 revocation by `client`.
+    pub async fn revoke(&self, c: &TestClient, token: &str, hint: Option<&str>) -> TestResponse {
+        let mut pairs = vec![("token", token)];
+        if let Some(h) = hint {
+            pairs.push(("token_type_hint", h));
+        }
+        self.post_form("/oauth2/revoke", &pairs, &[("authorization", &c.basic())])
+            .await
+    }
+
+    /// `GET /v1/revocations` (all pages), read with a resource server's token.
+    pub async fn revocations(&self, token: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let r = self
+                .client
+                .get_bearer(&self.url(&format!("/v1/revocations?after={after}")), token)
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let j = r.json();
+            out.extend(j["revocations"].as_array().unwrap().iter().cloned());
+            after = j["cursor"].as_i64().unwrap();
+            if !j["has_more"].as_bool().unwrap() {
+                return out;
+            }
+        }
+    }
+
+    /// The `sub` of an access token, from the auth service.
+    pub async fn user_id(&self, at: &str) -> String {
+        let r = self.me(at).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The `(kind, value)` pairs of feed records.
+pub fn kinds(records: &[Value]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                r["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Claims of a JWT, read without verification (test assertions only).
+pub fn claims(jwt: &str) -> Value {
+    wristband_jose::dangerous::decode_without_verification(jwt)
+        .unwrap()
+        .payload
+}

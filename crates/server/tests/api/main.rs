@@ -3,6 +3,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::print_stderr,
     missing_docs,
     unreachable_pub
 )]
@@ -10,5 +11,11 @@
 mod errors;
 mod flows;
 mod helpers;
+mod introspect;
+mod oauth_token;
+mod opaque;
 mod refresh;
+mod revocations;
+mod sessions;
+mod stream;
 mod throttle;

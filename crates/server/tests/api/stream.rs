@@ -1,0 +1,284 @@
+//! `GET /v1/revocations/stream`: Server-Sent Events read incrementally over a raw socket.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+use crate::helpers::{claims, TestApp};
+
+/// One SSE event.
+#[derive(Debug, Clone, PartialEq)]
+struct Event {
+    id: i64,
+    event: String,
+    data: Value,
+}
+
+/// A streaming response read a little at a time. HTTP/1.0 is used so that the body is
+/// delimited by the connection's end rather than chunked.
+struct SseReader {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    status: u16,
+    headers: String,
+}
+
+impl SseReader {
+    async fn open(t: &TestApp, token: Option<&str>, last_event_id: Option<i64>) -> Self {
+        let addr = t.base.trim_start_matches("http://").to_owned();
+        let stream = TcpStream::connect(&addr).await.unwrap();
+        let mut req = format!(
+            "GET /v1/revocations/stream HTTP/1.0\r\nHost: {addr}\r\nAccept: text/event-stream\r\n"
+        );
+        if let Some(tok) = token {
+            req.push_str(&format!("Authorization: Bearer {tok}\r\n"));
+        }
+        if let Some(id) = last_event_id {
+            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut written = 0;
+        while written < req.len() {
+            stream.writable().await.unwrap();
+            match stream.try_write(&req.as_bytes()[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        let mut r = SseReader {
+            stream,
+            buf: Vec::new(),
+            status: 0,
+            headers: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let end = loop {
+            if let Some(i) = find(&r.buf, b"\r\n\r\n") {
+                break i;
+            }
+            assert!(r.fill(deadline).await, "no response head");
+        };
+        r.headers = String::from_utf8(r.buf[..end].to_vec()).unwrap();
+        r.buf.drain(..end + 4);
+        r.status = r.headers[9..12].parse().unwrap();
+        r
+    }
+
+    /// Reads more bytes; false on end of stream or when `deadline` passes.
+    async fn fill(&mut self, deadline: Instant) -> bool {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match tokio::time::timeout(left, self.stream.readable()).await {
+                Err(_) => return false,
+                Ok(r) => r.unwrap(),
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.try_read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// The next event (heartbeat comments skipped), or `None` if none comes within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<Event> {
+        let deadline = Instant::now() + wait;
+        loop {
+            while let Some(i) = find(&self.buf, b"\n\n") {
+                let block = String::from_utf8(self.buf[..i].to_vec()).unwrap();
+                self.buf.drain(..i + 2);
+                let (mut id, mut event, mut data) = (None, String::new(), None);
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().parse().unwrap());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data = Some(serde_json::from_str(v.trim()).unwrap());
+                    }
+                }
+                if let (Some(id), Some(data)) = (id, data) {
+                    return Some(Event { id, event, data });
+                }
+            }
+            if !self.fill(deadline).await {
+                return None;
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn reader_token(t: &TestApp) -> String {
+    let rs = t.resource_server("stream-reader").await;
+    t.client_token(&rs).await
+}
+
+#[tokio::test]
+async fn the_stream_replays_records_then_pushes_new_ones_within_a_second() {
+    let t = TestApp::spawn().await;
+    let token = reader_token(&t).await;
+    t.add_user("alice", "user").await;
+    let (at1, _) = t.tokens("alice").await;
+    let (at2, _) = t.tokens("alice").await;
+    assert_eq!(t.logout(&at1, None).await.status, 204);
+
+    let mut sse = SseReader::open(&t, Some(&token), None).await;
+    assert_eq!(sse.status, 200, "{}", sse.headers);
+    assert!(
+        sse.headers
+            .to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{}",
+        sse.headers
+    );
+    let c1 = claims(&at1);
+    let e1 = sse
+        .next(Duration::from_secs(5))
+        .await
+        .expect("replayed sid");
+    let e2 = sse
+        .next(Duration::from_secs(5))
+        .await
+        .expect("replayed jti");
+    assert_eq!(e1.event, "revocation");
+    assert_eq!(e1.data["kind"], "sid");
+    assert_eq!(e1.data["value"], c1["sid"]);
+    assert_eq!(e1.data["id"], e1.id);
+    assert_eq!(e2.data["kind"], "jti");
+    assert_eq!(e2.data["value"], c1["jti"]);
+    assert!(e2.id > e1.id);
+    assert_eq!(sse.next(Duration::from_millis(300)).await, None);
+
+    // A revocation made while connected arrives promptly.
+    let started = Instant::now();
+    assert_eq!(t.logout(&at2, None).await.status, 204);
+    let e3 = sse.next(Duration::from_secs(3)).await.expect("pushed sid");
+    let e4 = sse.next(Duration::from_secs(3)).await.expect("pushed jti");
+    let took = started.elapsed();
+    let c2 = claims(&at2);
+    assert_eq!(e3.data["value"], c2["sid"]);
+    assert_eq!(e4.data["value"], c2["jti"]);
+    assert!(e3.id > e2.id && e4.id > e3.id);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    eprintln!("revocation reached the stream in {took:?}");
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_with_nothing_missed_and_nothing_repeated() {
+    let t = TestApp::spawn().await;
+    let token = reader_token(&t).await;
+    t.add_user("alice", "user").await;
+    let mut ats = Vec::new();
+    for _ in 0..3 {
+        ats.push(t.tokens("alice").await.0);
+    }
+    // Three sessions revoked by hand: three sid records.
+    for at in &ats {
+        let sid = claims(at)["sid"].as_str().unwrap().to_owned();
+        let auth = format!("Bearer {at}");
+        let r = t
+            .client
+            .send(
+                http::Method::DELETE,
+                &t.url(&format!("/v1/sessions/{sid}")),
+                &[("authorization", &auth)],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 204);
+    }
+    let mut first = SseReader::open(&t, Some(&token), None).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(first.next(Duration::from_secs(5)).await.unwrap());
+    }
+    drop(first);
+
+    // Reconnect after the second one: only the third, then whatever comes next.
+    let mut resumed = SseReader::open(&t, Some(&token), Some(seen[1].id)).await;
+    assert_eq!(resumed.status, 200);
+    let third = resumed.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(third, seen[2]);
+    assert_eq!(resumed.next(Duration::from_millis(300)).await, None);
+
+    let (at, _) = t.tokens("alice").await;
+    assert_eq!(t.logout(&at, None).await.status, 204);
+    let next = resumed.next(Duration::from_secs(3)).await.unwrap();
+    assert_eq!(next.data["value"], claims(&at)["sid"]);
+    let last = resumed.next(Duration::from_secs(3)).await.unwrap();
+    assert_eq!(last.data["value"], claims(&at)["jti"]);
+    // Nothing is repeated, even across the stream's periodic poll.
+    assert_eq!(resumed.next(Duration::from_millis(2500)).await, None);
+
+    // Resuming from the last id gives nothing old.
+    let mut tail = SseReader::open(&t, Some(&token), Some(last.id)).await;
+    assert_eq!(tail.next(Duration::from_millis(500)).await, None);
+}
+
+#[tokio::test]
+async fn records_written_by_another_process_reach_the_stream_by_polling() {
+    let t = TestApp::spawn().await;
+    let token = reader_token(&t).await;
+    let id = t.add_user("alice", "user").await;
+    let mut sse = SseReader::open(&t, Some(&token), None).await;
+    assert_eq!(sse.next(Duration::from_millis(200)).await, None);
+    // The CLI writes to the store directly; the server is not told.
+    let started = Instant::now();
+    wristband_server::domain::users::revoke_tokens(
+        &*t.store,
+        t.app.record_lifetime(),
+        "alice",
+        t.now(),
+    )
+    .await
+    .unwrap();
+    let e = sse.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(e.data["kind"], "sub");
+    assert_eq!(e.data["value"], id.as_str());
+    assert_eq!(e.data["before"], t.now());
+    assert!(started.elapsed() < Duration::from_millis(2500));
+}
+
+#[tokio::test]
+async fn the_stream_needs_the_same_authorization_as_the_feed() {
+    let t = TestApp::spawn().await;
+    let sse = SseReader::open(&t, None, None).await;
+    assert_eq!(sse.status, 401, "{}", sse.headers);
+    let svc = t
+        .add_client(
+            "svc",
+            "service",
+            &[],
+            &[],
+            wristband_server::domain::TokenFormat::Jwt,
+        )
+        .await;
+    let svc_at = t.client_token(&svc).await;
+    let sse = SseReader::open(&t, Some(&svc_at), None).await;
+    assert_eq!(sse.status, 403, "{}", sse.headers);
+
+    let t = TestApp::spawn_with(|c| c.revocation_feed_public = true).await;
+    t.add_user("alice", "user").await;
+    let (at, _) = t.tokens("alice").await;
+    assert_eq!(t.logout(&at, None).await.status, 204);
+    let mut sse = SseReader::open(&t, None, None).await;
+    assert_eq!(sse.status, 200, "{}", sse.headers);
+    assert_eq!(
+        sse.next(Duration::from_secs(5)).await.unwrap().data["kind"],
+        "sid"
+    );
+}
