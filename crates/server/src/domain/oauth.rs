@@ -40,6 +40,25 @@ pub enum OAuthError {
     /// A required parameter is missing or repeated.
     #[error("invalid_request")]
     InvalidRequest,
+    /// The store cannot be reached: retry later (503). Never reported as `invalid_grant`,
+    /// which would tell a client to throw its refresh token away.
+    #[error("temporarily_unavailable")]
+    TemporarilyUnavailable,
+    /// An unexpected failure (500); the cause goes to the log only.
+    #[error("server_error")]
+    ServerError,
+}
+
+/// A failure on the server's side, as an OAuth error: 503 for an unreachable store, 500
+/// (logged) for anything else.
+fn server_side(e: DomainError, what: &'static str) -> OAuthError {
+    match e {
+        DomainError::Unavailable => OAuthError::TemporarilyUnavailable,
+        other => {
+            tracing::error!(error = %other, "{what}");
+            OAuthError::ServerError
+        }
+    }
 }
 
 /// Credentials presented by a client.
@@ -193,7 +212,7 @@ impl AuthService {
             .store
             .client(&creds.id)
             .await
-            .map_err(|_| OAuthError::InvalidClient)?;
+            .map_err(|e| server_side(e.into(), "looking up a client"))?;
         // Hash whatever was presented, even for an unknown id, so both cost the same.
         let presented = token_hash(secret.expose());
         match record {
@@ -254,10 +273,7 @@ impl AuthService {
                 now,
             )
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "issuing a client token");
-                OAuthError::InvalidRequest
-            })?;
+            .map_err(|e| server_side(e, "issuing a client token"))?;
         audit!("client_token_issued", client_id = %client.id, scope = scope.as_deref());
         Ok(IssuedToken {
             access_token,
@@ -283,7 +299,12 @@ impl AuthService {
         let pair = self
             .refresh(refresh_token, client)
             .await
-            .map_err(|_| OAuthError::InvalidGrant)?;
+            .map_err(|e| match e {
+                DomainError::Unavailable | DomainError::Internal(_) => {
+                    server_side(e, "refresh grant")
+                }
+                _ => OAuthError::InvalidGrant,
+            })?;
         Ok(IssuedToken {
             access_token: pair.access_token,
             expires_in: pair.expires_in,
@@ -334,10 +355,7 @@ impl AuthService {
             Ok(())
         }
         .await;
-        result.map_err(|e| {
-            tracing::error!(error = %e, "revocation failed");
-            OAuthError::InvalidRequest
-        })
+        result.map_err(|e| server_side(e, "revocation failed"))
     }
 
     /// RFC 7662: what a token says, for resource servers only. `None` means inactive.
@@ -353,10 +371,7 @@ impl AuthService {
         match self.inspect(token).await {
             Ok(info) => Ok(info),
             Err(DomainError::InvalidToken { .. }) => Ok(None),
-            Err(e) => {
-                tracing::error!(error = %e, "introspection failed");
-                Err(OAuthError::InvalidRequest)
-            }
+            Err(e) => Err(server_side(e, "introspection failed")),
         }
     }
 

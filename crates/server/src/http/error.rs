@@ -162,6 +162,13 @@ impl IntoResponse for ApiError {
                         StatusCode::BAD_REQUEST,
                         "a parameter is missing, repeated or malformed",
                     ),
+                    OAuthError::TemporarilyUnavailable => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the service is temporarily unavailable",
+                    ),
+                    OAuthError::ServerError => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                    }
                 };
                 let mut r = json(status, &e.to_string(), description);
                 if e == OAuthError::InvalidClient {
@@ -169,6 +176,10 @@ impl IntoResponse for ApiError {
                         header::WWW_AUTHENTICATE,
                         HeaderValue::from_static("Basic realm=\"wristband\""),
                     );
+                }
+                if e == OAuthError::TemporarilyUnavailable {
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 }
                 r
             }

@@ -400,3 +400,45 @@ async fn the_metadata_lists_the_oauth_endpoints() {
         json!(["refresh_token", "client_credentials"])
     );
 }
+
+#[tokio::test]
+async fn a_store_outage_is_503_never_invalid_grant_or_invalid_client() {
+    let t = TestApp::spawn().await;
+    let c = svc(&t).await;
+    let rs = t.resource_server("rs").await;
+    t.add_user("alice", "user").await;
+    let (at, rt) = t.tokens("alice").await;
+    t.store.close().await;
+
+    let first_party = ("client_id", "wristband");
+    let calls = [
+        t.post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+                first_party,
+            ],
+            &[],
+        )
+        .await,
+        t.post_form(
+            "/oauth2/token",
+            &[("grant_type", "client_credentials")],
+            &[("authorization", &c.basic())],
+        )
+        .await,
+        t.post_form("/oauth2/revoke", &[("token", &rt), first_party], &[])
+            .await,
+        t.post_form("/oauth2/revoke", &[("token", &at), first_party], &[])
+            .await,
+        t.introspect(&rs, &at).await,
+    ];
+    for r in &calls {
+        // A client that hears invalid_grant throws its refresh token away: an outage must
+        // say "retry" instead.
+        oauth_error(r, 503, "temporarily_unavailable");
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert_eq!(r.header("www-authenticate"), None);
+    }
+}
