@@ -442,3 +442,32 @@ async fn a_store_outage_is_503_never_invalid_grant_or_invalid_client() {
         assert_eq!(r.header("www-authenticate"), None);
     }
 }
+
+#[tokio::test]
+async fn a_rotated_secret_replaces_the_old_one_and_a_removed_client_is_unknown() {
+    let t = TestApp::spawn().await;
+    let c = svc(&t).await;
+    let rotated = wristband_server::domain::oauth::rotate_client_secret(&*t.store, "reports")
+        .await
+        .unwrap();
+    assert_eq!(rotated.record.id, c.id);
+    let fresh = TestClient {
+        id: c.id.clone(),
+        secret: rotated.secret.expose().to_owned(),
+    };
+    assert_ne!(fresh.secret, c.secret);
+    let cc = [("grant_type", "client_credentials")];
+    let r = t
+        .post_form("/oauth2/token", &cc, &[("authorization", &c.basic())])
+        .await;
+    oauth_error(&r, 401, "invalid_client");
+    t.client_token(&fresh).await;
+
+    wristband_server::domain::oauth::remove_client(&*t.store, "reports")
+        .await
+        .unwrap();
+    let r = t
+        .post_form("/oauth2/token", &cc, &[("authorization", &fresh.basic())])
+        .await;
+    oauth_error(&r, 401, "invalid_client");
+}
