@@ -69,6 +69,36 @@
 //! # }
 //! ```
 
+//!
+//! # Revocation feed, staleness policy and opaque tokens
+//!
+//! With a resource-server client's credentials the verifier follows the auth service's
+//! revocation feed, so a revoked token is refused within about a second without any call
+//! on the request path, and it accepts opaque `wbo_` tokens by introspection:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wristband_verify::{StalenessPolicy, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = Verifier::builder("https://auth.example", "api://orders")
+//!     .client_credentials("rs-client-id", "rs-client-secret")
+//!     .revocation_feed()
+//!     .staleness_policy(StalenessPolicy::FailClosed)
+//!     .max_staleness(Duration::from_secs(60))
+//!     .build()
+//!     .await?;
+//! let staleness = verifier.revocation_staleness();
+//! # let _ = staleness;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Out of sync for longer than `max_staleness`, [`StalenessPolicy::FailOpen`] (the
+//! default) keeps accepting tokens and logs errors, and [`StalenessPolicy::FailClosed`]
+//! refuses tokens issued before the last sync; see [`FeedRevocations`].
+
 #![forbid(unsafe_code)]
 
 mod builder;

@@ -1,32 +1,6 @@
-//! Following the auth service's revocation feed.
-//!
-//! [`FeedRevocations`] is the [`RevocationView`] that keeps every verifier in step with
-//! the auth service:
-//!
-//! 1. at start-up it reads the whole snapshot (`GET /v1/revocations?after=N`, page by
-//!    page);
-//! 2. then it follows the Server-Sent Events stream (`GET /v1/revocations/stream`), sending
-//!    `Last-Event-ID` with the last applied record so that a reconnect misses nothing, and
-//!    reading the unread tail of the snapshot right after each connect;
-//! 3. when the stream fails it reconnects with exponential backoff and jitter; after
-//!    [`FeedOptions::fallback_after`] failures in a row it also polls the snapshot every
-//!    [`FeedOptions::poll_interval`] until the stream is back;
-//! 4. records are pruned once expired, so memory follows the live set.
-//!
-//! Both endpoints are read with the verifier's own access token (client credentials, scope
-//! `revocations:read`), renewed before it runs out.
-//!
-//! # Staleness
-//!
-//! The view is *in sync* when a snapshot page or a stream event or heartbeat arrived
-//! recently. [`FeedRevocations::staleness`] is the time since the last of those. Once it
-//! exceeds [`FeedOptions::max_staleness`] the [`StalenessPolicy`] decides:
-//!
-//! - [`StalenessPolicy::FailOpen`] (the default): keep accepting tokens that verify and
-//!   are not known to be revoked, and log an error on every housekeeping tick;
-//! - [`StalenessPolicy::FailClosed`]: refuse (401 `invalid_token`) every token issued
-//!   before the last sync, the tokens a missed revocation could cover. Tokens issued since
-//!   (fresh logins and refreshes) are still accepted, so clients recover by refreshing.
+//! Following the auth service's revocation feed: [`FeedRevocations`] and its
+//! [`StalenessPolicy`]; [`RevocationSet`] holds the records, `sse` parses the stream and
+//! `client` talks to the token, feed and introspection endpoints.
 
 mod client;
 mod set;
@@ -213,8 +187,39 @@ impl Drop for Tasks {
     }
 }
 
-/// A [`RevocationView`] that follows the auth service's revocation feed. See the
-/// [module documentation](self) for the protocol and the staleness policy.
+/// A [`RevocationView`] that keeps the verifier in step with the auth service's
+/// revocation feed. Enable it with [`crate::VerifierBuilder::revocation_feed`]:
+///
+/// 1. at start-up it reads the whole snapshot (`GET /v1/revocations?after=N`, page by
+///    page);
+/// 2. then it follows the Server-Sent Events stream (`GET /v1/revocations/stream`), sending
+///    `Last-Event-ID` with the last applied record so that a reconnect misses nothing, and
+///    reading the unread tail of the snapshot right after each connect;
+/// 3. when the stream fails it reconnects with exponential backoff and jitter; after
+///    [`FeedOptions::fallback_after`] failures in a row it also polls the snapshot every
+///    [`FeedOptions::poll_interval`] until the stream is back;
+/// 4. records are pruned once expired, so memory follows the live set.
+///
+/// Both endpoints are read with the verifier's own access token (client credentials, scope
+/// `revocations:read`), renewed before it runs out.
+///
+/// # Staleness
+///
+/// The view is *in sync* when a snapshot page or a stream event or heartbeat arrived
+/// recently. [`FeedRevocations::staleness`] is the time since the last of those. Once it
+/// exceeds [`FeedOptions::max_staleness`] the [`StalenessPolicy`] decides:
+///
+/// - [`StalenessPolicy::FailOpen`] (the default): keep accepting tokens that verify and
+///   are not known to be revoked, and log an error on every housekeeping tick;
+/// - [`StalenessPolicy::FailClosed`]: refuse (401 `invalid_token`) every token issued
+///   before the last sync, the tokens a missed revocation could cover. Tokens issued since
+///   (fresh logins and refreshes) are still accepted, so clients recover by refreshing.
+///   A token issued after the last sync and revoked during the outage is not caught: the
+///   exposure is bounded by the outage, not closed.
+///
+/// Staleness is also logged on every housekeeping tick (target `wristband::revocation`,
+/// field `staleness_seconds`) and exported by [`FeedRevocations::prometheus_text`] as the
+/// gauge `wristband_verifier_revocation_staleness_seconds`.
 pub struct FeedRevocations {
     shared: Arc<Shared>,
     _tasks: Tasks,
