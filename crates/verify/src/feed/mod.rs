@@ -297,7 +297,7 @@ impl FeedRevocations {
                 Ok(()) => break,
                 Err(e) if attempt >= follower.options.startup_attempts.max(1) => return Err(e),
                 Err(e) => {
-                    tracing::warn!(target: "wristband::revocation", attempt, error = %e, "revocation snapshot failed; retrying");
+                    tracing::warn!(target: "wristband::revocation", attempt, error = %chain(&e), "revocation snapshot failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = delay.saturating_mul(2);
                     attempt += 1;
@@ -499,7 +499,7 @@ impl Follower {
             let delay = backoff(&self.options, failures);
             tracing::warn!(
                 target: "wristband::revocation",
-                error = %error,
+                error = %chain(&error),
                 failures,
                 retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 "revocation stream interrupted"
@@ -517,7 +517,7 @@ impl Follower {
         let end = tokio::time::Instant::now() + total;
         loop {
             if let Err(e) = self.poll().await {
-                tracing::warn!(target: "wristband::revocation", error = %e, "revocation poll failed");
+                tracing::warn!(target: "wristband::revocation", error = %chain(&e), "revocation poll failed");
             }
             let now = tokio::time::Instant::now();
             if now >= end {
@@ -592,6 +592,18 @@ impl Follower {
             }
         }
     }
+}
+
+/// An error and its causes, `: `-separated, for logs.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Exponential backoff with jitter: a random delay in `[d/2, d]` where `d` doubles from
