@@ -165,6 +165,9 @@ pub struct AuthService {
     metrics: Arc<Metrics>,
     /// Bumped whenever a revocation is recorded here: wakes the feed's streams.
     feed: watch::Sender<u64>,
+    /// Set when the server begins to shut down: long-lived responses (the feed's streams)
+    /// end so that the shutdown can drain.
+    stopping: watch::Sender<bool>,
 }
 
 impl fmt::Debug for AuthService {
@@ -206,7 +209,18 @@ impl AuthService {
             policy,
             metrics,
             feed: watch::Sender::new(0),
+            stopping: watch::Sender::new(false),
         })
+    }
+
+    /// Tells long-lived responses to finish: the server is shutting down.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when the server begins to shut down.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// How long revocation records live.

@@ -93,6 +93,7 @@ struct StreamState {
     cursor: i64,
     pending: std::collections::VecDeque<RevocationRecord>,
     wake: watch::Receiver<u64>,
+    stopping: watch::Receiver<bool>,
 }
 
 fn event(r: &RevocationRecord) -> Event {
@@ -106,6 +107,11 @@ fn event(r: &RevocationRecord) -> Event {
 fn revocation_stream(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(state, |mut st| async move {
         loop {
+            if *st.stopping.borrow() {
+                // The server is shutting down: end the stream; the client resumes elsewhere
+                // or later with Last-Event-ID.
+                return None;
+            }
             if let Some(r) = st.pending.pop_front() {
                 let ev = event(&r);
                 return Some((Ok(ev), st));
@@ -120,7 +126,10 @@ fn revocation_stream(state: StreamState) -> impl Stream<Item = Result<Event, Inf
                 Err(e) => tracing::warn!(error = %e, "revocation stream: store read failed"),
             }
             // Nothing new: wait for a local revocation, or poll for other processes' ones.
-            let _ = tokio::time::timeout(POLL, st.wake.changed()).await;
+            tokio::select! {
+                _ = tokio::time::timeout(POLL, st.wake.changed()) => {}
+                _ = st.stopping.changed() => {}
+            }
         }
     })
 }
@@ -136,7 +145,9 @@ pub(super) async fn stream(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0);
     let wake = s.service.subscribe_feed();
+    let stopping = s.service.stopping();
     let state = StreamState {
+        stopping,
         app: s,
         cursor,
         pending: std::collections::VecDeque::new(),

@@ -28,6 +28,9 @@ pub mod feed;
 mod handlers;
 mod oauth;
 
+/// How often expired revocation records and opaque tokens are dropped.
+pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -209,14 +212,39 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let service = self.service;
+        // Housekeeping: drop revocation records and opaque tokens that no longer matter.
+        let janitor = {
+            let service = Arc::clone(&service);
+            let mut stopping = service.stopping();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                        _ = stopping.changed() => return,
+                    }
+                    match service.prune().await {
+                        Ok(n) if n > 0 => tracing::debug!(pruned = n, "pruned expired records"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "pruning failed"),
+                    }
+                }
+            })
+        };
         let app = router(AppState {
-            service: self.service,
+            service: Arc::clone(&service),
         });
-        axum::serve(
+        let result = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // End the feed's streams, or the drain would wait for them forever.
+            service.begin_shutdown();
+        })
+        .await;
+        janitor.abort();
+        result
     }
 }
