@@ -95,6 +95,12 @@ fn now() -> i64 {
     i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
 }
 
+fn lifetime(config: &Config) -> RecordLifetime {
+    RecordLifetime {
+        access_ttl_secs: i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
 fn print_secret(out: &mut impl Write, c: &NewClient, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         let v = json!({ "client_id": c.record.id, "client_secret": c.secret.expose() });
@@ -130,7 +136,7 @@ fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyho
 
 /// Runs a client command.
 pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    block_on(with_store(&args.store, async |_, store| {
+    block_on(with_store(&args.store, async |config, store| {
         match &args.command {
             ClientCommand::Add {
                 name,
@@ -179,7 +185,7 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                 }
             }
             ClientCommand::Remove { name } => {
-                let c = oauth::remove_client(store, name).await?;
+                let c = oauth::remove_client(store, lifetime(config), name, now()).await?;
                 writeln!(out, "removed {} ({})", c.name, c.id)?;
             }
             ClientCommand::RotateSecret { name, json } => {
@@ -196,10 +202,9 @@ pub(crate) fn run_sessions(args: &SessionsArgs, out: &mut impl Write) -> anyhow:
     block_on(with_store(&args.store, async |config, store| {
         match &args.command {
             SessionsCommand::Revoke { id } => {
-                let life = RecordLifetime {
-                    access_ttl_secs: i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX),
-                };
-                match revoke::revoke_session(store, life, id, "admin_revoked", now()).await? {
+                match revoke::revoke_session(store, lifetime(config), id, "admin_revoked", now())
+                    .await?
+                {
                     Some(_) => writeln!(out, "revoked session {id}")?,
                     None => anyhow::bail!("no live session {id}"),
                 }

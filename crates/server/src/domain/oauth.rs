@@ -154,13 +154,20 @@ pub async fn rotate_client_secret(store: &dyn Store, name: &str) -> Result<NewCl
     Ok(NewClient { record, secret })
 }
 
-/// Removes a client by name.
-pub async fn remove_client(store: &dyn Store, name: &str) -> Result<ClientRecord, DomainError> {
+/// Removes a client by name, and revokes every token issued to it (their `sub` is the
+/// client id).
+pub async fn remove_client(
+    store: &dyn Store,
+    life: super::RecordLifetime,
+    name: &str,
+    now: i64,
+) -> Result<ClientRecord, DomainError> {
     let record = store
         .client_by_name(name)
         .await?
         .ok_or(DomainError::NotFound)?;
     store.remove_client(&record.id).await?;
+    super::revoke::revoke_subject(store, life, &record.id, "client_removed", now).await?;
     audit!("client_removed", client_id = %record.id);
     Ok(record)
 }

@@ -461,13 +461,22 @@ async fn a_rotated_secret_replaces_the_old_one_and_a_removed_client_is_unknown()
         .post_form("/oauth2/token", &cc, &[("authorization", &c.basic())])
         .await;
     oauth_error(&r, 401, "invalid_client");
-    t.client_token(&fresh).await;
+    let token = t.client_token(&fresh).await;
+    let now = i64::try_from(START).unwrap();
 
-    wristband_server::domain::oauth::remove_client(&*t.store, "reports")
-        .await
-        .unwrap();
+    wristband_server::domain::oauth::remove_client(
+        &*t.store,
+        t.app.record_lifetime(),
+        "reports",
+        now,
+    )
+    .await
+    .unwrap();
     let r = t
         .post_form("/oauth2/token", &cc, &[("authorization", &fresh.basic())])
         .await;
     oauth_error(&r, 401, "invalid_client");
+    // Its tokens are revoked too: a subject record covers them at the auth service and
+    // reaches every verifier through the feed.
+    assert!(t.app.inspect(&token).await.unwrap().is_none());
 }
