@@ -223,6 +223,16 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_session(&self, session_id: &str, now: i64) -> StoreResult<()>;
     /// Revokes a session. False when it was already revoked or does not exist.
     async fn revoke_session(&self, session_id: &str, reason: &str, now: i64) -> StoreResult<bool>;
+    /// Revokes a session and records a `sid` revocation for it, in one transaction, so that
+    /// a crash cannot end the session without telling the verifiers. `None` when it was
+    /// already revoked or does not exist.
+    async fn revoke_session_recorded(
+        &self,
+        session_id: &str,
+        reason: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<Option<RevocationRecord>>;
     /// Revokes every live session of a user; returns how many.
     async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64)
         -> StoreResult<u64>;

@@ -414,6 +414,43 @@ impl Store for SqliteStore {
         .map_err(map_err)
     }
 
+    async fn revoke_session_recorded(
+        &self,
+        session_id: &str,
+        reason: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<Option<RevocationRecord>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let ended = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if ended != 1 {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "INSERT INTO revocations (kind, value, before, created_at, expires_at) \
+             VALUES ('sid', ?, NULL, ?, ?) RETURNING id, kind, value, before, created_at, expires_at",
+        )
+        .bind(session_id)
+        .bind(now)
+        .bind(expires_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let record = revocation_from_row(&row).map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(record))
+    }
+
     async fn revoke_user_sessions(
         &self,
         user_id: &str,
