@@ -88,6 +88,37 @@ impl SqliteStore {
         row.try_get::<String, _>(0).map_err(map_err)
     }
 
+    /// Runs a query with one text parameter and maps the row, if any.
+    async fn one<T>(
+        &self,
+        sql: &str,
+        key: &str,
+        map: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+    ) -> StoreResult<Option<T>> {
+        sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .and_then(|r| r.as_ref().map(map).transpose())
+            .map_err(map_err)
+    }
+
+    /// Runs a query without parameters and maps every row.
+    async fn all<T>(
+        &self,
+        sql: &str,
+        map: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+    ) -> StoreResult<Vec<T>> {
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(map)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
+    }
+
     /// Runs `sql`, an `UPDATE users SET <column> = ?, updated_at = ? WHERE id = ?`.
     async fn update_user<'q, T>(
         &self,
@@ -231,35 +262,29 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        let sql = format!("SELECT {USER_COLS} FROM users WHERE username = ?");
-        sqlx::query(&sql)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .and_then(|r| r.as_ref().map(user_from_row).transpose())
-            .map_err(map_err)
+        self.one(
+            &format!("SELECT {USER_COLS} FROM users WHERE username = ?"),
+            username,
+            user_from_row,
+        )
+        .await
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .and_then(|r| r.as_ref().map(user_from_row).transpose())
-            .map_err(map_err)
+        self.one(
+            &format!("SELECT {USER_COLS} FROM users WHERE id = ?"),
+            id,
+            user_from_row,
+        )
+        .await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
-        let sql = format!("SELECT {USER_COLS} FROM users ORDER BY username");
-        let rows = sqlx::query(&sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(user_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(map_err)
+        self.all(
+            &format!("SELECT {USER_COLS} FROM users ORDER BY username"),
+            user_from_row,
+        )
+        .await
     }
 
     async fn set_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<bool> {
@@ -327,13 +352,12 @@ impl Store for SqliteStore {
     }
 
     async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
-        let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?");
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .and_then(|r| r.as_ref().map(session_from_row).transpose())
-            .map_err(map_err)
+        self.one(
+            &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"),
+            id,
+            session_from_row,
+        )
+        .await
     }
 
     async fn refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshRecord>> {
@@ -638,35 +662,29 @@ impl Store for SqliteStore {
     }
 
     async fn client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
-        let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE id = ?");
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .and_then(|r| r.as_ref().map(client_from_row).transpose())
-            .map_err(map_err)
+        self.one(
+            &format!("SELECT {CLIENT_COLS} FROM clients WHERE id = ?"),
+            id,
+            client_from_row,
+        )
+        .await
     }
 
     async fn client_by_name(&self, name: &str) -> StoreResult<Option<ClientRecord>> {
-        let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE name = ?");
-        sqlx::query(&sql)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .and_then(|r| r.as_ref().map(client_from_row).transpose())
-            .map_err(map_err)
+        self.one(
+            &format!("SELECT {CLIENT_COLS} FROM clients WHERE name = ?"),
+            name,
+            client_from_row,
+        )
+        .await
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
-        let sql = format!("SELECT {CLIENT_COLS} FROM clients ORDER BY name");
-        let rows = sqlx::query(&sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(client_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(map_err)
+        self.all(
+            &format!("SELECT {CLIENT_COLS} FROM clients ORDER BY name"),
+            client_from_row,
+        )
+        .await
     }
 
     async fn remove_client(&self, id: &str) -> StoreResult<bool> {
