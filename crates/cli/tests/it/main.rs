@@ -7,5 +7,6 @@
     unreachable_pub
 )]
 
+mod revocation;
 mod service;
 mod tokens;
