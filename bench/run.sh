@@ -11,17 +11,19 @@ secs=${1:-10}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+track() { pids+=("$(cat "$1.pid")"); }
 trap cleanup EXIT
 
 cargo build --release -q -p wristband -p wristband-loadgen
 cargo build --release -q -p wristband-verify --example api_service
 bin=${CARGO_TARGET_DIR:-target}/release
 
-# Starts a process whose stdout announces "listening on ADDR"; prints ADDR.
+# Starts a process whose stdout announces "listening on ADDR"; prints ADDR. It runs in a
+# command substitution (a subshell), so the pid goes to LOG.pid for the caller to track.
 start() {
   local log=$1; shift
   "$@" >"$log.out" 2>"$log.err" &
-  pids+=($!)
+  echo $! >"$log.pid"
   for _ in $(seq 1 100); do
     if grep -q '^listening on ' "$log.out" 2>/dev/null; then
       sed -n 's/^listening on //p' "$log.out" | head -1
@@ -29,13 +31,15 @@ start() {
     fi
     sleep 0.1
   done
-  echo "failed to start: $*" >&2; cat "$log.err" >&2; exit 1
+  echo "failed to start: $*" >&2; cat "$log.err" >&2; kill "$(cat "$log.pid")" 2>/dev/null; exit 1
 }
 
 password="bench passphrase for load tests"
 printf '%s\n' "$password" | RUST_LOG=warn $bin/wristband user --data-dir "$work/data" add bench --role admin --password-stdin >/dev/null
 auth=$(RUST_LOG=warn start "$work/auth" $bin/wristband serve --data-dir "$work/data" --listen 127.0.0.1:0)
+track "$work/auth"
 api=$(RUST_LOG=warn start "$work/api" $bin/examples/api_service --listen 127.0.0.1:0 --issuer "http://$auth" --audience wristband)
+track "$work/api"
 token=$(curl -s -H 'content-type: application/json' -d "{\"username\":\"bench\",\"password\":\"$password\"}" "http://$auth/v1/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 [ -n "$token" ] || { echo "login failed" >&2; exit 1; }
 

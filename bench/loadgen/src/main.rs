@@ -7,6 +7,8 @@
 //! - `get`: `GET URL`, optionally with a bearer token.
 //! - `refresh`: each connection logs in once, then refreshes in a chain.
 //! - `login`: repeated logins with one user's correct password.
+//! - `fanout`: the time from a revoke call until every API service refuses the token (see
+//!   [`fanout`]; `--connections`, `--duration` and `--requests` do not apply).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -22,6 +24,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+
+mod fanout;
 
 #[derive(Parser)]
 #[command(about = "Closed-loop HTTP load generator for Wristband benchmarks")]
@@ -76,6 +80,8 @@ enum Scenario {
         #[arg(long)]
         password: String,
     },
+    /// Time from revocation to rejection at every API service.
+    Fanout(fanout::FanoutArgs),
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -186,6 +192,7 @@ async fn worker(
                 refresh_token = Some(field(&body, "refresh_token")?);
                 true
             }
+            Scenario::Fanout(_) => bail!("fanout is not a closed-loop scenario"),
         };
         let us = u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX);
         out.latencies_us.push(us);
@@ -215,6 +222,9 @@ async fn main() -> Result<()> {
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(args.connections)
         .build_http();
+    if let Scenario::Fanout(a) = args.scenario {
+        return fanout::run(client, a, &args.label).await;
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let budget = Arc::new(std::sync::atomic::AtomicI64::new(
