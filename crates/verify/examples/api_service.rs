@@ -62,7 +62,9 @@ struct Args {
     /// refuse tokens issued before the last sync (`fail-closed`).
     #[arg(long, default_value = "fail-open")]
     staleness_policy: StalenessPolicy,
-    /// Seconds the revocation view may be out of sync before the policy applies.
+    /// Seconds the revocation view may be out of sync before the policy applies. The feed
+    /// sends a heartbeat every 15 s, so values under 30 make a `fail-closed` service refuse
+    /// tokens between heartbeats of a healthy feed; a warning is logged for them.
     #[arg(long, default_value_t = 60)]
     max_staleness: u64,
 }
@@ -96,6 +98,13 @@ async fn main() -> anyhow::Result<()> {
             .revocation_feed()
             .staleness_policy(args.staleness_policy)
             .max_staleness(Duration::from_secs(args.max_staleness));
+        if args.max_staleness < 30 {
+            tracing::warn!(
+                max_staleness = args.max_staleness,
+                "--max-staleness is below twice the feed's 15 s heartbeat: a healthy but quiet \
+                 feed will count as stale between heartbeats"
+            );
+        }
     }
     let verifier = builder
         .build()
