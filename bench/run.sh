@@ -51,7 +51,16 @@ $lg -c 32 -d "$secs" --label health-again get "http://$api/health"
 $lg -c 32 -d "$secs" --label resource-again get "http://$api/resource" --bearer "$token"
 $lg -c 16 -d "$secs" --label refresh refresh --auth "http://$auth" --user bench --password "$password"
 $lg -c 1 -d "$secs" --label login-c1 login --auth "http://$auth" --user bench --password "$password"
-$lg -c 8 -d "$secs" --label login-c8 login --auth "http://$auth" --user bench --password "$password"
+# CPU seconds the auth service spends per login at c8, from /proc (utime + stime, in ticks):
+# compared with the Argon2 time, it shows what the service adds to the KDF, whatever the
+# load generator takes from the shared cores.
+auth_pid=$(cat "$work/auth.pid")
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$auth_pid/stat"; }
+before=$(cpu_ticks)
+$lg -c 8 -d "$secs" --label login-c8 login --auth "http://$auth" --user bench --password "$password" | tee "$work/login8.json"
+after=$(cpu_ticks)
+logins=$(sed -n 's/.*"requests":\([0-9]*\).*/\1/p' "$work/login8.json")
+echo "{\"label\":\"auth-cpu-per-login-c8\",\"cpu_ms_per_login\":$(awk -v a="$after" -v b="$before" -v n="$logins" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (a-b)*1000/hz/n}')}"
 $lg -c 4 -d "$secs" --label resource-quiet get "http://$api/resource" --bearer "$token"
 $lg -c 4 -d "$secs" --label me-quiet get "http://$auth/v1/me" --bearer "$token"
 $lg -c 16 -d "$((secs + 2))" --label login-flood login --auth "http://$auth" --user bench --password "$password" >"$work/flood.json" &
