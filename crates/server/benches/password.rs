@@ -25,6 +25,22 @@ fn argon2_verify(c: &mut Criterion) {
                 .unwrap();
         });
     });
+    // Both cores at once, as a login flood runs them: Argon2 is memory-hard, and two
+    // hashes in parallel share caches and memory bandwidth. Time per pair of hashes.
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    g.bench_function(format!("verify_default_params_x{threads}_parallel"), |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        argon
+                            .verify_password(b"bench passphrase for load tests", &parsed)
+                            .unwrap();
+                    });
+                }
+            });
+        });
+    });
     g.finish();
 }
 
