@@ -17,31 +17,7 @@ revocations=${2:-1000}
 via=${3:-logout}
 poll_ms=${4:-5}
 secs=${LOAD_SECONDS:-10}
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-track() { pids+=("$(cat "$1.pid")"); }
-trap cleanup EXIT
-
-cargo build --release -q -p wristband -p wristband-loadgen
-cargo build --release -q -p wristband-verify --example api_service
-bin=${CARGO_TARGET_DIR:-target}/release
-
-# Starts a process whose stdout announces "listening on ADDR"; prints ADDR. It runs in a
-# command substitution (a subshell), so the pid goes to LOG.pid for the caller to track.
-start() {
-  local log=$1; shift
-  "$@" >"$log.out" 2>"$log.err" &
-  echo $! >"$log.pid"
-  for _ in $(seq 1 200); do
-    if grep -q '^listening on ' "$log.out" 2>/dev/null; then
-      sed -n 's/^listening on //p' "$log.out" | head -1
-      return
-    fi
-    sleep 0.1
-  done
-  echo "failed to start: $*" >&2; cat "$log.err" >&2; kill "$(cat "$log.pid")" 2>/dev/null; exit 1
-}
+source bench/lib.sh
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 cat >"$work/wristband.toml" <<'EOF'
