@@ -119,28 +119,37 @@ impl Fetcher {
         if response.status() != StatusCode::OK {
             return Err(FetchError::Status(response.status()));
         }
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_bytes as u64) {
-            return Err(FetchError::TooLarge(self.max_bytes));
-        }
         let max_age = max_age(response.headers().get_all(CACHE_CONTROL).iter());
-        let body = Limited::new(response.into_body(), self.max_bytes)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    FetchError::TooLarge(self.max_bytes)
-                } else {
-                    FetchError::Body(e)
-                }
-            })?
-            .to_bytes();
+        let body = read_bounded(response, self.max_bytes).await?;
         Ok(Fetched { body, max_age })
     }
+}
+
+/// Reads a response body of at most `max_bytes`, refusing early when `Content-Length`
+/// already says it is larger.
+pub(crate) async fn read_bounded(
+    response: http::Response<hyper::body::Incoming>,
+    max_bytes: usize,
+) -> Result<Bytes, FetchError> {
+    let declared = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_bytes as u64) {
+        return Err(FetchError::TooLarge(max_bytes));
+    }
+    Limited::new(response.into_body(), max_bytes)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                FetchError::TooLarge(max_bytes)
+            } else {
+                FetchError::Body(e)
+            }
+        })
+        .map(|c| c.to_bytes())
 }
 
 /// The connector of every client of this crate: `http`, and `https` with the feature on.

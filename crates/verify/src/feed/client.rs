@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use url::Url;
 use wristband_jose::SecretString;
 
-use crate::fetch::{connector, Connector, FetchError, Fetcher};
+use crate::fetch::{connector, read_bounded, Connector, FetchError, Fetcher};
 
 const AGENT: &str = concat!("wristband-verify/", env!("CARGO_PKG_VERSION"));
 
@@ -96,25 +96,7 @@ impl AuthHttp {
                 .await
                 .map_err(FetchError::Transport)?;
             let status = response.status();
-            let declared = response
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > self.max_bytes as u64) {
-                return Err(FetchError::TooLarge(self.max_bytes));
-            }
-            let body = Limited::new(response.into_body(), self.max_bytes)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        FetchError::TooLarge(self.max_bytes)
-                    } else {
-                        FetchError::Body(e)
-                    }
-                })?
-                .to_bytes();
+            let body = read_bounded(response, self.max_bytes).await?;
             Ok((status, body))
         };
         match tokio::time::timeout(self.timeout, work).await {
