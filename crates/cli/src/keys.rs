@@ -1,4 +1,5 @@
-//! `wristband keys`: key generation.
+//! `wristband keys`: key generation, and the life cycle of the auth service's signing keys
+//! (list, rotate, retire, revoke, export, import) on the same store as the server.
 
 use std::fs::DirBuilder;
 use std::io::Write;
@@ -10,8 +11,16 @@ use clap::{Args, Subcommand};
 use wristband_jose::{Algorithm, KeySet, SigningKey};
 use zeroize::Zeroizing;
 
+use wristband_jose::UnixTime;
+use wristband_server::config::{Config, Overrides};
+use wristband_server::domain::keys::KeyExport;
+use wristband_server::domain::{KeyEvent, KeyManager, RecordLifetime};
+use wristband_server::http::{open_keys, open_store};
+use wristband_server::store::KeyState;
+
 use crate::args::AlgArg;
 use crate::keyfile::write_new_file;
+use crate::settings::{init_logging, StoreArgs};
 use crate::Outcome;
 
 /// The private key of an asymmetric pair, PKCS#8 PEM.
@@ -38,6 +47,71 @@ pub(crate) enum KeysCommand {
     /// written as `secret.jwk.json` (mode 0600) only: it has no public half to publish.
     /// The key id (`kid`) is the RFC 7638 thumbprint of the public key.
     Generate(GenerateArgs),
+    /// List the auth service's signing keys and their states.
+    List(StoreOnly),
+    /// Publish a new signing key; it signs after the pre-publication time (or at once with
+    /// --immediate). A running server picks the change up within 5 seconds.
+    Rotate(RotateArgs),
+    /// Stop signing with a key. The current key is replaced at once; a retired key stays
+    /// published until its tokens have expired.
+    Retire(KidArgs),
+    /// Emergency: remove a key from the JWKS at once and tell every verifier (through the
+    /// revocation feed) to refuse its tokens. A revoked current key is replaced at once.
+    Revoke(KidArgs),
+    /// Write a backup of the signing keys. Private keys stay encrypted under the master key:
+    /// restoring needs the same master key.
+    Export(ExportArgs),
+    /// Restore signing keys from a backup made with `keys export`.
+    Import(ImportArgs),
+}
+
+/// Only the store.
+#[derive(Debug, Args)]
+pub(crate) struct StoreOnly {
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Arguments of `wristband keys rotate`.
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Algorithm of the new key (to migrate, e.g. from RS256 to EdDSA) [default: the
+    /// configured alg].
+    #[arg(long, value_enum)]
+    alg: Option<AlgArg>,
+    /// Sign with the new key now instead of after the pre-publication time.
+    #[arg(long)]
+    immediate: bool,
+}
+
+/// A key id on the store.
+#[derive(Debug, Args)]
+pub(crate) struct KidArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The key id.
+    kid: String,
+}
+
+/// Arguments of `wristband keys export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Backup file to create (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+/// Arguments of `wristband keys import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Backup file written by `keys export`.
+    file: PathBuf,
 }
 
 /// Arguments of `wristband keys generate`.
@@ -62,7 +136,147 @@ pub(crate) struct GenerateArgs {
 pub(crate) fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     match cmd {
         KeysCommand::Generate(args) => generate(&args, out),
+        KeysCommand::List(a) => with_keys(&a.store, out, |k, _, out| {
+            Box::pin(async move { list(k, out).await })
+        }),
+        KeysCommand::Rotate(a) => {
+            let alg = a.alg.map(Algorithm::from);
+            with_keys(&a.store, out, move |k, _, out| {
+                Box::pin(async move {
+                    let events = k.rotate(alg, a.immediate, now()).await?;
+                    print_events(&events, out)?;
+                    list(k, out).await
+                })
+            })
+        }
+        KeysCommand::Retire(a) => {
+            let kid = a.kid.clone();
+            with_keys(&a.store, out, move |k, _, out| {
+                Box::pin(async move {
+                    print_events(&k.retire(&kid, now()).await?, out)?;
+                    list(k, out).await
+                })
+            })
+        }
+        KeysCommand::Revoke(a) => {
+            let kid = a.kid.clone();
+            with_keys(&a.store, out, move |k, config, out| {
+                Box::pin(async move {
+                    let life = RecordLifetime {
+                        access_ttl_secs: i64::try_from(config.access_ttl.as_secs())
+                            .unwrap_or(i64::MAX),
+                    };
+                    print_events(&k.revoke(&kid, life.span(), now()).await?, out)?;
+                    writeln!(
+                        out,
+                        "verifiers following the revocation feed refuse its tokens at once; \
+                         the others at their next JWKS refresh"
+                    )?;
+                    list(k, out).await
+                })
+            })
+        }
+        KeysCommand::Export(a) => {
+            let path = a.out.clone();
+            with_keys(&a.store, out, move |k, _, out| {
+                Box::pin(async move {
+                    let backup = k.export().await?;
+                    let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(&backup)?);
+                    bytes.push(b'\n');
+                    write_new_file(&path, &bytes, SECRET_MODE, false)?;
+                    writeln!(
+                        out,
+                        "wrote {} key(s) to {}; they stay encrypted under the master key, \
+                         so keep a copy of the master key apart from this file",
+                        backup.keys.len(),
+                        path.display()
+                    )?;
+                    Ok(())
+                })
+            })
+        }
+        KeysCommand::Import(a) => {
+            let path = a.file.clone();
+            with_keys(&a.store, out, move |k, _, out| {
+                Box::pin(async move {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let backup: KeyExport = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a key backup", path.display()))?;
+                    let kids = k.import(&backup, now()).await?;
+                    writeln!(out, "imported {} key(s)", kids.len())?;
+                    list(k, out).await
+                })
+            })
+        }
     }
+}
+
+type KeysFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+
+/// Opens the store and its keys (running the rotation schedule once), then runs `f`.
+fn with_keys<F>(store: &StoreArgs, out: &mut dyn Write, f: F) -> anyhow::Result<Outcome>
+where
+    F: for<'a> FnOnce(&'a KeyManager, &'a Config, &'a mut dyn Write) -> KeysFuture<'a>,
+{
+    let config = store.load(Overrides::default())?;
+    init_logging();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let db = open_store(&config).await.context("opening the store")?;
+        let (keys, events) = open_keys(&config, db, now())
+            .await
+            .context("opening the signing keys")?;
+        print_events(&events, out)?;
+        f(&keys, &config, out).await
+    })?;
+    Ok(Outcome::Success)
+}
+
+fn now() -> i64 {
+    i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
+}
+
+fn print_events(events: &[KeyEvent], out: &mut dyn Write) -> anyhow::Result<()> {
+    for e in events {
+        let what = e.event.trim_start_matches("key_");
+        writeln!(out, "{what}: {} ({})", e.kid, e.alg)?;
+    }
+    Ok(())
+}
+
+async fn list(keys: &KeyManager, out: &mut dyn Write) -> anyhow::Result<()> {
+    let rows = keys.list().await?;
+    writeln!(out, "{:<44} {:<6} {:<8} since", "kid", "alg", "state")?;
+    for r in rows {
+        let (since, note) = match r.state {
+            KeyState::Next => (r.created_at, format!("  signs from {}", ts(r.activates_at))),
+            KeyState::Current => (r.activated_at.unwrap_or(r.created_at), String::new()),
+            KeyState::Retired => (
+                r.retired_at.unwrap_or(r.created_at),
+                format!("  published until {}", ts(r.removes_at)),
+            ),
+            KeyState::Removed => (r.removes_at.unwrap_or(r.created_at), String::new()),
+            KeyState::Revoked => (r.revoked_at.unwrap_or(r.created_at), String::new()),
+        };
+        writeln!(
+            out,
+            "{:<44} {:<6} {:<8} {}{note}",
+            r.kid,
+            r.alg,
+            r.state.as_str(),
+            ts(Some(since))
+        )?;
+    }
+    Ok(())
+}
+
+fn ts(t: Option<i64>) -> String {
+    t.and_then(|t| u64::try_from(t).ok())
+        .map_or_else(|| "-".into(), crate::timefmt::rfc3339)
 }
 
 /// A file to write: its name in the output directory, contents and mode.

@@ -63,7 +63,7 @@ enum Command {
     Sessions(client::SessionsArgs),
     /// Play the walkthrough live: auth service, two API services, login, outage, reuse.
     Demo,
-    /// Generate signing keys.
+    /// Generate signing keys, and manage the auth service's keys (rotate, retire, revoke).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Sign, decode, verify and audit access tokens.

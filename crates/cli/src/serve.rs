@@ -16,7 +16,6 @@ pub(crate) fn run(args: &ServeArgs, out: &mut impl Write) -> anyhow::Result<Outc
     let config = args.load()?;
     init_logging();
     runtime()?.block_on(async {
-        let data_dir = config.data_dir.clone();
         let alg = config.alg;
         let app = App::build(config, Arc::new(SystemClock))
             .await
@@ -25,8 +24,7 @@ pub(crate) fn run(args: &ServeArgs, out: &mut impl Write) -> anyhow::Result<Outc
         if app.created_key() {
             writeln!(
                 out,
-                "created a new {alg} signing key in {}",
-                data_dir.join("keys").display()
+                "created a new {alg} signing key, stored encrypted in the database"
             )?;
         }
         writeln!(out, "listening on {}", app.local_addr())?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use wristband_jose::SecretString;
 use wristband_server::config::{Config, Overrides};
 
 use crate::args::AlgArg;
@@ -27,6 +28,10 @@ pub(crate) struct StoreArgs {
     /// Database URL (sqlite:PATH) instead of the file in the data directory.
     #[arg(long, env = "WRISTBAND_DATABASE")]
     pub(crate) database: Option<String>,
+    /// File with the master key that encrypts the signing keys in the store [default:
+    /// <data-dir>/master.key]. The key itself may be given in WRISTBAND_MASTER_KEY instead.
+    #[arg(long, env = "WRISTBAND_MASTER_KEY_FILE")]
+    pub(crate) master_key_file: Option<PathBuf>,
 }
 
 /// Flags of `wristband serve`.
@@ -61,6 +66,28 @@ pub(crate) struct ServeArgs {
     /// Enable POST /v1/users (self-service registration).
     #[arg(long, env = "WRISTBAND_ALLOW_REGISTRATION")]
     allow_registration: Option<bool>,
+    /// HS256 mode: file with the shared secret (base64url or an `oct` JWK). The secret
+    /// itself may be given in WRISTBAND_HS256_SECRET instead.
+    #[arg(long, env = "WRISTBAND_HS256_SECRET_FILE")]
+    hs256_secret_file: Option<PathBuf>,
+    /// Replace the signing key this long after it started to sign; 0s: only by hand
+    /// [default: 30d].
+    #[arg(long, env = "WRISTBAND_KEY_ROTATION", value_parser = duration)]
+    key_rotation: Option<Duration>,
+    /// Publish a new key this long before it signs [default: twice --jwks-max-age].
+    #[arg(long, env = "WRISTBAND_KEY_PREPUBLISH", value_parser = duration)]
+    key_prepublish: Option<Duration>,
+    /// Cache-Control max-age of the JWKS [default: 5m].
+    #[arg(long, env = "WRISTBAND_JWKS_MAX_AGE", value_parser = duration)]
+    jwks_max_age: Option<Duration>,
+}
+
+/// A secret from the environment, if set and not empty.
+fn env_secret(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(SecretString::new)
 }
 
 impl StoreArgs {
@@ -77,6 +104,8 @@ impl StoreArgs {
         let config = base.apply(Overrides {
             data_dir: self.data_dir.clone(),
             database: self.database.clone(),
+            master_key_file: self.master_key_file.clone(),
+            master_key: env_secret("WRISTBAND_MASTER_KEY"),
             ..extra
         });
         config.validate()?;
@@ -97,6 +126,11 @@ impl ServeArgs {
             refresh_absolute_ttl: self.refresh_absolute_ttl,
             refresh_grace: self.refresh_grace,
             allow_registration: self.allow_registration,
+            hs256_secret_file: self.hs256_secret_file.clone(),
+            hs256_secret: env_secret("WRISTBAND_HS256_SECRET"),
+            key_rotation: self.key_rotation,
+            key_prepublish: self.key_prepublish,
+            jwks_max_age: self.jwks_max_age,
             ..Overrides::default()
         })
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use wristband_jose::Algorithm;
+use wristband_jose::{Algorithm, SecretString};
 
 /// A setting is out of range or cannot be parsed.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +111,25 @@ pub struct Config {
     pub argon2: Argon2Config,
     /// Login throttling.
     pub throttle: ThrottleConfig,
+    /// File holding the master key (32 bytes, base64url) that encrypts private keys in the
+    /// store; default: `master.key` in `data_dir`, created on first start.
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself, from the `WRISTBAND_MASTER_KEY` environment variable (never
+    /// from the file or a flag).
+    #[serde(skip)]
+    pub master_key: Option<SecretString>,
+    /// HS256 mode: file holding the shared secret (base64url text or an `oct` JWK).
+    pub hs256_secret_file: Option<PathBuf>,
+    /// HS256 mode: the secret itself, from the `WRISTBAND_HS256_SECRET` environment variable.
+    #[serde(skip)]
+    pub hs256_secret: Option<SecretString>,
+    /// The signing key is replaced this long after it started to sign; `0s`: only by hand.
+    #[serde(with = "duration_str")]
+    pub key_rotation: Duration,
+    /// A new key is published this long before it signs; default twice `jwks_max_age`, and
+    /// never less than `jwks_max_age`.
+    #[serde(with = "duration_str_opt")]
+    pub key_prepublish: Option<Duration>,
 }
 
 impl Default for Config {
@@ -134,6 +153,12 @@ impl Default for Config {
             hash_concurrency: None,
             argon2: Argon2Config::default(),
             throttle: ThrottleConfig::default(),
+            master_key_file: None,
+            master_key: None,
+            hs256_secret_file: None,
+            hs256_secret: None,
+            key_rotation: Duration::from_secs(30 * 86_400),
+            key_prepublish: None,
         }
     }
 }
@@ -154,6 +179,13 @@ pub struct Overrides {
     pub refresh_absolute_ttl: Option<Duration>,
     pub refresh_grace: Option<Duration>,
     pub allow_registration: Option<bool>,
+    pub master_key_file: Option<PathBuf>,
+    pub master_key: Option<SecretString>,
+    pub hs256_secret_file: Option<PathBuf>,
+    pub hs256_secret: Option<SecretString>,
+    pub key_rotation: Option<Duration>,
+    pub key_prepublish: Option<Duration>,
+    pub jwks_max_age: Option<Duration>,
 }
 
 impl Config {
@@ -181,9 +213,18 @@ impl Config {
         if o.database.is_some() {
             self.database = o.database;
         }
-        if o.issuer.is_some() {
-            self.issuer = o.issuer;
+        set!(key_rotation, jwks_max_age);
+        macro_rules! set_opt {
+            ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
         }
+        set_opt!(
+            issuer,
+            master_key_file,
+            master_key,
+            hs256_secret_file,
+            hs256_secret,
+            key_prepublish
+        );
         self
     }
 
@@ -215,7 +256,36 @@ impl Config {
         if self.throttle.window.is_zero() || self.throttle.max_delay.is_zero() {
             return err("throttle window and max_delay must be positive");
         }
+        if self.key_prepublish() < self.jwks_max_age {
+            return err(
+                "key_prepublish must be at least jwks_max_age, so that every verifier \
+                        holds a new key before it signs",
+            );
+        }
+        if !self.key_rotation.is_zero() && self.key_rotation <= self.key_prepublish() {
+            return err("key_rotation must be longer than key_prepublish (or 0s for manual only)");
+        }
+        let hs = self.hs256_secret.is_some() || self.hs256_secret_file.is_some();
+        if self.alg == Algorithm::HS256 && !hs {
+            return err("HS256 needs a shared secret: --hs256-secret-file or WRISTBAND_HS256_SECRET \
+                        (at least 32 random bytes; `wristband keys generate --alg HS256` makes one)");
+        }
+        if self.alg != Algorithm::HS256 && hs {
+            return err("an HS256 secret is given but alg is not HS256");
+        }
         Ok(())
+    }
+
+    /// How long a new key is published before it signs.
+    pub fn key_prepublish(&self) -> Duration {
+        self.key_prepublish
+            .unwrap_or(self.jwks_max_age.saturating_mul(2))
+    }
+
+    /// How long a retired key stays published: the longest access-token lifetime plus the
+    /// largest leeway a verifier may allow.
+    pub fn key_retire_for(&self) -> Duration {
+        self.access_ttl + Duration::from_secs(60)
     }
 
     /// The issuer URL, defaulting to `http://<listen>`.
@@ -245,6 +315,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
         _ => return Err(bad()),
     };
     n.checked_mul(mult).map(Duration::from_secs).ok_or_else(bad)
+}
+
+mod duration_str_opt {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        super::duration_str::deserialize(d).map(Some)
+    }
 }
 
 /// Formats a duration the way [`parse_duration`] reads it.
@@ -317,6 +399,10 @@ mod tests {
             "refresh_grace",
             "allow_registration",
             "jwks_max_age",
+            "master_key_file",
+            "key_rotation",
+            "key_prepublish",
+            "hs256_secret_file",
             "hash_concurrency",
             "memory_kib",
             "pair_free_failures",

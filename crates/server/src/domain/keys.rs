@@ -1,35 +1,34 @@
-//! Key material of the auth service: the token-signing key and the refresh-token HMAC key.
+//! Signing keys: stored (sealed) in the store and shared by every auth instance, rotated on
+//! a schedule with pre-publication, retired, removed, or revoked in an emergency.
 //!
-//! Both live as files in the data directory, created with mode 0600 on first start.
+//! A key moves `next` (published, not signing) → `current` (signing) → `retired` (still
+//! published while its tokens can be valid) → `removed`. An emergency revocation takes a
+//! key out of the JWKS at once and records a `kid` revocation that the feed pushes to
+//! verifiers. In HS256 mode the signing secret comes from outside (a file or the
+//! environment) and nothing rotates.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use aws_lc_rs::hmac;
-use wristband_jose::{Algorithm, Jwk, Jwks, KeySet, SigningKey};
+use serde::{Deserialize, Serialize};
+use wristband_jose::{Algorithm, Jwk, Jwks, KeySet, Policy, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
-use super::DomainError;
+use super::seal::MasterKey;
+use super::{audit, DomainError};
+use crate::store::{KeyChange, KeyRecord, KeyState, Store, StoreError};
 
-/// The keys a running auth service uses.
-pub struct KeyMaterial {
-    signing: SigningKey,
-    keyset: KeySet,
-    refresh: hmac::Key,
-}
-
-impl std::fmt::Debug for KeyMaterial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyMaterial")
-            .field("signing", &self.signing)
-            .finish_non_exhaustive()
-    }
-}
-
-fn io(path: &Path, e: std::io::Error) -> DomainError {
-    DomainError::Internal(format!("{}: {e}", path.display()))
-}
+/// Name of the sealed refresh-token HMAC key in the store.
+const REFRESH_SECRET: &str = "refresh-hmac";
+/// Name of the value that proves the master key opens this store's secrets.
+const MASTER_CHECK: &str = "master-key-check";
+/// Plaintext of the master-key check.
+const MASTER_CHECK_PLAINTEXT: &[u8] = b"wristband master key check v1";
 
 /// Creates a file that only the owner can read, refusing to overwrite one.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -45,100 +44,853 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn key_file(dir: &Path, alg: Algorithm) -> PathBuf {
-    match alg {
-        Algorithm::HS256 => dir.join("signing-hs256.jwk.json"),
-        other => dir.join(format!(
-            "signing-{}.pem",
-            other.as_str().to_ascii_lowercase()
-        )),
+fn internal(e: impl std::fmt::Display) -> DomainError {
+    DomainError::Internal(e.to_string())
+}
+
+/// When keys rotate and how long they stay published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySchedule {
+    /// Algorithm of keys created by the schedule.
+    pub alg: Algorithm,
+    /// A current key is replaced this long after it started to sign; `None`: only by hand.
+    pub rotate_every: Option<Duration>,
+    /// A next key is published this long before it signs (at least one JWKS max-age).
+    pub prepublish: Duration,
+    /// A retired key stays published this long: the longest access-token lifetime plus
+    /// leeway.
+    pub retire_for: Duration,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The keys in force, rebuilt whenever the stored keys change.
+pub struct KeyRing {
+    signing: Arc<SigningKey>,
+    keyset: KeySet,
+    jwks: Jwks,
+    algorithms: Vec<Algorithm>,
+    policy: Policy,
+    /// (kid, state) of every stored key: tells whether a reload changed anything.
+    fingerprint: Vec<(String, KeyState)>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("signing", &self.signing.kid())
+            .field("published", &self.keyset.len())
+            .finish_non_exhaustive()
     }
 }
 
-impl KeyMaterial {
-    /// Loads the keys from `dir`, creating any that are missing. Returns the keys and
-    /// whether a new signing key was created.
-    pub fn load_or_create(dir: &Path, alg: Algorithm) -> Result<(Self, bool), DomainError> {
-        fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        let path = key_file(dir, alg);
-        let (signing, created) = if path.exists() {
-            let text = Zeroizing::new(fs::read_to_string(&path).map_err(|e| io(&path, e))?);
-            let key = match alg {
-                Algorithm::HS256 => {
-                    let jwk: Jwk = serde_json::from_str(&text)
-                        .map_err(|e| DomainError::Internal(format!("{}: {e}", path.display())))?;
-                    SigningKey::from_jwk(&jwk)
-                }
-                _ => SigningKey::from_pem(alg, &text),
-            }
-            .map_err(|e| DomainError::Internal(format!("{}: {e}", path.display())))?;
-            (key, false)
-        } else {
-            let key =
-                SigningKey::generate(alg).map_err(|e| DomainError::Internal(e.to_string()))?;
-            let bytes = match alg {
-                Algorithm::HS256 => {
-                    let jwk = key
-                        .to_private_jwk()
-                        .map_err(|e| DomainError::Internal(e.to_string()))?;
-                    Zeroizing::new(
-                        serde_json::to_string_pretty(&jwk)
-                            .map_err(|e| DomainError::Internal(e.to_string()))?,
-                    )
-                }
-                _ => key
-                    .to_pem()
-                    .map_err(|e| DomainError::Internal(e.to_string()))?,
-            };
-            write_private_file(&path, bytes.as_bytes()).map_err(|e| io(&path, e))?;
-            (key, true)
-        };
-
-        let refresh_path = dir.join("refresh-hmac.key");
-        let refresh_secret = if refresh_path.exists() {
-            Zeroizing::new(fs::read(&refresh_path).map_err(|e| io(&refresh_path, e))?)
-        } else {
-            let mut secret = Zeroizing::new(vec![0u8; 32]);
-            aws_lc_rs::rand::fill(&mut secret).map_err(|e| DomainError::Internal(e.to_string()))?;
-            write_private_file(&refresh_path, &secret).map_err(|e| io(&refresh_path, e))?;
-            secret
-        };
-        if refresh_secret.len() < 32 {
-            return Err(DomainError::Internal(format!(
-                "{}: refresh key shorter than 32 bytes",
-                refresh_path.display()
-            )));
-        }
-        let keyset = KeySet::from_keys([signing.verifying_key().clone()])
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
-        Ok((
-            KeyMaterial {
-                refresh: hmac::Key::new(hmac::HMAC_SHA256, &refresh_secret),
-                signing,
-                keyset,
-            },
-            created,
-        ))
-    }
-
+impl KeyRing {
     /// The key that signs access tokens.
     pub fn signing(&self) -> &SigningKey {
         &self.signing
     }
 
-    /// The keys that verify our own tokens.
+    /// The keys that verify our own tokens: every published key.
     pub fn keyset(&self) -> &KeySet {
         &self.keyset
     }
 
     /// The published JWKS: public keys only (empty in HS256 mode).
-    pub fn jwks(&self) -> Jwks {
-        self.keyset.to_public_jwks()
+    pub fn jwks(&self) -> &Jwks {
+        &self.jwks
+    }
+
+    /// The algorithms of the published keys.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// The policy that verifies our own tokens: these keys' algorithms.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+/// What every ring's [`Policy`] is built from.
+#[derive(Debug, Clone)]
+pub struct PolicyTemplate {
+    /// Our issuer.
+    pub issuer: String,
+    /// Our audience.
+    pub audience: String,
+    /// Longest access-token lifetime.
+    pub max_lifetime: Duration,
+}
+
+impl PolicyTemplate {
+    /// A policy for these algorithms, accepting `audiences` (default: ours).
+    pub fn build(
+        &self,
+        algorithms: &[Algorithm],
+        audiences: Option<Vec<String>>,
+    ) -> Result<Policy, DomainError> {
+        let mut b = Policy::builder(self.issuer.clone(), self.audience.clone());
+        if let Some(a) = audiences {
+            b = b.audiences(a);
+        }
+        b.algorithms(algorithms)
+            .leeway(Duration::from_secs(5))
+            .max_lifetime(self.max_lifetime)
+            .build()
+            .map_err(internal)
+    }
+}
+
+/// Something that happened to a key, for the audit log and the CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEvent {
+    /// `key_published`, `key_activated`, `key_retired`, `key_removed` or `key_revoked`.
+    pub event: &'static str,
+    /// The key.
+    pub kid: String,
+    /// Its algorithm.
+    pub alg: String,
+}
+
+impl KeyEvent {
+    fn new(event: &'static str, kid: &str, alg: &str) -> Self {
+        KeyEvent {
+            event,
+            kid: kid.to_owned(),
+            alg: alg.to_owned(),
+        }
+    }
+
+    fn audit(&self) {
+        match self.event {
+            "key_published" => audit!("key_published", kid = %self.kid, alg = %self.alg),
+            "key_activated" => audit!("key_activated", kid = %self.kid, alg = %self.alg),
+            "key_retired" => audit!("key_retired", kid = %self.kid, alg = %self.alg),
+            "key_removed" => audit!("key_removed", kid = %self.kid, alg = %self.alg),
+            _ => audit!("key_revoked", kid = %self.kid, alg = %self.alg),
+        }
+    }
+}
+
+/// A backup of the stored keys. Private keys stay sealed under the master key: restoring
+/// needs the same master key.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyExport {
+    /// Format version, 1.
+    pub version: u32,
+    /// The keys that still have a private half.
+    pub keys: Vec<ExportedKey>,
+}
+
+/// One key in a [`KeyExport`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedKey {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: String,
+    /// State at export.
+    pub state: String,
+    /// Sealed private key, base64url.
+    pub sealed_private_key: String,
+    /// Public JWK.
+    pub public_jwk: serde_json::Value,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+enum Mode {
+    /// Keys in the store, sealed under the master key.
+    Stored,
+    /// One HS256 secret from outside the store.
+    Hs256(Arc<SigningKey>),
+}
+
+/// Owns the signing keys: loads them from the store, runs the rotation schedule and the
+/// manual operations, and holds the ring in force.
+pub struct KeyManager {
+    store: Arc<dyn Store>,
+    master: MasterKey,
+    schedule: KeySchedule,
+    template: PolicyTemplate,
+    mode: Mode,
+    refresh: hmac::Key,
+    ring: RwLock<Arc<KeyRing>>,
+    /// Opened private keys by kid, so that a reload does not parse them again.
+    opened: RwLock<HashMap<String, Arc<SigningKey>>>,
+}
+
+impl std::fmt::Debug for KeyManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyManager")
+            .field("schedule", &self.schedule)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Files of the key store before keys moved into the database: imported once.
+fn legacy_signing_file(dir: &Path, alg: Algorithm) -> PathBuf {
+    dir.join(format!("signing-{}.pem", alg.as_str().to_ascii_lowercase()))
+}
+
+impl KeyManager {
+    /// Opens the key store: checks the master key against the store, loads (or creates) the
+    /// refresh-token key, and in stored mode makes sure a current key exists. `hs256` is
+    /// the external secret in HS256 mode. `legacy_dir` is the old key directory, whose
+    /// files are imported into an empty store.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        schedule: KeySchedule,
+        template: PolicyTemplate,
+        hs256: Option<SigningKey>,
+        legacy_dir: Option<&Path>,
+        now: i64,
+    ) -> Result<(Self, Vec<KeyEvent>), DomainError> {
+        let check = master.seal(MASTER_CHECK, MASTER_CHECK_PLAINTEXT)?;
+        let stored = store.secret_or_insert(MASTER_CHECK, &check, now).await?;
+        match master.open(MASTER_CHECK, &stored) {
+            Ok(p) if p.as_slice() == MASTER_CHECK_PLAINTEXT => {}
+            _ => {
+                return Err(DomainError::InvalidRequest(
+                    "the master key does not open this database's keys: give the master key \
+                     this database was created with (--master-key-file or WRISTBAND_MASTER_KEY)"
+                        .into(),
+                ))
+            }
+        }
+
+        let legacy_refresh = legacy_dir
+            .map(|d| d.join("refresh-hmac.key"))
+            .filter(|p| p.exists());
+        let mut fresh = Zeroizing::new(vec![0u8; 32]);
+        if let Some(path) = &legacy_refresh {
+            fresh = Zeroizing::new(fs::read(path).map_err(internal)?);
+        } else {
+            aws_lc_rs::rand::fill(&mut fresh).map_err(internal)?;
+        }
+        let sealed = master.seal(REFRESH_SECRET, &fresh)?;
+        let stored = store.secret_or_insert(REFRESH_SECRET, &sealed, now).await?;
+        let secret = master
+            .open(REFRESH_SECRET, &stored)
+            .map_err(|e| DomainError::Internal(format!("refresh key: {e}")))?;
+        if secret.len() < 32 {
+            return Err(internal("refresh key shorter than 32 bytes"));
+        }
+
+        let mode = match hs256 {
+            Some(key) => Mode::Hs256(Arc::new(key)),
+            None => Mode::Stored,
+        };
+        let mut events = Vec::new();
+        if matches!(mode, Mode::Stored) && store.list_keys().await?.is_empty() {
+            if let Some(path) = legacy_dir
+                .map(|d| legacy_signing_file(d, schedule.alg))
+                .filter(|p| p.exists())
+            {
+                let pem = Zeroizing::new(fs::read_to_string(&path).map_err(internal)?);
+                let key = SigningKey::from_pem(schedule.alg, &pem)
+                    .map_err(|e| DomainError::Internal(format!("{}: {e}", path.display())))?;
+                let record = seal_key(&master, &key, KeyState::Current, now, None)?;
+                store.insert_key(&record).await?;
+                tracing::warn!(
+                    file = %path.display(),
+                    "imported the signing key file into the database; the file can be deleted"
+                );
+                events.push(KeyEvent::new("key_activated", &record.kid, &record.alg));
+            }
+        }
+
+        let placeholder = Arc::new(hs_or_placeholder(&mode, &template)?);
+        let manager = KeyManager {
+            store,
+            master,
+            schedule,
+            template,
+            mode,
+            refresh: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            ring: RwLock::new(placeholder),
+            opened: RwLock::new(HashMap::new()),
+        };
+        events.extend(manager.tick(now).await?);
+        manager.reload().await?;
+        Ok((manager, events))
+    }
+
+    /// The ring in force.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.ring.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> &KeySchedule {
+        &self.schedule
+    }
+
+    /// What the rings' policies are built from.
+    pub fn policy_template(&self) -> &PolicyTemplate {
+        &self.template
+    }
+
+    /// True in HS256 mode (an external secret, nothing stored or rotated).
+    pub fn is_hs256(&self) -> bool {
+        matches!(self.mode, Mode::Hs256(_))
     }
 
     /// The deterministic successor of a refresh token: HMAC-SHA256 under the server's
     /// refresh key. Every exchange of the same predecessor yields the same successor.
     pub fn successor(&self, token: &str) -> String {
         wristband_jose::b64::encode(hmac::sign(&self.refresh, token.as_bytes()).as_ref())
+    }
+
+    /// Every stored key, oldest first.
+    pub async fn list(&self) -> Result<Vec<KeyRecord>, DomainError> {
+        Ok(self.store.list_keys().await?)
+    }
+
+    /// Re-reads the stored keys and swaps in a new ring when they changed. True when the
+    /// ring changed.
+    pub async fn reload(&self) -> Result<bool, DomainError> {
+        if let Mode::Hs256(_) = self.mode {
+            return Ok(false);
+        }
+        let rows = self.store.list_keys().await?;
+        let fingerprint: Vec<(String, KeyState)> =
+            rows.iter().map(|r| (r.kid.clone(), r.state)).collect();
+        if self.ring().fingerprint == fingerprint {
+            return Ok(false);
+        }
+        let first = self
+            .ring()
+            .fingerprint
+            .first()
+            .is_some_and(|(k, _)| k.is_empty());
+        let ring = self.build_ring(&rows, fingerprint)?;
+        if first {
+            tracing::debug!(signing = ring.signing.kid(), "signing keys loaded");
+        } else {
+            tracing::info!(
+                signing = ring.signing.kid(),
+                published = ring.keyset.len(),
+                "signing keys changed"
+            );
+        }
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        Ok(true)
+    }
+
+    fn build_ring(
+        &self,
+        rows: &[KeyRecord],
+        fingerprint: Vec<(String, KeyState)>,
+    ) -> Result<KeyRing, DomainError> {
+        let current = rows
+            .iter()
+            .find(|r| r.state == KeyState::Current)
+            .ok_or_else(|| internal("no current signing key in the store"))?;
+        let signing = self.open_key(current)?;
+        let mut verifying: Vec<VerifyingKey> = Vec::new();
+        for r in rows.iter().filter(|r| r.state.is_published()) {
+            let jwk: Jwk = serde_json::from_str(&r.public_jwk).map_err(internal)?;
+            match VerifyingKey::from_jwk(&jwk) {
+                Ok(k) => verifying.push(k),
+                Err(e) => tracing::error!(kid = %r.kid, error = %e, "stored public key unusable"),
+            }
+        }
+        let keyset = KeySet::from_keys(verifying).map_err(internal)?;
+        let mut algorithms: Vec<Algorithm> = keyset.iter().map(VerifyingKey::algorithm).collect();
+        algorithms.sort_by_key(|a| a.as_str());
+        algorithms.dedup();
+        Ok(KeyRing {
+            jwks: keyset.to_public_jwks(),
+            policy: self.template.build(&algorithms, None)?,
+            signing,
+            keyset,
+            algorithms,
+            fingerprint,
+        })
+    }
+
+    fn open_key(&self, record: &KeyRecord) -> Result<Arc<SigningKey>, DomainError> {
+        if let Some(k) = self
+            .opened
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&record.kid)
+        {
+            return Ok(Arc::clone(k));
+        }
+        let alg = record
+            .alg
+            .parse::<Algorithm>()
+            .map_err(|_| internal(format!("unknown algorithm {}", record.alg)))?;
+        let sealed = record
+            .private_key
+            .as_deref()
+            .ok_or_else(|| internal(format!("key {} has no private half", record.kid)))?;
+        let pem = self
+            .master
+            .open(&record.kid, sealed)
+            .map_err(|e| DomainError::Internal(format!("key {}: {e}", record.kid)))?;
+        let pem = std::str::from_utf8(&pem).map_err(internal)?;
+        let key = Arc::new(SigningKey::from_pem(alg, pem).map_err(internal)?);
+        if key.kid() != record.kid {
+            return Err(internal(format!(
+                "key {} does not match its id",
+                record.kid
+            )));
+        }
+        self.opened
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(record.kid.clone(), Arc::clone(&key));
+        Ok(key)
+    }
+
+    async fn add_key(
+        &self,
+        alg: Algorithm,
+        state: KeyState,
+        now: i64,
+        activates_at: Option<i64>,
+    ) -> Result<Option<KeyRecord>, DomainError> {
+        let key = tokio::task::spawn_blocking(move || SigningKey::generate(alg))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let record = seal_key(&self.master, &key, state, now, activates_at)?;
+        match self.store.insert_key(&record).await {
+            Ok(()) => Ok(Some(record)),
+            // Another instance (or the CLI) added one at the same time.
+            Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One run of the rotation schedule at `now`: makes sure a key signs, publishes the
+    /// next key ahead of time, promotes it when due, and removes retired keys whose tokens
+    /// have all expired. Safe to run from several places at once: every change is
+    /// conditional. Returns what changed (already audited).
+    pub async fn tick(&self, now: i64) -> Result<Vec<KeyEvent>, DomainError> {
+        if let Mode::Hs256(_) = self.mode {
+            return Ok(Vec::new());
+        }
+        let s = self.schedule;
+        let rows = self.store.list_keys().await?;
+        let current = rows.iter().find(|r| r.state == KeyState::Current);
+        let next = rows.iter().find(|r| r.state == KeyState::Next);
+        let mut events = Vec::new();
+        match (current, next) {
+            (None, Some(n)) => {
+                if self.promote(None, n, now).await? {
+                    events.push(KeyEvent::new("key_activated", &n.kid, &n.alg));
+                }
+            }
+            (None, None) => {
+                if let Some(r) = self.add_key(s.alg, KeyState::Current, now, None).await? {
+                    events.push(KeyEvent::new("key_activated", &r.kid, &r.alg));
+                }
+            }
+            (Some(c), Some(n)) if n.activates_at.is_none_or(|t| t <= now) => {
+                if self.promote(Some(c), n, now).await? {
+                    events.push(KeyEvent::new("key_retired", &c.kid, &c.alg));
+                    events.push(KeyEvent::new("key_activated", &n.kid, &n.alg));
+                }
+            }
+            (Some(c), None) => {
+                if let Some(every) = s.rotate_every {
+                    let due = c
+                        .activated_at
+                        .unwrap_or(c.created_at)
+                        .saturating_add(secs(every));
+                    if now >= due.saturating_sub(secs(s.prepublish)) {
+                        let at = due.max(now.saturating_add(secs(s.prepublish)));
+                        if let Some(r) = self.add_key(s.alg, KeyState::Next, now, Some(at)).await? {
+                            events.push(KeyEvent::new("key_published", &r.kid, &r.alg));
+                        }
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {}
+        }
+        for r in rows
+            .iter()
+            .filter(|r| r.state == KeyState::Retired && r.removes_at.is_some_and(|t| t <= now))
+        {
+            let change = KeyChange {
+                kid: r.kid.clone(),
+                from: KeyState::Retired,
+                to: KeyState::Removed,
+                at: now,
+                until: None,
+            };
+            if self.store.change_keys(&[change]).await? {
+                events.push(KeyEvent::new("key_removed", &r.kid, &r.alg));
+            }
+        }
+        for e in &events {
+            e.audit();
+        }
+        if !events.is_empty() {
+            self.reload().await?;
+        }
+        Ok(events)
+    }
+
+    /// Makes `next` the signing key, retiring `current`. False when someone else did it.
+    async fn promote(
+        &self,
+        current: Option<&KeyRecord>,
+        next: &KeyRecord,
+        now: i64,
+    ) -> Result<bool, DomainError> {
+        let mut changes = Vec::with_capacity(2);
+        if let Some(c) = current {
+            changes.push(KeyChange {
+                kid: c.kid.clone(),
+                from: KeyState::Current,
+                to: KeyState::Retired,
+                at: now,
+                until: Some(now.saturating_add(secs(self.schedule.retire_for))),
+            });
+        }
+        changes.push(KeyChange {
+            kid: next.kid.clone(),
+            from: KeyState::Next,
+            to: KeyState::Current,
+            at: now,
+            until: None,
+        });
+        Ok(self.store.change_keys(&changes).await?)
+    }
+
+    fn require_stored(&self) -> Result<(), DomainError> {
+        match self.mode {
+            Mode::Stored => Ok(()),
+            Mode::Hs256(_) => Err(DomainError::InvalidRequest(
+                "HS256 mode uses one external secret: there are no stored keys to manage".into(),
+            )),
+        }
+    }
+
+    /// Starts a rotation by hand: publishes a next key (of `alg`, default the schedule's)
+    /// that signs after the pre-publication time, or at once with `immediate` (verifiers
+    /// that have not seen it then fetch it on the first unknown `kid`). With a next key
+    /// already waiting, `immediate` promotes it and anything else is refused.
+    pub async fn rotate(
+        &self,
+        alg: Option<Algorithm>,
+        immediate: bool,
+        now: i64,
+    ) -> Result<Vec<KeyEvent>, DomainError> {
+        self.require_stored()?;
+        let rows = self.store.list_keys().await?;
+        let mut events = Vec::new();
+        let next = match rows.iter().find(|r| r.state == KeyState::Next) {
+            Some(n) if !immediate => {
+                return Err(DomainError::InvalidRequest(format!(
+                    "key {} is already waiting to sign at {}; use --immediate to promote it now",
+                    n.kid,
+                    n.activates_at.unwrap_or(now)
+                )))
+            }
+            Some(n) => n.clone(),
+            None => {
+                let at = if immediate {
+                    now
+                } else {
+                    now.saturating_add(secs(self.schedule.prepublish))
+                };
+                let alg = alg.unwrap_or(self.schedule.alg);
+                if alg == Algorithm::HS256 {
+                    return Err(DomainError::InvalidRequest(
+                        "stored keys are asymmetric: HS256 is a separate mode".into(),
+                    ));
+                }
+                let r = self
+                    .add_key(alg, KeyState::Next, now, Some(at))
+                    .await?
+                    .ok_or(DomainError::Conflict)?;
+                events.push(KeyEvent::new("key_published", &r.kid, &r.alg));
+                r
+            }
+        };
+        if immediate {
+            let current = rows.iter().find(|r| r.state == KeyState::Current);
+            if !self.promote(current, &next, now).await? {
+                return Err(DomainError::Conflict);
+            }
+            if let Some(c) = current {
+                events.push(KeyEvent::new("key_retired", &c.kid, &c.alg));
+            }
+            events.push(KeyEvent::new("key_activated", &next.kid, &next.alg));
+        }
+        for e in &events {
+            e.audit();
+        }
+        self.reload().await?;
+        Ok(events)
+    }
+
+    /// Retires a key by hand. The current key is replaced at once by the next key, or by a
+    /// new one; a next key that never signed is removed.
+    pub async fn retire(&self, kid: &str, now: i64) -> Result<Vec<KeyEvent>, DomainError> {
+        self.require_stored()?;
+        let rows = self.store.list_keys().await?;
+        let key = rows
+            .iter()
+            .find(|r| r.kid == kid)
+            .ok_or(DomainError::NotFound)?;
+        let events = match key.state {
+            KeyState::Current => self.rotate(None, true, now).await?,
+            KeyState::Next => {
+                let change = KeyChange {
+                    kid: kid.to_owned(),
+                    from: KeyState::Next,
+                    to: KeyState::Removed,
+                    at: now,
+                    until: None,
+                };
+                if !self.store.change_keys(&[change]).await? {
+                    return Err(DomainError::Conflict);
+                }
+                let e = KeyEvent::new("key_removed", &key.kid, &key.alg);
+                e.audit();
+                vec![e]
+            }
+            other => {
+                return Err(DomainError::InvalidRequest(format!(
+                    "key {kid} is {} already",
+                    other.as_str()
+                )))
+            }
+        };
+        self.reload().await?;
+        Ok(events)
+    }
+
+    /// Emergency revocation: the key leaves the JWKS at once, its private half is erased,
+    /// and a `kid` revocation (living `record_for`) tells verifiers to refuse its tokens.
+    /// A revoked current key is replaced at once.
+    pub async fn revoke(
+        &self,
+        kid: &str,
+        record_for: Duration,
+        now: i64,
+    ) -> Result<Vec<KeyEvent>, DomainError> {
+        self.require_stored()?;
+        let rows = self.store.list_keys().await?;
+        let key = rows
+            .iter()
+            .find(|r| r.kid == kid)
+            .ok_or(DomainError::NotFound)?;
+        if !key.state.is_published() {
+            return Err(DomainError::InvalidRequest(format!(
+                "key {kid} is {} already",
+                key.state.as_str()
+            )));
+        }
+        let mut events = Vec::new();
+        let mut changes = vec![KeyChange {
+            kid: kid.to_owned(),
+            from: key.state,
+            to: KeyState::Revoked,
+            at: now,
+            until: Some(now.saturating_add(secs(record_for))),
+        }];
+        if key.state == KeyState::Current {
+            let next = match rows.iter().find(|r| r.state == KeyState::Next) {
+                Some(n) => n.clone(),
+                None => {
+                    let alg = key.alg.parse().unwrap_or(self.schedule.alg);
+                    let r = self
+                        .add_key(alg, KeyState::Next, now, Some(now))
+                        .await?
+                        .ok_or(DomainError::Conflict)?;
+                    events.push(KeyEvent::new("key_published", &r.kid, &r.alg));
+                    r
+                }
+            };
+            changes.push(KeyChange {
+                kid: next.kid.clone(),
+                from: KeyState::Next,
+                to: KeyState::Current,
+                at: now,
+                until: None,
+            });
+            events.push(KeyEvent::new("key_activated", &next.kid, &next.alg));
+        }
+        if !self.store.change_keys(&changes).await? {
+            return Err(DomainError::Conflict);
+        }
+        events.insert(0, KeyEvent::new("key_revoked", &key.kid, &key.alg));
+        for e in &events {
+            e.audit();
+        }
+        self.opened
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(kid);
+        self.reload().await?;
+        Ok(events)
+    }
+
+    /// A backup of every key that still has a private half, sealed as stored.
+    pub async fn export(&self) -> Result<KeyExport, DomainError> {
+        let rows = self.store.list_keys().await?;
+        let keys = rows
+            .into_iter()
+            .filter_map(|r| {
+                let sealed = r.private_key?;
+                Some(ExportedKey {
+                    sealed_private_key: wristband_jose::b64::encode(sealed),
+                    public_jwk: serde_json::from_str(&r.public_jwk).ok()?,
+                    kid: r.kid,
+                    alg: r.alg,
+                    state: r.state.as_str().to_owned(),
+                    created_at: r.created_at,
+                })
+            })
+            .collect();
+        Ok(KeyExport { version: 1, keys })
+    }
+
+    /// Restores keys from a backup made with the same master key. Keys already in the store
+    /// are skipped; an imported key that would be a second current or next key is imported
+    /// as retired. Returns the kids imported.
+    pub async fn import(&self, backup: &KeyExport, now: i64) -> Result<Vec<String>, DomainError> {
+        self.require_stored()?;
+        if backup.version != 1 {
+            return Err(DomainError::InvalidRequest(format!(
+                "unknown backup version {}",
+                backup.version
+            )));
+        }
+        let existing: Vec<KeyRecord> = self.store.list_keys().await?;
+        let mut imported = Vec::new();
+        for k in &backup.keys {
+            if existing.iter().any(|r| r.kid == k.kid) {
+                continue;
+            }
+            let sealed = wristband_jose::b64::decode(&k.sealed_private_key).map_err(|_| {
+                DomainError::InvalidRequest(format!("key {}: bad sealed key", k.kid))
+            })?;
+            let record = KeyRecord {
+                kid: k.kid.clone(),
+                alg: k.alg.clone(),
+                state: KeyState::parse(&k.state).unwrap_or(KeyState::Retired),
+                private_key: Some(sealed),
+                public_jwk: k.public_jwk.to_string(),
+                created_at: k.created_at,
+                activates_at: Some(now),
+                activated_at: Some(now),
+                retired_at: None,
+                removes_at: None,
+                revoked_at: None,
+            };
+            // Refuse anything the master key cannot open or whose id does not match.
+            self.open_key(&record).map_err(|_| {
+                DomainError::InvalidRequest(format!(
+                    "key {}: cannot be opened with this master key",
+                    k.kid
+                ))
+            })?;
+            let mut r = record;
+            if !r.state.is_published() {
+                continue;
+            }
+            let taken = existing.iter().any(|e| e.state == r.state)
+                && matches!(r.state, KeyState::Current | KeyState::Next);
+            if taken || r.state == KeyState::Retired {
+                r.state = KeyState::Retired;
+                r.retired_at = Some(now);
+                r.removes_at = Some(now.saturating_add(secs(self.schedule.retire_for)));
+            }
+            self.store.insert_key(&r).await?;
+            audit!("key_imported", kid = %r.kid, alg = %r.alg, state = r.state.as_str());
+            imported.push(r.kid.clone());
+        }
+        self.reload().await?;
+        Ok(imported)
+    }
+}
+
+/// In HS256 mode the ring is the secret and never changes. In stored mode this is a
+/// placeholder (a throw-away key, with a fingerprint no store can have) that
+/// [`KeyManager::open`] replaces with the stored keys before it returns.
+fn hs_or_placeholder(mode: &Mode, template: &PolicyTemplate) -> Result<KeyRing, DomainError> {
+    let (signing, published) = match mode {
+        Mode::Hs256(k) => (Arc::clone(k), true),
+        Mode::Stored => (
+            Arc::new(SigningKey::generate(Algorithm::EdDSA).map_err(internal)?),
+            false,
+        ),
+    };
+    let keyset = if published {
+        KeySet::from_keys([signing.verifying_key().clone()]).map_err(internal)?
+    } else {
+        KeySet::from_keys(Vec::<VerifyingKey>::new()).map_err(internal)?
+    };
+    Ok(KeyRing {
+        jwks: keyset.to_public_jwks(),
+        policy: template.build(&[signing.algorithm()], None)?,
+        algorithms: vec![signing.algorithm()],
+        signing,
+        keyset,
+        fingerprint: vec![(String::new(), KeyState::Removed)],
+    })
+}
+
+/// Seals a new key into a record.
+fn seal_key(
+    master: &MasterKey,
+    key: &SigningKey,
+    state: KeyState,
+    now: i64,
+    activates_at: Option<i64>,
+) -> Result<KeyRecord, DomainError> {
+    let pem = key.to_pem().map_err(internal)?;
+    let jwk = key
+        .verifying_key()
+        .to_jwk()
+        .ok_or_else(|| internal("stored keys are asymmetric"))?;
+    Ok(KeyRecord {
+        kid: key.kid().to_owned(),
+        alg: key.algorithm().as_str().to_owned(),
+        state,
+        private_key: Some(master.seal(key.kid(), pem.as_bytes())?),
+        public_jwk: serde_json::to_string(&jwk).map_err(internal)?,
+        created_at: now,
+        activates_at,
+        activated_at: (state == KeyState::Current).then_some(now),
+        retired_at: None,
+        removes_at: None,
+        revoked_at: None,
+    })
+}
+
+/// Reads an HS256 secret: a private JWK (`{"kty":"oct","k":...}`, as written by
+/// `wristband keys generate --alg HS256`) or base64url text of at least 32 bytes. Short,
+/// low-entropy and well-known secrets are refused.
+pub fn hs256_key_from_text(text: &str) -> Result<SigningKey, DomainError> {
+    let text = text.trim();
+    let refuse = |e: wristband_jose::Error| {
+        DomainError::InvalidRequest(format!("HS256 secret refused: {e}"))
+    };
+    if text.starts_with('{') {
+        let jwk: Jwk = serde_json::from_str(text)
+            .map_err(|_| DomainError::InvalidRequest("HS256 secret: not a JWK".into()))?;
+        SigningKey::from_jwk(&jwk).map_err(refuse)
+    } else {
+        let bytes = Zeroizing::new(wristband_jose::b64::decode(text).map_err(|_| {
+            DomainError::InvalidRequest(
+                "HS256 secret: expected base64url text (at least 32 bytes) or a JWK".into(),
+            )
+        })?);
+        SigningKey::hs256(&bytes).map_err(refuse)
     }
 }

@@ -5,11 +5,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lc_rs::digest;
 use tokio::sync::watch;
-use wristband_jose::{Algorithm, Clock, Jwks, Policy, SecretString};
+use wristband_jose::{Clock, Jwks, SecretString};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -19,13 +18,15 @@ pub mod keys;
 pub mod oauth;
 pub mod password;
 pub mod revoke;
+pub mod seal;
 mod throttle;
 pub mod tokens;
 pub mod users;
 
-pub use keys::KeyMaterial;
+pub use keys::{KeyEvent, KeyManager, KeyRing, KeySchedule, PolicyTemplate};
 pub use password::Passwords;
 pub use revoke::RecordLifetime;
+pub use seal::MasterKey;
 pub use tokens::{TokenFormat, TokenInfo};
 
 /// Writes a structured audit event (`event=...`) to the `wristband::audit` log target.
@@ -159,9 +160,8 @@ pub struct AuthService {
     issuer: String,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    keys: KeyMaterial,
+    keys: KeyManager,
     passwords: Passwords,
-    policy: Policy,
     metrics: Arc<Metrics>,
     /// Bumped whenever a revocation is recorded here: wakes the feed's streams.
     feed: watch::Sender<u64>,
@@ -184,7 +184,7 @@ impl AuthService {
         config: Config,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        keys: KeyMaterial,
+        keys: KeyManager,
         metrics: Arc<Metrics>,
     ) -> Result<Self, DomainError> {
         let issuer = config.issuer();
@@ -192,13 +192,6 @@ impl AuthService {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         });
         let passwords = Passwords::new(config.argon2, concurrency)?;
-        let algs: &[Algorithm] = &[keys.signing().algorithm()];
-        let policy = Policy::builder(issuer.clone(), config.audience.clone())
-            .algorithms(algs)
-            .leeway(Duration::from_secs(5))
-            .max_lifetime(config.access_ttl)
-            .build()
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
         Ok(AuthService {
             config,
             issuer,
@@ -206,7 +199,6 @@ impl AuthService {
             clock,
             keys,
             passwords,
-            policy,
             metrics,
             feed: watch::Sender::new(0),
             stopping: watch::Sender::new(false),
@@ -289,7 +281,32 @@ impl AuthService {
 
     /// The public JWKS.
     pub fn jwks(&self) -> Jwks {
-        self.keys.jwks()
+        self.keys.ring().jwks().clone()
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &KeyManager {
+        &self.keys
+    }
+
+    /// Runs the key schedule once and picks up key changes made elsewhere (the CLI, other
+    /// instances). The server calls this every few seconds.
+    pub async fn sync_keys(&self) -> Result<Vec<KeyEvent>, DomainError> {
+        let events = self.keys.tick(self.now()).await?;
+        self.keys.reload().await?;
+        if events.iter().any(|e| e.event == "key_revoked") {
+            self.feed_changed();
+        }
+        Ok(events)
+    }
+
+    /// Emergency revocation of a signing key (see [`KeyManager::revoke`]): its tokens are
+    /// refused here at once and pushed to verifiers through the feed.
+    pub async fn revoke_key(&self, kid: &str) -> Result<Vec<KeyEvent>, DomainError> {
+        let span = self.record_lifetime().span();
+        let events = self.keys.revoke(kid, span, self.now()).await?;
+        self.feed_changed();
+        Ok(events)
     }
 
     /// Whether the store answers.

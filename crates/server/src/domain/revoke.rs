@@ -19,6 +19,13 @@ pub struct RecordLifetime {
 }
 
 impl RecordLifetime {
+    /// How long a record made now must live: the access-token lifetime plus slack.
+    pub fn span(self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            u64::try_from(self.access_ttl_secs.saturating_add(RECORD_SLACK_SECS)).unwrap_or(0),
+        )
+    }
+
     fn expires(self, now: i64) -> i64 {
         now.saturating_add(self.access_ttl_secs)
             .saturating_add(RECORD_SLACK_SECS)

@@ -2,7 +2,7 @@
 //! key, and opaque reference tokens, looked up here (introspection).
 
 use wristband_jose::{
-    dangerous, sign, Audience, Claims, ErrorKind, Policy, UnixTime, UnverifiedToken, Verified,
+    dangerous, sign, Audience, Claims, ErrorKind, UnixTime, UnverifiedToken, Verified,
 };
 
 use super::{token_hash, AuthService, DomainError};
@@ -102,7 +102,7 @@ impl AuthService {
         claims.role = grant.role;
         claims.sid = grant.sid;
         let token = match format {
-            TokenFormat::Jwt => sign(self.keys.signing(), &claims)
+            TokenFormat::Jwt => sign(self.keys.ring().signing(), &claims)
                 .map_err(|e| DomainError::Internal(e.to_string()))?,
             TokenFormat::Opaque => {
                 let mut bytes = [0u8; 32];
@@ -154,8 +154,9 @@ impl AuthService {
                 _ => return Ok(None),
             }
         } else {
+            let ring = self.keys.ring();
             let verified = match UnverifiedToken::parse(token)
-                .and_then(|t| t.verify(self.keys.keyset(), &self.policy, now_t))
+                .and_then(|t| t.verify(ring.keyset(), ring.policy(), now_t))
             {
                 Err(e) if e.kind() == ErrorKind::WrongAudience => self
                     .verify_for_client_audiences(token, now_t)
@@ -225,15 +226,13 @@ impl AuthService {
         if client.audiences.is_empty() {
             return Ok(None);
         }
-        let policy = Policy::builder(self.policy.issuer(), self.config.audience.clone())
-            .audiences(client.audiences)
-            .algorithms(&[self.keys.signing().algorithm()])
-            .leeway(self.policy.leeway())
-            .max_lifetime(self.policy.max_lifetime())
-            .build()
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
-        let verified = UnverifiedToken::parse(token)
-            .and_then(|t| t.verify(self.keys.keyset(), &policy, now_t));
+        let ring = self.keys.ring();
+        let policy = self
+            .keys
+            .policy_template()
+            .build(ring.algorithms(), Some(client.audiences))?;
+        let verified =
+            UnverifiedToken::parse(token).and_then(|t| t.verify(ring.keyset(), &policy, now_t));
         Ok(Some(verified))
     }
 

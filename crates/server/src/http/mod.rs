@@ -15,10 +15,10 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
-use wristband_jose::Clock;
+use wristband_jose::{Clock, SecretString, SigningKey};
 
 use crate::config::{Config, ConfigError};
-use crate::domain::{AuthService, DomainError, KeyMaterial};
+use crate::domain::{AuthService, DomainError, KeyManager, KeySchedule, MasterKey, PolicyTemplate};
 use crate::metrics::{Metrics, Route};
 use crate::store::{SqliteStore, Store, StoreError};
 
@@ -30,6 +30,8 @@ mod oauth;
 
 /// How often expired revocation records and opaque tokens are dropped.
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often the server runs the key schedule and reloads keys changed elsewhere.
+pub const KEY_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -137,6 +139,71 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     }
 }
 
+/// Opens the signing keys named by the configuration (master key, HS256 secret, rotation
+/// schedule), running the schedule once. Used by the server and by `wristband keys`.
+pub async fn open_keys(
+    config: &Config,
+    store: Arc<dyn Store>,
+    now: i64,
+) -> Result<(KeyManager, Vec<crate::domain::KeyEvent>), StartError> {
+    let master = load_master_key(config)?;
+    let hs256 = load_hs256_secret(config)?;
+    let schedule = KeySchedule {
+        alg: config.alg,
+        rotate_every: (!config.key_rotation.is_zero()).then_some(config.key_rotation),
+        prepublish: config.key_prepublish(),
+        retire_for: config.key_retire_for(),
+    };
+    let template = PolicyTemplate {
+        issuer: config.issuer(),
+        audience: config.audience.clone(),
+        max_lifetime: config.access_ttl,
+    };
+    let legacy = config.data_dir.join("keys");
+    let (keys, events) =
+        KeyManager::open(store, master, schedule, template, hs256, Some(&legacy), now).await?;
+    Ok((keys, events))
+}
+
+/// The master key: from `WRISTBAND_MASTER_KEY`, the configured file, or `master.key` in
+/// the data directory (created on first start, with a warning to move it).
+pub fn load_master_key(config: &Config) -> Result<MasterKey, StartError> {
+    if let Some(text) = &config.master_key {
+        return Ok(MasterKey::from_text(text.expose())?);
+    }
+    if let Some(path) = &config.master_key_file {
+        return Ok(MasterKey::read_file(path)?);
+    }
+    let path = config.data_dir.join("master.key");
+    if path.exists() {
+        return Ok(MasterKey::read_file(&path)?);
+    }
+    create_private_dir(&config.data_dir)?;
+    let key = MasterKey::create_file(&path)?;
+    tracing::warn!(
+        file = %path.display(),
+        "created a master key next to the database: anyone with both can read the signing \
+         keys. Move it (--master-key-file or WRISTBAND_MASTER_KEY) and back it up apart \
+         from the database"
+    );
+    Ok(key)
+}
+
+/// The HS256 secret in HS256 mode: `WRISTBAND_HS256_SECRET` or the configured file.
+pub fn load_hs256_secret(config: &Config) -> Result<Option<SigningKey>, StartError> {
+    let text = match (&config.hs256_secret, &config.hs256_secret_file) {
+        (Some(s), _) => s.clone(),
+        (None, Some(path)) => SecretString::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?,
+        ),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(crate::domain::keys::hs256_key_from_text(
+        text.expose(),
+    )?))
+}
+
 /// Creates a directory that only the owner can enter.
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
@@ -180,8 +247,9 @@ impl App {
             config.issuer = Some(format!("http://{addr}"));
         }
         create_private_dir(&config.data_dir)?;
-        let (keys, created_key) =
-            KeyMaterial::load_or_create(&config.data_dir.join("keys"), config.alg)?;
+        let now = i64::try_from(clock.now().as_secs()).unwrap_or(i64::MAX);
+        let (keys, events) = open_keys(&config, Arc::clone(&store), now).await?;
+        let created_key = events.iter().any(|e| e.event == "key_activated");
         let metrics = Arc::new(Metrics::default());
         let service = Arc::new(AuthService::new(config, store, clock, keys, metrics)?);
         Ok(App {
@@ -231,6 +299,23 @@ impl App {
                 }
             })
         };
+        // Keys: run the rotation schedule and pick up changes made by the CLI or other
+        // instances, well within the promised five seconds.
+        let key_sync = {
+            let service = Arc::clone(&service);
+            let mut stopping = service.stopping();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(KEY_SYNC_EVERY) => {}
+                        _ = stopping.changed() => return,
+                    }
+                    if let Err(e) = service.sync_keys().await {
+                        tracing::warn!(error = %e, "key sync failed");
+                    }
+                }
+            })
+        };
         let app = router(AppState {
             service: Arc::clone(&service),
         });
@@ -245,6 +330,7 @@ impl App {
         })
         .await;
         janitor.abort();
+        key_sync.abort();
         result
     }
 }

@@ -97,6 +97,8 @@ pub enum RevocationKind {
     Sid,
     /// Every token of a subject issued at or before a time.
     Sub,
+    /// Every token signed by an emergency-revoked key, by `kid`.
+    Kid,
 }
 
 impl RevocationKind {
@@ -106,6 +108,7 @@ impl RevocationKind {
             RevocationKind::Jti => "jti",
             RevocationKind::Sid => "sid",
             RevocationKind::Sub => "sub",
+            RevocationKind::Kid => "kid",
         }
     }
 
@@ -115,6 +118,7 @@ impl RevocationKind {
             "jti" => Some(RevocationKind::Jti),
             "sid" => Some(RevocationKind::Sid),
             "sub" => Some(RevocationKind::Sub),
+            "kid" => Some(RevocationKind::Kid),
             _ => None,
         }
     }
@@ -127,7 +131,7 @@ pub struct RevocationRecord {
     pub id: i64,
     /// What it covers.
     pub kind: RevocationKind,
-    /// The jti, sid or sub.
+    /// The jti, sid, sub or kid.
     pub value: String,
     /// For [`RevocationKind::Sub`]: tokens issued at or before this time.
     pub before: Option<i64>,
@@ -180,6 +184,104 @@ pub struct OpaqueTokenRecord {
     pub iat: i64,
     /// Expiry.
     pub exp: i64,
+}
+
+/// Where a signing key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    /// Published in the JWKS, not signing yet.
+    Next,
+    /// Signing (exactly one key at a time).
+    Current,
+    /// No longer signing, still published until its tokens have expired.
+    Retired,
+    /// Gone from the JWKS; its private half is erased.
+    Removed,
+    /// Emergency-revoked: gone from the JWKS at once and pushed to verifiers as a revocation.
+    Revoked,
+}
+
+impl KeyState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Current => "current",
+            KeyState::Retired => "retired",
+            KeyState::Removed => "removed",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "next" => KeyState::Next,
+            "current" => KeyState::Current,
+            "retired" => KeyState::Retired,
+            "removed" => KeyState::Removed,
+            "revoked" => KeyState::Revoked,
+            _ => return None,
+        })
+    }
+
+    /// True for the states whose public key is in the JWKS.
+    pub fn is_published(self) -> bool {
+        matches!(self, KeyState::Next | KeyState::Current | KeyState::Retired)
+    }
+}
+
+/// A stored signing key. The private half is sealed under the master key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Key id: the RFC 7638 thumbprint.
+    pub kid: String,
+    /// JWS algorithm name.
+    pub alg: String,
+    /// Life-cycle state.
+    pub state: KeyState,
+    /// Sealed PKCS#8 PEM; `None` once removed or revoked.
+    pub private_key: Option<Vec<u8>>,
+    /// Public JWK, JSON.
+    pub public_jwk: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// For a next key: when it starts to sign.
+    pub activates_at: Option<i64>,
+    /// When it started to sign.
+    pub activated_at: Option<i64>,
+    /// When it stopped signing.
+    pub retired_at: Option<i64>,
+    /// For a retired key: when it leaves the JWKS.
+    pub removes_at: Option<i64>,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One conditional state change of a signing key, applied by [`Store::change_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChange {
+    /// The key.
+    pub kid: String,
+    /// The state it must be in; otherwise nothing changes.
+    pub from: KeyState,
+    /// The new state: current, retired, removed or revoked.
+    pub to: KeyState,
+    /// When.
+    pub at: i64,
+    /// For retired: when the key leaves the JWKS. For revoked: when the `kid` revocation
+    /// record may be dropped.
+    pub until: Option<i64>,
 }
 
 /// Everything the auth service keeps.
@@ -298,4 +400,18 @@ pub trait Store: Send + Sync + 'static {
     async fn put_opaque_token(&self, hash: &[u8], token: &OpaqueTokenRecord) -> StoreResult<()>;
     /// An opaque access token by hash.
     async fn opaque_token(&self, hash: &[u8]) -> StoreResult<Option<OpaqueTokenRecord>>;
+
+    /// Every signing key, oldest first.
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
+    /// Adds a signing key; [`StoreError::Conflict`] when its kid exists, or when it would be
+    /// a second current or next key.
+    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()>;
+    /// Applies key changes in order, in one transaction: all of them or none. False (and no
+    /// change) when a key is not in its expected state. A change to
+    /// [`KeyState::Revoked`] also records a `kid` revocation; removal and revocation erase
+    /// the private key.
+    async fn change_keys(&self, changes: &[KeyChange]) -> StoreResult<bool>;
+    /// The sealed secret stored under `name`; when there is none, stores `value` first.
+    /// Concurrent callers all get the same winner.
+    async fn secret_or_insert(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>>;
 }

@@ -11,8 +11,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqlitePool};
 
 use super::{
-    ClientRecord, OpaqueTokenRecord, RefreshRecord, RevocationKind, RevocationRecord,
-    SessionRecord, Store, StoreError, StoreResult, ThrottleRecord, UserRecord,
+    ClientRecord, KeyChange, KeyRecord, KeyState, OpaqueTokenRecord, RefreshRecord, RevocationKind,
+    RevocationRecord, SessionRecord, Store, StoreError, StoreResult, ThrottleRecord, UserRecord,
 };
 
 /// SQLite-backed [`Store`].
@@ -737,4 +737,126 @@ impl Store for SqliteStore {
         .and_then(|r| r.as_ref().map(opaque_from_row).transpose())
         .map_err(map_err)
     }
+
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
+        self.all(
+            &format!("SELECT {KEY_COLS} FROM signing_keys ORDER BY created_at, kid"),
+            key_from_row,
+        )
+        .await
+    }
+
+    async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, state, private_key, public_jwk, created_at, \
+             activates_at, activated_at, retired_at, removes_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&k.kid)
+        .bind(&k.alg)
+        .bind(k.state.as_str())
+        .bind(&k.private_key)
+        .bind(&k.public_jwk)
+        .bind(k.created_at)
+        .bind(k.activates_at)
+        .bind(k.activated_at)
+        .bind(k.retired_at)
+        .bind(k.removes_at)
+        .bind(k.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn change_keys(&self, changes: &[KeyChange]) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for c in changes {
+            let sql = match c.to {
+                KeyState::Current => {
+                    "UPDATE signing_keys SET state = 'current', activated_at = ?1 \
+                     WHERE kid = ?3 AND state = ?4"
+                }
+                KeyState::Retired => {
+                    "UPDATE signing_keys SET state = 'retired', retired_at = ?1, removes_at = ?2 \
+                     WHERE kid = ?3 AND state = ?4"
+                }
+                KeyState::Removed => {
+                    "UPDATE signing_keys SET state = 'removed', private_key = NULL, removes_at = ?1 \
+                     WHERE kid = ?3 AND state = ?4"
+                }
+                KeyState::Revoked => {
+                    "UPDATE signing_keys SET state = 'revoked', private_key = NULL, revoked_at = ?1 \
+                     WHERE kid = ?3 AND state = ?4"
+                }
+                KeyState::Next => {
+                    return Err(StoreError::Other("a key becomes next only when added".into()))
+                }
+            };
+            let done = sqlx::query(sql)
+                .bind(c.at)
+                .bind(c.until)
+                .bind(&c.kid)
+                .bind(c.from.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+            if done != 1 {
+                tx.rollback().await.map_err(map_err)?;
+                return Ok(false);
+            }
+            if c.to == KeyState::Revoked {
+                sqlx::query(
+                    "INSERT INTO revocations (kind, value, before, created_at, expires_at) \
+                     VALUES ('kid', ?, NULL, ?, ?)",
+                )
+                .bind(&c.kid)
+                .bind(c.at)
+                .bind(c.until.unwrap_or(c.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn secret_or_insert(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        sqlx::query("INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let row = sqlx::query("SELECT value FROM secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.try_get::<Vec<u8>, _>(0).map_err(map_err)
+    }
+}
+
+const KEY_COLS: &str = "kid, alg, state, private_key, public_jwk, created_at, activates_at, \
+                        activated_at, retired_at, removes_at, revoked_at";
+
+fn key_from_row(r: &SqliteRow) -> Result<KeyRecord, sqlx::Error> {
+    let state: String = r.try_get("state")?;
+    Ok(KeyRecord {
+        kid: r.try_get("kid")?,
+        alg: r.try_get("alg")?,
+        state: KeyState::parse(&state)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown key state {state:?}").into()))?,
+        private_key: r.try_get("private_key")?,
+        public_jwk: r.try_get("public_jwk")?,
+        created_at: r.try_get("created_at")?,
+        activates_at: r.try_get("activates_at")?,
+        activated_at: r.try_get("activated_at")?,
+        retired_at: r.try_get("retired_at")?,
+        removes_at: r.try_get("removes_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
 }

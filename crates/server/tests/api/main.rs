@@ -12,6 +12,7 @@ mod errors;
 mod flows;
 mod helpers;
 mod introspect;
+mod keys;
 mod oauth_token;
 mod opaque;
 mod refresh;
