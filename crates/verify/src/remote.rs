@@ -190,6 +190,10 @@ impl RemoteKeys {
     /// Returns the key set to verify against (the old one when nothing was fetched).
     pub(crate) async fn refetch_for_unknown_kid(self: &Arc<Self>, kid: &str) -> Arc<KeySet> {
         if self.in_cooldown() {
+            // A refetch started within the cooldown may still be running (the typical case
+            // right after a rotation: many requests with the new kid at once). Wait for it
+            // rather than refuse these requests with the old keys.
+            let _in_flight = self.fetch_lock.lock().await;
             return self.current();
         }
         let guard = Arc::clone(&self.fetch_lock).lock_owned().await;

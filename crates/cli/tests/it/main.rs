@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod keys;
 mod revocation;
 mod service;
 mod tokens;

@@ -17,45 +17,52 @@ use wristband_jose::UnixTime;
 use wristband_testkit::http::{Client, TestResponse};
 use wristband_testkit::process::{example_binary, ServiceProcess};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// How long a revocation may take to reach every API service while the auth service runs:
 /// the stream pushes in-process revocations at once and picks up other processes' writes
 /// within a second.
-const PROPAGATION: Duration = Duration::from_secs(3);
+pub(crate) const PROPAGATION: Duration = Duration::from_secs(3);
 
 /// After a restart the API services reconnect with backoff (0.5 s doubling, with jitter)
 /// and poll the snapshot after three failures, so allow a few rounds.
 const RECONNECT: Duration = Duration::from_secs(12);
 
 /// A data directory with a cheap-Argon2 config, the CLI on it, and the auth service.
-struct Deployment {
+pub(crate) struct Deployment {
     _dir: TempDir,
-    config: String,
-    data: PathBuf,
-    http: Client,
+    pub(crate) config: String,
+    pub(crate) data: PathBuf,
+    pub(crate) http: Client,
 }
 
 /// A resource-server or service client's credentials.
-struct ClientCreds {
-    id: String,
-    secret: String,
+pub(crate) struct ClientCreds {
+    pub(crate) id: String,
+    pub(crate) secret: String,
 }
 
 /// A user's login: access token, refresh token and session id.
-struct Login {
-    at: String,
-    rt: String,
-    sid: String,
+pub(crate) struct Login {
+    pub(crate) at: String,
+    pub(crate) rt: String,
+    pub(crate) sid: String,
 }
 
 impl Deployment {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
+        Self::with_settings("")
+    }
+
+    /// A deployment whose config file also holds `settings` (top-level TOML lines).
+    pub(crate) fn with_settings(settings: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("wristband.toml");
         std::fs::write(
             &config,
-            "alg = \"ES256\"\n[argon2]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n",
+            format!(
+                "alg = \"ES256\"\n{settings}\n[argon2]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n"
+            ),
         )
         .unwrap();
         Deployment {
@@ -67,7 +74,7 @@ impl Deployment {
     }
 
     /// `wristband serve` on `listen` (`127.0.0.1:0` for any port).
-    async fn serve(&self, listen: &str) -> ServiceProcess {
+    pub(crate) async fn serve(&self, listen: &str) -> ServiceProcess {
         let data = self.data.to_string_lossy();
         ServiceProcess::spawn(
             Path::new(env!("CARGO_BIN_EXE_wristband")),
@@ -85,10 +92,11 @@ impl Deployment {
     }
 
     /// `wristband GROUP --config .. --data-dir .. REST...`; returns stdout, panics on failure.
-    async fn cli(&self, group: &str, rest: &[&str], stdin: Option<&str>) -> String {
+    /// GROUP may be several words (`keys rotate`): the store flags follow the last.
+    pub(crate) async fn cli(&self, group: &str, rest: &[&str], stdin: Option<&str>) -> String {
         use tokio::io::AsyncWriteExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
-            .arg(group)
+            .args(group.split(' '))
             .args(["--config", &self.config, "--data-dir"])
             .arg(&self.data)
             .args(rest)
@@ -114,7 +122,7 @@ impl Deployment {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    async fn add_user(&self, name: &str) {
+    pub(crate) async fn add_user(&self, name: &str) {
         let out = self
             .cli(
                 "user",
@@ -126,7 +134,7 @@ impl Deployment {
     }
 
     /// `wristband client add NAME --kind KIND --json [extra]`.
-    async fn add_client(&self, name: &str, kind: &str, extra: &[&str]) -> ClientCreds {
+    pub(crate) async fn add_client(&self, name: &str, kind: &str, extra: &[&str]) -> ClientCreds {
         let mut args = vec!["add", name, "--kind", kind, "--json"];
         args.extend_from_slice(extra);
         let out = self.cli("client", &args, None).await;
@@ -140,7 +148,12 @@ impl Deployment {
         creds
     }
 
-    async fn post_json(&self, url: &str, bearer: Option<&str>, body: &Value) -> TestResponse {
+    pub(crate) async fn post_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &Value,
+    ) -> TestResponse {
         let auth = bearer.map(|t| format!("Bearer {t}"));
         let mut headers = vec![("content-type", "application/json")];
         if let Some(a) = &auth {
@@ -167,7 +180,7 @@ impl Deployment {
             .await
     }
 
-    async fn login(&self, auth: &ServiceProcess, user: &str) -> Login {
+    pub(crate) async fn login(&self, auth: &ServiceProcess, user: &str) -> Login {
         let r = self
             .post_json(
                 &auth.url("/v1/login"),
@@ -206,7 +219,7 @@ impl Deployment {
         assert_eq!(r.status, 200, "{}", r.text());
     }
 
-    async fn status_at(&self, api: &ServiceProcess, token: &str) -> u16 {
+    pub(crate) async fn status_at(&self, api: &ServiceProcess, token: &str) -> u16 {
         self.http
             .get_bearer(&api.url("/resource"), token)
             .await
@@ -215,7 +228,12 @@ impl Deployment {
     }
 
     /// Asserts that every API service accepts `token` now (which also caches it there).
-    async fn accepted_everywhere(&self, apis: &[&ServiceProcess], token: &str, what: &str) {
+    pub(crate) async fn accepted_everywhere(
+        &self,
+        apis: &[&ServiceProcess],
+        token: &str,
+        what: &str,
+    ) {
         for (i, api) in apis.iter().enumerate() {
             let r = self.http.get_bearer(&api.url("/resource"), token).await;
             assert_eq!(r.status, 200, "{what}: API service #{i}: {}", r.text());
@@ -224,7 +242,7 @@ impl Deployment {
 
     /// Polls every API service until each refuses `token` with 401 `invalid_token`, for at
     /// most `within`.
-    async fn rejected_everywhere(
+    pub(crate) async fn rejected_everywhere(
         &self,
         apis: &[&ServiceProcess],
         token: &str,
@@ -264,7 +282,11 @@ fn form_encode(s: &str) -> String {
 }
 
 /// An `api_service` following the feed of `auth` with the resource server's credentials.
-async fn api_service(auth: &ServiceProcess, rs: &ClientCreds, extra: &[&str]) -> ServiceProcess {
+pub(crate) async fn api_service(
+    auth: &ServiceProcess,
+    rs: &ClientCreds,
+    extra: &[&str],
+) -> ServiceProcess {
     let bin = example_binary("wristband-verify", "api_service");
     let issuer = auth.url("");
     let mut args = vec![
@@ -295,7 +317,7 @@ async fn staleness(http: &Client, api: &ServiceProcess) -> u64 {
 }
 
 /// Waits until the wall clock is in a later second than `after` (claims have whole seconds).
-async fn next_second(after: u64) {
+pub(crate) async fn next_second(after: u64) {
     while UnixTime::now().as_secs() <= after {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -1,0 +1,284 @@
+//! Key rotation against real processes: the CLI changing keys under a running auth
+//! service, and rotation twice under load through three independent `api_service`
+//! verifiers with zero failed requests.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wristband_testkit::http::Client;
+use wristband_testkit::process::{example_binary, ServiceProcess};
+
+use crate::revocation::Deployment;
+
+fn kid_of(token: &str) -> String {
+    wristband_jose::dangerous::decode_without_verification(token)
+        .unwrap()
+        .header["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn jwks_kids(http: &Client, auth: &ServiceProcess) -> Vec<String> {
+    let r = http.get(&auth.url("/.well-known/jwks.json"), &[]).await;
+    assert_eq!(r.status, 200);
+    r.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The kid of the key in `state` in `wristband keys list` output.
+fn kid_in_state(listing: &str, state: &str) -> Option<String> {
+    listing.lines().find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        (cols.len() >= 3 && cols[2] == state).then(|| cols[0].to_owned())
+    })
+}
+
+#[tokio::test]
+async fn the_cli_manages_keys_under_a_running_server_which_notices_within_5_seconds() {
+    let d = Deployment::new();
+    d.add_user("alice").await;
+    let auth = d.serve("127.0.0.1:0").await;
+    let first = d.login(&auth, "alice").await;
+    let k1 = kid_of(&first.at);
+
+    let listing = d.cli("keys list", &[], None).await;
+    assert_eq!(
+        kid_in_state(&listing, "current").as_deref(),
+        Some(&*k1),
+        "{listing}"
+    );
+
+    // An immediate rotation from another process: the server signs with the new key
+    // within 5 seconds, and the old one stays published (retired).
+    let out = d.cli("keys rotate", &["--immediate"], None).await;
+    let k2 = kid_in_state(&out, "current").unwrap();
+    assert_ne!(k2, k1);
+    assert_eq!(
+        kid_in_state(&out, "retired").as_deref(),
+        Some(&*k1),
+        "{out}"
+    );
+    let start = Instant::now();
+    loop {
+        let login = d.login(&auth, "alice").await;
+        if kid_of(&login.at) == k2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the server still signs with the old key after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let noticed = start.elapsed();
+    eprintln!("server noticed the rotation after {noticed:?}");
+    let kids = jwks_kids(&d.http, &auth).await;
+    assert!(kids.contains(&k1) && kids.contains(&k2), "{kids:?}");
+    let me = d.http.get_bearer(&auth.url("/v1/me"), &first.at).await;
+    assert_eq!(me.status, 200, "a token of the retired key still works");
+
+    // Emergency revocation from the CLI: gone from the JWKS, its tokens refused.
+    let out = d.cli("keys revoke", &[&k1], None).await;
+    assert!(out.contains(&format!("revoked: {k1}")), "{out}");
+    let start = Instant::now();
+    loop {
+        let me = d.http.get_bearer(&auth.url("/v1/me"), &first.at).await;
+        if me.status == 401 && !jwks_kids(&d.http, &auth).await.contains(&k1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "revocation not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A backup restores into a fresh store only with the same master key.
+    let backup = d.data.parent().unwrap().join("keys-backup.json");
+    let backup = backup.to_string_lossy().into_owned();
+    let out = d.cli("keys export", &["--out", &backup], None).await;
+    assert!(out.contains("wrote 1 key(s)"), "{out}");
+    let text = std::fs::read_to_string(&backup).unwrap();
+    assert!(!text.contains("PRIVATE KEY") && text.contains(&k2));
+
+    let other = Deployment::new();
+    let master = d.data.join("master.key");
+    let master = master.to_string_lossy();
+    let out = other
+        .cli(
+            "keys import",
+            &["--master-key-file", &master, &backup],
+            None,
+        )
+        .await;
+    assert!(out.contains("imported 1 key(s)"), "{out}");
+    assert!(out.contains(&k2), "{out}");
+
+    let third = Deployment::new();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
+        .args(["keys", "import", "--config", &third.config, "--data-dir"])
+        .arg(&third.data)
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("master key"), "{err}");
+}
+
+/// Counts of one load run.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+#[tokio::test]
+async fn keys_rotate_twice_under_load_through_three_verifiers_with_zero_failures() {
+    // A JWKS max-age of 1 s and a 2 s pre-publication: a rotation takes effect a few
+    // seconds after `keys rotate`, and a retired key stays published for 2 minutes.
+    let d = Deployment::with_settings(
+        "jwks_max_age = \"1s\"\nkey_prepublish = \"2s\"\nkey_rotation = \"0s\"\naccess_ttl = \"1m\"",
+    );
+    d.add_user("alice").await;
+    let auth = d.serve("127.0.0.1:0").await;
+    let bin = example_binary("wristband-verify", "api_service");
+    let issuer = auth.url("");
+    let mut apis = Vec::new();
+    for _ in 0..3 {
+        apis.push(
+            ServiceProcess::spawn(
+                &bin,
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--issuer",
+                    &issuer,
+                    "--audience",
+                    "wristband",
+                    "--refetch-cooldown",
+                    "1",
+                ],
+            )
+            .await,
+        );
+    }
+    let api_urls: Vec<String> = apis.iter().map(|a| a.url("/resource")).collect();
+
+    // The token source: refreshes every 200 ms, so new tokens follow the signing key.
+    let login = d.login(&auth, "alice").await;
+    let tokens: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(vec![login.at.clone()]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let minter = {
+        let tokens = Arc::clone(&tokens);
+        let stop = Arc::clone(&stop);
+        let url = auth.url("/v1/refresh");
+        let http = Client::new();
+        let mut rt = login.rt.clone();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let body = json!({ "refresh_token": rt }).to_string();
+                let r = http
+                    .send(
+                        http::Method::POST,
+                        &url,
+                        &[("content-type", "application/json")],
+                        body.as_bytes(),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "refresh: {}", r.text());
+                let j = r.json();
+                rt = j["refresh_token"].as_str().unwrap().to_owned();
+                tokens
+                    .lock()
+                    .unwrap()
+                    .push(j["access_token"].as_str().unwrap().to_owned());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+
+    // Four workers: each request goes to the next API service with the newest token, and
+    // every fourth with a random older one (a client that has not refreshed yet).
+    let tally = Arc::new(Tally::default());
+    let per_kid: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let (tokens, stop, tally, per_kid, urls) = (
+            Arc::clone(&tokens),
+            Arc::clone(&stop),
+            Arc::clone(&tally),
+            Arc::clone(&per_kid),
+            api_urls.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let http = Client::new();
+            let mut n = w;
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let token = {
+                    let t = tokens.lock().unwrap();
+                    if n % 4 == 0 {
+                        t[usize::try_from(n * 7919).unwrap() % t.len()].clone()
+                    } else {
+                        t.last().unwrap().clone()
+                    }
+                };
+                let url = &urls[usize::try_from(n).unwrap() % urls.len()];
+                let r = http.get_bearer(url, &token).await;
+                if r.status == 200 {
+                    tally.ok.fetch_add(1, Ordering::Relaxed);
+                    *per_kid.lock().unwrap().entry(kid_of(&token)).or_default() += 1;
+                } else {
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                    failures.push(format!("{url} {}: {}", r.status, r.text()));
+                }
+            }
+            failures
+        }));
+    }
+
+    // Two scheduled rotations from the CLI while the load runs.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    d.cli("keys rotate", &[], None).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    d.cli("keys rotate", &[], None).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+    minter.await.unwrap();
+    let mut failures = Vec::new();
+    for w in workers {
+        failures.extend(w.await.unwrap());
+    }
+
+    let ok = tally.ok.load(Ordering::Relaxed);
+    let failed = tally.failed.load(Ordering::Relaxed);
+    let per_kid = per_kid.lock().unwrap().clone();
+    eprintln!("rotation under load: {ok} ok, {failed} failed, by kid: {per_kid:?}");
+    assert!(
+        failures.is_empty(),
+        "{failed} failed: {:?}",
+        &failures[..failures.len().min(5)]
+    );
+    assert_eq!(
+        per_kid.len(),
+        3,
+        "three keys signed during the run: {per_kid:?}"
+    );
+    assert!(ok > 300, "the load ran: {ok} requests");
+    let kids = jwks_kids(&d.http, &auth).await;
+    assert_eq!(
+        kids.len(),
+        3,
+        "the retired keys are still published: {kids:?}"
+    );
+}
