@@ -200,7 +200,9 @@ pub(super) async fn jwks(State(s): State<AppState>) -> Response {
 
 pub(super) async fn metadata(State(s): State<AppState>) -> Json<serde_json::Value> {
     let iss = s.service.issuer();
-    let alg = s.service.config().alg.as_str();
+    // Every algorithm of a published key: both during an algorithm migration.
+    let ring = s.service.keys().ring();
+    let algs: Vec<&str> = ring.algorithms().iter().map(|a| a.as_str()).collect();
     Json(json!({
         "issuer": iss,
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
@@ -220,7 +222,7 @@ pub(super) async fn metadata(State(s): State<AppState>) -> Json<serde_json::Valu
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "access_token_signing_alg_values_supported": [alg],
+        "access_token_signing_alg_values_supported": algs,
         "access_token_type": "at+jwt",
     }))
 }

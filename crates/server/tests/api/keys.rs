@@ -141,8 +141,17 @@ async fn rotation_can_be_turned_off_and_started_by_hand() {
     let (ed, _) = t.tokens("ana").await;
     let header = dangerous::decode_without_verification(&ed).unwrap().header;
     assert_eq!(header["alg"], "EdDSA");
-    // During the overlap both algorithms verify.
+    // During the overlap both algorithms verify, and the metadata names both.
     assert_eq!(t.me(&ed).await.status, 200);
+    let meta = t
+        .client
+        .get(&t.url("/.well-known/oauth-authorization-server"), &[])
+        .await
+        .json();
+    assert_eq!(
+        meta["access_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "EdDSA"])
+    );
     assert_eq!(kid_of(&token).len(), 43);
 }
 
