@@ -98,6 +98,9 @@ impl From<StoreError> for DomainError {
     }
 }
 
+/// The leadership name of the key schedule (see [`Store::try_lead`]).
+pub const KEY_SCHEDULE_LEADER: &str = "key-schedule";
+
 /// Who is calling, for audit and throttling.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
@@ -223,7 +226,7 @@ impl AuthService {
     }
 
     /// Wakes the revocation feed's streams.
-    pub(crate) fn feed_changed(&self) {
+    pub fn feed_changed(&self) {
         self.feed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -292,7 +295,13 @@ impl AuthService {
     /// Runs the key schedule once and picks up key changes made elsewhere (the CLI, other
     /// instances). The server calls this every few seconds.
     pub async fn sync_keys(&self) -> Result<Vec<KeyEvent>, DomainError> {
-        let events = self.keys.tick(self.now()).await?;
+        // With several instances on one database only the leader runs the schedule; the
+        // others pick its changes up by reloading.
+        let events = if self.store.try_lead(KEY_SCHEDULE_LEADER).await? {
+            self.keys.tick(self.now()).await?
+        } else {
+            Vec::new()
+        };
         self.keys.reload().await?;
         if events.iter().any(|e| e.event == "key_revoked") {
             self.feed_changed();

@@ -316,6 +316,17 @@ impl App {
                 }
             })
         };
+        // Revocations recorded by other instances, pushed by the database when it can
+        // (PostgreSQL's LISTEN/NOTIFY): wake the feed's streams at once instead of at
+        // their next poll.
+        let wakeups = service.store().revocation_wakeups().map(|mut rx| {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move {
+                while rx.recv().await.is_some() {
+                    service.feed_changed();
+                }
+            })
+        });
         let app = router(AppState {
             service: Arc::clone(&service),
         });
@@ -331,6 +342,9 @@ impl App {
         .await;
         janitor.abort();
         key_sync.abort();
+        if let Some(w) = wakeups {
+            w.abort();
+        }
         result
     }
 }

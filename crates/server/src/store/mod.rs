@@ -414,4 +414,19 @@ pub trait Store: Send + Sync + 'static {
     /// The sealed secret stored under `name`; when there is none, stores `value` first.
     /// Concurrent callers all get the same winner.
     async fn secret_or_insert(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>>;
+
+    /// True when this process holds (or has just taken) the leadership named `name`, for
+    /// work that one instance among several must do alone, such as the key schedule. A
+    /// store that serves a single instance is always the leader. Leadership is lost when
+    /// the process or its database connection dies.
+    async fn try_lead(&self, _name: &str) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    /// A stream of wake-ups, one (at least) whenever any process records a revocation, when
+    /// the engine can push them (PostgreSQL's LISTEN/NOTIFY). `None`: the feed finds other
+    /// processes' records by polling.
+    fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
 }
