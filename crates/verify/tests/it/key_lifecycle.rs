@@ -2,15 +2,16 @@
 //! a key removed from the JWKS, a retired key still published, and a stale JWKS copy that
 //! must not bring a revoked key back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
-use wristband_jose::{Algorithm, ErrorKind, UnixTime};
+use wristband_jose::{Algorithm, ErrorKind, FixedClock, UnixTime};
 use wristband_testkit::{keys, JwksServer, Minter, MockAuth};
 use wristband_verify::example::api_service_router;
 use wristband_verify::{Verifier, INVALID_BODY};
 
-use crate::feed::{builder, eventually, fast_feed};
+use crate::feed::{builder, eventually, fast_feed, T};
 use crate::{bearer, call, fast_remote, get, AUDIENCE};
 
 fn far() -> u64 {
@@ -163,26 +164,33 @@ async fn kid_revocation_with_static_keys_is_checked_on_cache_hits() {
 
 #[tokio::test]
 async fn expired_kid_record_no_longer_refuses() {
-    // A record lives until its `expires_at`: after pruning, the key is usable again (the
+    // A record lives until its `expires_at`: once pruned, the key is usable again (the
     // auth service sets `expires_at` past the last token the key could have signed).
     let (mock, m0, _) = two_key_mock().await;
-    let now = UnixTime::now().as_secs();
+    let clock = Arc::new(FixedClock::new(UnixTime::from_secs(T)));
     let v = builder(&mock)
         .keys(keys::key_set([m0.key()]))
+        .clock(clock.clone())
         .revocation_feed()
         .feed_options(fast_feed())
         .build()
         .await
         .unwrap();
     let feed = v.revocation_feed().unwrap();
-    mock.revoke_kid(m0.key().kid(), now + 2);
+    mock.revoke_kid(m0.key().kid(), T + 100);
     eventually("kid record applied", || {
         feed.records().is_kid_revoked(m0.key().kid())
     })
     .await;
-    let t = m0.token("u", None);
+    let t = m0.sign(&m0.claims_at("u", UnixTime::from_secs(T)));
     assert_eq!(v.verify(&t).await.unwrap_err().kind(), ErrorKind::Revoked);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    clock.set(UnixTime::from_secs(T + 99));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        feed.records().is_kid_revoked(m0.key().kid()),
+        "not yet expired"
+    );
+    clock.set(UnixTime::from_secs(T + 100));
     eventually("record pruned", || feed.records().is_empty()).await;
     assert!(v.verify(&t).await.is_ok());
 }
