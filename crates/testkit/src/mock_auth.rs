@@ -36,6 +36,7 @@ struct Counters {
     stream: AtomicUsize,
     introspect: AtomicUsize,
     unauthorized: AtomicUsize,
+    jwks: AtomicUsize,
 }
 
 struct Shared {
@@ -132,7 +133,7 @@ impl MockAuth {
         self.addr
     }
 
-    /// Adds a record; returns its id. `kind` is `jti`, `sid` or `sub`.
+    /// Adds a record; returns its id. `kind` is `jti`, `sid`, `sub` or `kid`.
     pub fn push(&self, kind: &str, value: &str, before: Option<u64>, expires_at: u64) -> i64 {
         let id = {
             let mut records = self.shared.records.lock().unwrap();
@@ -151,6 +152,31 @@ impl MockAuth {
     /// Revokes a `jti` until `expires_at`.
     pub fn revoke_jti(&self, jti: &str, expires_at: u64) -> i64 {
         self.push("jti", jti, None, expires_at)
+    }
+
+    /// Revokes a signing key by `kid` until `expires_at` (an emergency revocation). The
+    /// record is sent as the auth service sends it, with `"before": null`.
+    pub fn revoke_kid(&self, kid: &str, expires_at: u64) -> i64 {
+        let id = {
+            let mut records = self.shared.records.lock().unwrap();
+            let id = records.len() as i64 + 1;
+            records.push(json!({
+                "id": id, "kind": "kid", "value": kid, "before": null, "expires_at": expires_at
+            }));
+            id
+        };
+        self.shared.added.send_modify(|n| *n += 1);
+        id
+    }
+
+    /// Replaces the served key set.
+    pub fn set_jwks(&self, jwks: Jwks) {
+        *self.shared.jwks.lock().unwrap() = jwks;
+    }
+
+    /// JWKS requests so far.
+    pub fn jwks_fetches(&self) -> usize {
+        self.shared.counters.jwks.load(Ordering::SeqCst)
     }
 
     /// Ends every open stream now (clients see the connection close).
@@ -274,6 +300,7 @@ async fn metadata(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn jwks(State(s): State<Arc<Shared>>) -> Response {
+    s.counters.jwks.fetch_add(1, Ordering::SeqCst);
     let body = serde_json::to_string(&*s.jwks.lock().unwrap()).unwrap();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -83,8 +83,14 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `binary` with `args` and waits (up to 60 s) for its `listening on ADDR` line.
     pub async fn spawn(binary: &Path, args: &[&str]) -> Self {
+        Self::spawn_with_env(binary, args, &[]).await
+    }
+
+    /// Like [`ServiceProcess::spawn`], with these environment variables set too.
+    pub async fn spawn_with_env(binary: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new(binary)
             .args(args)
+            .envs(envs.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

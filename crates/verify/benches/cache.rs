@@ -1,4 +1,6 @@
-//! The verified-token cache: a hit (with the `exp` and revocation checks), a miss with the
+//! The verified-token cache: a hit (with the `exp`, key-set generation, signing-key and
+//! revocation checks; with no revocation view, a 10 000-jti denylist, and the feed's
+//! `RevocationSet` holding 3 revoked signing keys), a miss with the
 //! cache full (full parse and signature verification, plus insertion and eviction), and
 //! the raw `UnverifiedToken::parse(..).verify(..)` on the same tokens as the baseline.
 //!
@@ -15,7 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use wristband_jose::{
     sign, Algorithm, Claims, KeySet, Policy, SigningKey, UnixTime, UnverifiedToken,
 };
-use wristband_verify::Verifier;
+use wristband_verify::{RevocationKind, RevocationRecord, RevocationSet, Verifier};
 
 const ISS: &str = "https://auth.example";
 const AUD: &str = "api://orders";
@@ -44,19 +46,45 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+#[derive(Clone, Copy)]
+enum View {
+    None,
+    /// A realistic revocation view: 10 000 revoked jtis in a hash set.
+    Denylist,
+    /// The feed's set, with 3 revoked signing keys (not the token's).
+    RevokedKids,
+}
+
 fn verifier(
     rt: &tokio::runtime::Runtime,
     key: &SigningKey,
     capacity: usize,
-    denylist: bool,
+    view: View,
 ) -> Verifier {
     let mut b = Verifier::builder(ISS, AUD)
         .keys(KeySet::from_keys([key.verifying_key().clone()]).unwrap())
         .cache_capacity(capacity);
-    if denylist {
-        // A realistic revocation view: 10 000 revoked jtis in a hash set.
-        let revoked: HashSet<String> = (0..10_000).map(|i| format!("revoked-{i}")).collect();
-        b = b.revocations(Arc::new(move |c: &Claims| revoked.contains(&c.jti)));
+    match view {
+        View::None => {}
+        View::Denylist => {
+            let revoked: HashSet<String> = (0..10_000).map(|i| format!("revoked-{i}")).collect();
+            b = b.revocations(Arc::new(move |c: &Claims| revoked.contains(&c.jti)));
+        }
+        View::RevokedKids => {
+            let set = RevocationSet::new();
+            let now = UnixTime::now();
+            for i in 0..3 {
+                let record = RevocationRecord {
+                    id: i,
+                    kind: RevocationKind::Kid,
+                    value: format!("revoked-kid-{i}"),
+                    before: None,
+                    expires_at: now.as_secs() + 3_600,
+                };
+                set.apply(&record, now);
+            }
+            b = b.revocations(Arc::new(set));
+        }
     }
     rt.block_on(b.build()).unwrap()
 }
@@ -66,8 +94,12 @@ fn cache_hit(c: &mut Criterion) {
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
     let token = sign(&key, &claims(0)).unwrap();
     let mut g = c.benchmark_group("cache_hit");
-    for (name, denylist) in [("no_revocations", false), ("jti_denylist_10k", true)] {
-        let v = verifier(&rt, &key, 10_000, denylist);
+    for (name, view) in [
+        ("no_revocations", View::None),
+        ("jti_denylist_10k", View::Denylist),
+        ("revoked_kids_3", View::RevokedKids),
+    ] {
+        let v = verifier(&rt, &key, 10_000, view);
         rt.block_on(v.verify(&token)).unwrap();
         assert!(v.verify_cached(&token).unwrap().is_ok());
         g.bench_function(name, |b| {
@@ -75,7 +107,7 @@ fn cache_hit(c: &mut Criterion) {
         });
     }
     // The async entry point on a hit (what a caller of `verify` pays).
-    let v = verifier(&rt, &key, 10_000, false);
+    let v = verifier(&rt, &key, 10_000, View::None);
     rt.block_on(v.verify(&token)).unwrap();
     g.bench_function("verify_async_hit", |b| {
         b.iter(|| rt.block_on(v.verify(black_box(&token))).is_ok())
@@ -88,7 +120,7 @@ fn miss_and_baseline(c: &mut Criterion) {
     for alg in [Algorithm::ES256, Algorithm::RS256] {
         let key = SigningKey::generate(alg).unwrap();
         let tokens: Vec<String> = (0..POOL).map(|i| sign(&key, &claims(i)).unwrap()).collect();
-        let v = verifier(&rt, &key, CAPACITY, false);
+        let v = verifier(&rt, &key, CAPACITY, View::None);
         for i in 0..CAPACITY {
             let filler = sign(&key, &claims(POOL + i)).unwrap();
             rt.block_on(v.verify(&filler)).unwrap();

@@ -16,7 +16,11 @@
 //! `cargo run -p wristband-verify --example api_service -- --issuer http://127.0.0.1:8080 --audience api://orders --client-id ID --client-secret SECRET --staleness-policy fail-closed --max-staleness 60`
 //!
 //! Keys come from `--jwks` (a URL or a JWKS file) when given, otherwise from the issuer's
-//! RFC 8414 metadata. The bound address is printed on stdout as `listening on ADDR`
+//! RFC 8414 metadata. In HS256 mode the service verifies with a shared secret instead:
+//! `--hs256-secret-file PATH` (a `secret.jwk.json` written by
+//! `wristband keys generate --alg HS256`, or a file holding the base64url secret), or the
+//! base64url secret in the environment variable `WRISTBAND_HS256_SECRET`. A weak secret
+//! (under 32 bytes, a well-known value, low entropy) stops the start-up with an error. The bound address is printed on stdout as `listening on ADDR`
 //! (so `--listen 127.0.0.1:0` works); logs go to stderr (`RUST_LOG` sets the level).
 //! SIGINT and SIGTERM shut the service down gracefully.
 
@@ -27,8 +31,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use wristband_jose::SecretString;
 use wristband_verify::example::{api_service_router, shutdown_signal};
-use wristband_verify::{StalenessPolicy, Verifier};
+use wristband_verify::{Hs256Secret, StalenessPolicy, Verifier};
+
+/// The environment variable holding a base64url HS256 secret.
+const HS256_SECRET_ENV: &str = "WRISTBAND_HS256_SECRET";
 
 #[derive(Debug, Parser)]
 #[command(about = "The Wristband example API service")]
@@ -43,8 +51,12 @@ struct Args {
     #[arg(long)]
     audience: String,
     /// JWKS URL (`http://` or `https://`) or JWKS file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "hs256_secret_file")]
     jwks: Option<String>,
+    /// HS256 mode: the shared secret, as a private `oct` JWK (`secret.jwk.json`) or a file
+    /// holding the base64url secret. Alternatively set WRISTBAND_HS256_SECRET.
+    #[arg(long)]
+    hs256_secret_file: Option<std::path::PathBuf>,
     /// Minimum seconds between JWKS refetches caused by unknown key ids.
     #[arg(long, default_value_t = 30)]
     refetch_cooldown: u64,
@@ -81,12 +93,27 @@ async fn main() -> anyhow::Result<()> {
 
     let mut builder = Verifier::builder(&args.issuer, &args.audience)
         .refetch_cooldown(Duration::from_secs(args.refetch_cooldown));
-    builder = match &args.jwks {
-        Some(jwks) if jwks.starts_with("http://") || jwks.starts_with("https://") => {
+    let env_secret = std::env::var(HS256_SECRET_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let hs256 = match (&args.hs256_secret_file, env_secret) {
+        (Some(path), _) => Some(
+            Hs256Secret::read(path)
+                .with_context(|| format!("reading the HS256 secret from {}", path.display()))?,
+        ),
+        (None, Some(secret)) => Some(Hs256Secret::from_base64url(SecretString::new(secret))),
+        (None, None) => None,
+    };
+    builder = match (&args.jwks, hs256) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("--jwks and an HS256 secret ({HS256_SECRET_ENV}) exclude each other")
+        }
+        (None, Some(secret)) => builder.hs256_secret(secret),
+        (Some(jwks), None) if jwks.starts_with("http://") || jwks.starts_with("https://") => {
             builder.jwks_url(jwks)
         }
-        Some(file) => builder.jwks_file(file),
-        None => builder.discover(),
+        (Some(file), None) => builder.jwks_file(file),
+        (None, None) => builder.discover(),
     };
     match (&args.client_id, &args.client_secret) {
         (Some(id), Some(secret)) => builder = builder.client_credentials(id, secret),

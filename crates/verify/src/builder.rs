@@ -13,9 +13,11 @@ use wristband_jose::{
 use crate::cache::{TokenCache, DEFAULT_CACHE_CAPACITY};
 use crate::error::{Realm, VerifyError};
 use crate::feed::{
-    AuthHttp, ClientAuth, FeedEndpoints, FeedError, FeedOptions, FeedRevocations, StalenessPolicy,
+    AuthHttp, ClientAuth, FeedEndpoints, FeedError, FeedOptions, FeedRevocations, KidHook,
+    RevocationSet, StalenessPolicy,
 };
 use crate::fetch::{FetchError, Fetcher};
+use crate::hs256::Hs256Secret;
 use crate::introspect::{
     introspection_policy, Introspector, DEFAULT_INTROSPECTION_CAPACITY, DEFAULT_INTROSPECTION_TTL,
 };
@@ -55,6 +57,20 @@ pub enum BuildError {
     /// The revocation snapshot could not be read at start-up.
     #[error("cannot read the revocation feed")]
     Revocations(#[source] FeedError),
+    /// The HS256 secret is unusable: not base64url, or a JWK that is not an HS256 `oct`
+    /// key. The message never contains the secret.
+    #[error("invalid HS256 secret: {0}")]
+    Secret(String),
+    /// The HS256 secret file could not be read.
+    #[error("cannot read the HS256 secret file `{0}`")]
+    SecretFile(String, #[source] std::io::Error),
+    /// The HS256 secret is too weak to be a key: shorter than 32 bytes, a well-known value,
+    /// or low-entropy. Generate one with `wristband keys generate --alg HS256`.
+    #[error(
+        "the HS256 secret is too weak ({0}): use at least 32 random bytes, for example from \
+         `wristband keys generate --alg HS256`"
+    )]
+    WeakSecret(&'static str),
 }
 
 enum Source {
@@ -62,6 +78,7 @@ enum Source {
     JwksUrl(String),
     JwksFile(PathBuf),
     Static(KeySet),
+    Hs256(Hs256Secret),
 }
 
 /// Builds a [`Verifier`]. Start with [`Verifier::builder`].
@@ -155,6 +172,25 @@ impl VerifierBuilder {
     /// Uses these keys and never fetches any.
     pub fn keys(mut self, keys: KeySet) -> Self {
         self.source = Source::Static(keys);
+        self
+    }
+
+    /// HS256 mode: verifies with this one shared secret and never fetches keys. Sets the
+    /// algorithm allow-list to HS256 only, so an RS256, ES256 or `none` token is refused
+    /// whatever its signature, and no public key can be mistaken for the secret.
+    ///
+    /// A `SecretString` is taken as the base64url-encoded secret (see
+    /// [`Hs256Secret::from_base64url`]); [`Hs256Secret::read`] loads a `secret.jwk.json`
+    /// or a file holding the base64url secret. `build` refuses a weak secret (shorter than
+    /// 32 bytes, a well-known tutorial value, or low-entropy) with
+    /// [`BuildError::WeakSecret`].
+    ///
+    /// The key's `kid` is the RFC 7638 thumbprint of the `oct` JWK (or the `kid` of the
+    /// JWK it was read from), as in the auth service's HS256 tokens. A token naming another
+    /// `kid` is refused; a token without `kid` is checked with the one key.
+    pub fn hs256_secret(mut self, secret: impl Into<Hs256Secret>) -> Self {
+        self.source = Source::Hs256(secret.into());
+        self.policy = self.policy.algorithms(&[Algorithm::HS256]);
         self
     }
 
@@ -254,6 +290,9 @@ impl VerifierBuilder {
         let realm = Realm::new(&self.realm).ok_or(BuildError::Realm)?;
         let cache =
             (self.cache_capacity > 0).then(|| Arc::new(TokenCache::new(self.cache_capacity)));
+        // The feed's records, shared with a fetched key set so that it drops revoked keys.
+        let revoked = self.follow_feed.then(|| Arc::new(RevocationSet::new()));
+        let mut single_key = None;
         let fetcher = || Fetcher::new(self.remote.fetch_timeout, self.remote.max_fetch_bytes);
         let wants_metadata = matches!(self.source, Source::Discover)
             || self.follow_feed
@@ -269,6 +308,15 @@ impl VerifierBuilder {
                 if allowed == 0 {
                     return Err(BuildError::NoKeys);
                 }
+                Keys::Static(Arc::new(keys))
+            }
+            Source::Hs256(secret) => {
+                let key = secret.verifying_key()?;
+                if !policy.allows(key.algorithm()) {
+                    return Err(BuildError::NoKeys);
+                }
+                let keys = KeySet::from_keys([key.clone()]).map_err(|_| BuildError::NoKeys)?;
+                single_key = Some(key);
                 Keys::Static(Arc::new(keys))
             }
             Source::JwksFile(path) => {
@@ -287,6 +335,7 @@ impl VerifierBuilder {
                     policy.clone(),
                     self.remote.clone(),
                     cache.clone(),
+                    revoked.clone(),
                 )
                 .await
                 .map_err(|e| BuildError::Keys(url, e))?;
@@ -305,6 +354,7 @@ impl VerifierBuilder {
                     policy.clone(),
                     self.remote.clone(),
                     cache.clone(),
+                    revoked.clone(),
                 )
                 .await
                 .map_err(|e| BuildError::Keys(shown, e))?;
@@ -340,7 +390,7 @@ impl VerifierBuilder {
             )),
             _ => None,
         };
-        let feed = if self.follow_feed {
+        let feed = if let Some(set) = revoked {
             let endpoints = FeedEndpoints {
                 snapshot: endpoint(
                     meta.revocation_feed_endpoint.as_ref(),
@@ -351,12 +401,26 @@ impl VerifierBuilder {
                     "revocation_stream_endpoint",
                 )?,
             };
+            // A revoked kid leaves a fetched key set as soon as its record is applied.
+            let on_kid: Option<KidHook> = match &keys {
+                Keys::Remote(remote) => {
+                    let remote = Arc::downgrade(remote);
+                    Some(Box::new(move || {
+                        if let Some(remote) = remote.upgrade() {
+                            remote.purge_revoked();
+                        }
+                    }))
+                }
+                Keys::Static(_) => None,
+            };
             let feed = FeedRevocations::start(
                 endpoints,
                 http,
                 auth,
                 Arc::clone(&self.clock),
                 self.feed.clone(),
+                set,
+                on_kid,
             )
             .await
             .map_err(BuildError::Revocations)?;
@@ -381,6 +445,7 @@ impl VerifierBuilder {
             realm,
             feed,
             introspector,
+            single_key,
         })))
     }
 }
@@ -425,6 +490,10 @@ struct Either(Arc<dyn RevocationView>, Arc<dyn RevocationView>);
 impl RevocationView for Either {
     fn is_revoked(&self, claims: &Claims) -> bool {
         self.0.is_revoked(claims) || self.1.is_revoked(claims)
+    }
+
+    fn is_key_revoked(&self, kid: &str) -> bool {
+        self.0.is_key_revoked(kid) || self.1.is_key_revoked(kid)
     }
 }
 

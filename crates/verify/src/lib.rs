@@ -6,13 +6,15 @@
 //!
 //! - [`Verifier`] (built by [`VerifierBuilder`]): policy, keys, cache and revocation in one
 //!   cheap-to-clone handle. Keys are static, read from a JWKS file, fetched from a JWKS URL,
-//!   or discovered from the issuer's RFC 8414 metadata.
+//!   discovered from the issuer's RFC 8414 metadata, or one HS256 shared secret
+//!   ([`VerifierBuilder::hs256_secret`], [`Hs256Secret`]).
 //! - `remote` (configured through [`RemoteOptions`]): the fetched key set: retries at
 //!   start-up, background refresh by `Cache-Control: max-age` clamped to [1 min, 24 h],
 //!   one single-flight refetch per cooldown on an unknown `kid`, last good keys kept on
 //!   any failure, fetches bounded in size and time.
 //! - `cache`: verified tokens keyed by their exact bytes, bounded; a hit still checks `exp`
-//!   and the [`RevocationView`] ([`NoRevocations`] until revocation is configured).
+//!   and the [`RevocationView`] ([`NoRevocations`] until revocation is configured), for the
+//!   token and for its signing key, and counts as a miss once a key left the key set.
 //! - [`RequireTokenLayer`]: the tower layer that reads `Authorization: Bearer`, verifies,
 //!   and puts [`Claims`] into the request extensions.
 //! - [`FeedRevocations`] (enabled by [`VerifierBuilder::revocation_feed`]): the revocation
@@ -98,6 +100,39 @@
 //! Out of sync for longer than `max_staleness`, [`StalenessPolicy::FailOpen`] (the
 //! default) keeps accepting tokens and logs errors, and [`StalenessPolicy::FailClosed`]
 //! refuses tokens issued before the last sync; see [`FeedRevocations`].
+//!
+//! # Key rotation, removal and emergency revocation
+//!
+//! - A key that is retired but still published keeps verifying; a token under a new `kid`
+//!   causes one refetch of the JWKS (at most one per cooldown).
+//! - A key that a JWKS refresh no longer finds is dropped, and tokens it signed are refused
+//!   from then on, even those in the verified-token cache.
+//! - With the revocation feed, a `kid` record ([`RevocationKind::Kid`]) revokes a key in an
+//!   emergency: tokens naming it are refused on the next request, cached or not, the key
+//!   leaves the fetched key set, and a stale JWKS copy that still publishes it does not
+//!   bring it back while the record lives. While no key is revoked the per-request check
+//!   is one atomic load.
+//!
+//! # HS256 mode
+//!
+//! ```no_run
+//! use wristband_verify::{Hs256Secret, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `secret.jwk.json` from `wristband keys generate --alg HS256`, or a file holding the
+//! // base64url secret. Weak secrets are refused by `build`.
+//! let verifier = Verifier::builder("https://auth.example", "api://orders")
+//!     .hs256_secret(Hs256Secret::read("secret.jwk.json")?)
+//!     .build()
+//!     .await?;
+//! # let _ = verifier;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Only HS256 is allowed then, so no public key can be mistaken for the secret; tokens must
+//! name the secret's `kid` (its RFC 7638 thumbprint) or no `kid` at all.
 
 #![forbid(unsafe_code)]
 
@@ -108,6 +143,7 @@ pub mod example;
 mod extract;
 mod feed;
 mod fetch;
+mod hs256;
 mod introspect;
 mod layer;
 mod remote;
@@ -123,6 +159,7 @@ pub use feed::{
     StalenessPolicy,
 };
 pub use fetch::{FetchError, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_FETCH_BYTES};
+pub use hs256::Hs256Secret;
 pub use introspect::{
     is_opaque, DEFAULT_INTROSPECTION_CAPACITY, DEFAULT_INTROSPECTION_TTL, OPAQUE_PREFIX,
 };

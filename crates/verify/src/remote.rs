@@ -1,8 +1,16 @@
 //! A key set fetched from a JWKS URL: start-up with retries, background refresh, refetch
 //! on an unknown `kid` (single-flight, at most once per cooldown), and last-good-keys on
 //! any failure.
+//!
+//! Keys leave the set in two ways: a fetch no longer publishes them, or the revocation
+//! feed revokes them ([`RemoteKeys::purge_revoked`]); a key revoked by the feed is also kept
+//! out of every later fetch while its record lives. Either way the key-set generation is
+//! bumped, which makes every verified-token cache entry made under an older generation a
+//! miss, so a cached token signed by a removed key is checked again (and refused) on its
+//! next use.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
@@ -11,6 +19,7 @@ use url::Url;
 use wristband_jose::{Jwks, KeySet, Policy};
 
 use crate::cache::TokenCache;
+use crate::feed::RevocationSet;
 use crate::fetch::{FetchError, Fetcher};
 
 /// Shortest background refresh interval, whatever `Cache-Control` says.
@@ -109,6 +118,10 @@ pub(crate) struct RemoteKeys {
     policy: Policy,
     options: RemoteOptions,
     keys: RwLock<Arc<KeySet>>,
+    /// Bumped (under the `keys` write lock, after the swap) whenever a key leaves the set.
+    generation: AtomicU64,
+    /// Keys revoked by the feed, when it is followed: never loaded while their record lives.
+    revoked: Option<Arc<RevocationSet>>,
     /// Held while a fetch runs: every fetch, whatever its cause, is single-flight.
     fetch_lock: Arc<tokio::sync::Mutex<()>>,
     /// When the last refetch caused by an unknown `kid` started.
@@ -125,6 +138,7 @@ impl RemoteKeys {
         policy: Policy,
         options: RemoteOptions,
         cache: Option<Arc<TokenCache>>,
+        revoked: Option<Arc<RevocationSet>>,
     ) -> Result<Arc<Self>, FetchError> {
         let mut delay = options.startup_backoff;
         let mut attempt = 1;
@@ -147,6 +161,8 @@ impl RemoteKeys {
             policy,
             options,
             keys: RwLock::new(Arc::new(keys)),
+            generation: AtomicU64::new(0),
+            revoked,
             fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
             last_kid_refetch: Mutex::new(None),
             cache,
@@ -176,6 +192,46 @@ impl RemoteKeys {
     /// The JWKS URL.
     pub(crate) fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// The key-set generation: it changes whenever a key leaves the set. Read it before
+    /// [`RemoteKeys::current`] and tag what is verified with it.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Drops every key the revocation feed revoked (called by the feed after it applied a
+    /// `kid` record, and harmless at any time).
+    pub(crate) fn purge_revoked(&self) {
+        let mut slot = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let kept = self.without_revoked(&slot);
+        if kept.len() == slot.len() {
+            return;
+        }
+        let removed = slot.len() - kept.len();
+        *slot = Arc::new(kept);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        drop(slot);
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+        tracing::warn!(url = %self.url, removed, "revoked signing keys dropped from the key set");
+    }
+
+    /// `keys` without the keys revoked by the feed.
+    fn without_revoked(&self, keys: &KeySet) -> KeySet {
+        let Some(revoked) = &self.revoked else {
+            return keys.clone();
+        };
+        let mut kept = keys.clone();
+        for key in keys.iter() {
+            if revoked.is_kid_revoked(key.kid()) {
+                tracing::warn!(url = %self.url, kid = key.kid(), "JWKS key skipped: revoked by the revocation feed");
+                kept.remove(key.kid());
+            }
+        }
+        kept
     }
 
     fn in_cooldown(&self) -> bool {
@@ -231,15 +287,23 @@ impl RemoteKeys {
         Ok(max_age)
     }
 
+    /// Swaps in freshly fetched keys, minus the revoked ones. The filter runs under the
+    /// write lock, so a key revoked meanwhile is either filtered here or purged right after.
     fn store(&self, keys: KeySet) {
+        let mut slot = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let keys = self.without_revoked(&keys);
         let new_kids: HashSet<&str> = keys.iter().map(|k| k.kid()).collect();
-        let old = self.current();
-        let removed = old.iter().filter(|k| !new_kids.contains(k.kid())).count();
-        let added = keys.iter().filter(|k| !old.contains(k.kid())).count();
+        let removed = slot.iter().filter(|k| !new_kids.contains(k.kid())).count();
+        let added = keys.iter().filter(|k| !slot.contains(k.kid())).count();
         let count = keys.len();
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        *slot = Arc::new(keys);
         if removed > 0 {
-            // A token signed by a retired key must not live on in the cache.
+            // A token signed by a key that is gone must not live on in the cache: entries
+            // of older generations are misses from now on, and the memory is freed.
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        drop(slot);
+        if removed > 0 {
             if let Some(cache) = &self.cache {
                 cache.clear();
             }

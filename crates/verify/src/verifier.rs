@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use wristband_jose::{
-    Claims, Clock, ErrorKind, KeySet, Policy, UnverifiedToken, Verified, MAX_TOKEN_BYTES,
+    Claims, Clock, ErrorKind, KeySet, Policy, UnverifiedToken, Verified, VerifyingKey,
+    MAX_TOKEN_BYTES,
 };
 
 use crate::cache::TokenCache;
@@ -30,6 +31,16 @@ impl Keys {
             Keys::Remote(r) => r.current(),
         }
     }
+
+    /// Changes whenever a key leaves the set; a cache entry made under another generation
+    /// is a miss.
+    #[inline]
+    fn generation(&self) -> u64 {
+        match self {
+            Keys::Static(_) => 0,
+            Keys::Remote(r) => r.generation(),
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -41,13 +52,44 @@ pub(crate) struct Inner {
     pub(crate) realm: Realm,
     pub(crate) feed: Option<Arc<FeedRevocations>>,
     pub(crate) introspector: Option<Arc<Introspector>>,
+    /// HS256 mode: the one shared-secret key, also used for tokens without `kid`.
+    pub(crate) single_key: Option<VerifyingKey>,
+}
+
+impl Inner {
+    /// True when the key that signed `verified` is revoked: the header's `kid`, or for a
+    /// token without one (HS256 mode only) the one key's.
+    #[inline]
+    fn key_revoked(&self, verified: &Verified<Claims>) -> bool {
+        match verified
+            .header()
+            .kid()
+            .or_else(|| self.single_key.as_ref().map(VerifyingKey::kid))
+        {
+            Some(kid) => self.revocations.is_key_revoked(kid),
+            None => false,
+        }
+    }
 }
 
 /// Verifies access tokens locally: strict syntax, signature, claims, then revocation.
 ///
 /// Cheap to clone (an [`Arc`] inside). Build one with [`Verifier::builder`]. A token that
 /// verified once is kept in a bounded cache keyed by its exact bytes; a cache hit still
-/// checks `exp` against the clock and asks the [`RevocationView`].
+/// checks `exp` against the clock and asks the [`RevocationView`] about the claims and
+/// about the signing key ([`RevocationView::is_key_revoked`]).
+///
+/// # Keys that go away
+///
+/// A cached token is only as good as the key that signed it:
+///
+/// - when a refresh of a fetched key set no longer finds a `kid` (the key was removed
+///   from the JWKS), every entry cached before that refresh is checked again in full on
+///   its next use, so a token signed by the removed key is refused (`unknown kid`). A key
+///   that is retired but still published keeps verifying; a new `kid` causes the usual
+///   unknown-`kid` refetch;
+/// - when the revocation feed revokes a `kid`, tokens naming it are refused on their next
+///   use, cached or not, and the key is dropped from a fetched key set.
 #[derive(Clone)]
 pub struct Verifier(pub(crate) Arc<Inner>);
 
@@ -149,11 +191,17 @@ impl Verifier {
     }
 
     /// The cache-only part of [`Verifier::verify`]: `None` on a miss. A hit is checked for
-    /// expiry and revocation. Failures are not logged here.
+    /// expiry and revocation (of the token and of its signing key). An entry made before a
+    /// key left the key set counts as a miss. Failures are not logged here.
     #[inline]
     pub fn verify_cached(&self, token: &str) -> Option<Result<Arc<Verified<Claims>>, VerifyError>> {
         let inner = &*self.0;
-        let hit = inner.cache.as_ref()?.get(token)?;
+        let entry = inner.cache.as_ref()?.get(token)?;
+        if entry.generation != inner.keys.generation() {
+            // A key left the key set since this token was verified: check it again.
+            return None;
+        }
+        let hit = entry.verified;
         let now = inner.clock.now();
         // The same rule as the full check: expired once now >= exp + leeway.
         if now.as_secs()
@@ -167,7 +215,7 @@ impl Verifier {
             }
             return Some(Err(ErrorKind::Expired.into()));
         }
-        if inner.revocations.is_revoked(&hit) {
+        if inner.key_revoked(&hit) || inner.revocations.is_revoked(&hit) {
             return Some(Err(ErrorKind::Revoked.into()));
         }
         Some(Ok(hit))
@@ -187,7 +235,18 @@ impl Verifier {
 
     async fn verify_uncached(&self, token: &str) -> Result<Arc<Verified<Claims>>, VerifyError> {
         let inner = &*self.0;
+        // Read before the keys: if a key leaves the set meanwhile, the entry made below
+        // carries the older generation and is checked again on its next use.
+        let generation = inner.keys.generation();
         let parsed = UnverifiedToken::parse(token)?;
+        if parsed
+            .kid()
+            .is_some_and(|kid| inner.revocations.is_key_revoked(kid))
+        {
+            // Whatever its signature, a token naming a revoked key is refused, and the key
+            // is never fetched again.
+            return Err(ErrorKind::Revoked.into());
+        }
         let mut keys = inner.keys.current();
         if let (Keys::Remote(remote), Some(kid)) = (&inner.keys, parsed.kid()) {
             // Only a token that could verify once the key is known may cause a fetch.
@@ -195,13 +254,18 @@ impl Verifier {
                 keys = remote.refetch_for_unknown_kid(kid).await;
             }
         }
-        let verified = parsed.verify(&keys, &inner.policy, inner.clock.now())?;
-        if inner.revocations.is_revoked(&verified) {
+        let now = inner.clock.now();
+        let verified = match (&inner.single_key, parsed.kid()) {
+            // HS256 mode: a token without `kid` may use the one key.
+            (Some(key), None) => parsed.verify_with_key(key, &inner.policy, now)?,
+            _ => parsed.verify(&keys, &inner.policy, now)?,
+        };
+        if inner.key_revoked(&verified) || inner.revocations.is_revoked(&verified) {
             return Err(ErrorKind::Revoked.into());
         }
         let verified = Arc::new(verified);
         if let Some(cache) = &inner.cache {
-            cache.insert(token, Arc::clone(&verified));
+            cache.insert(token, Arc::clone(&verified), generation);
         }
         Ok(verified)
     }

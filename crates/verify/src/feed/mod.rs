@@ -120,8 +120,13 @@ struct Counters {
     events: AtomicUsize,
 }
 
+/// Called after records revoking signing keys were applied (the remote key set drops
+/// them).
+pub(crate) type KidHook = Box<dyn Fn() + Send + Sync>;
+
 struct Shared {
-    set: RevocationSet,
+    set: Arc<RevocationSet>,
+    on_kid: Option<KidHook>,
     clock: Arc<dyn Clock>,
     /// Unix seconds of the last sync.
     last_sync: AtomicU64,
@@ -153,6 +158,16 @@ impl Shared {
             return 0;
         }
         self.set.apply_all(fresh.iter().copied(), self.clock.now());
+        let mut kids = 0;
+        for r in fresh.iter().filter(|r| r.kind == RevocationKind::Kid) {
+            tracing::warn!(target: "wristband::revocation", kid = %r.value, expires_at = r.expires_at, "signing key revoked");
+            kids += 1;
+        }
+        if kids > 0 {
+            if let Some(hook) = &self.on_kid {
+                hook();
+            }
+        }
         let top = fresh.iter().map(|r| r.id).max().unwrap_or(cursor);
         self.cursor.fetch_max(top, Ordering::Relaxed);
         self.counters
@@ -199,6 +214,15 @@ impl Drop for Tasks {
 ///    [`FeedOptions::fallback_after`] failures in a row it also polls the snapshot every
 ///    [`FeedOptions::poll_interval`] until the stream is back;
 /// 4. records are pruned once expired, so memory follows the live set.
+///
+/// # Revoked signing keys
+///
+/// A record of kind [`RevocationKind::Kid`] revokes a signing key in an emergency. From
+/// the next request on, every token whose header names that `kid` is refused with 401
+/// `invalid_token`, tokens already in the verified-token cache included
+/// ([`RevocationView::is_key_revoked`], one atomic load while no key is revoked). A key
+/// set fetched from a JWKS URL also drops the key at once, and a later fetch that still
+/// publishes it (a stale CDN copy, say) does not bring it back while the record lives.
 ///
 /// Both endpoints are read with the verifier's own access token (client credentials, scope
 /// `revocations:read`), renewed before it runs out.
@@ -273,9 +297,12 @@ impl FeedRevocations {
         auth: Option<Arc<ClientAuth>>,
         clock: Arc<dyn Clock>,
         options: FeedOptions,
+        set: Arc<RevocationSet>,
+        on_kid: Option<KidHook>,
     ) -> Result<Self, FeedError> {
         let shared = Arc::new(Shared {
-            set: RevocationSet::new(),
+            set,
+            on_kid,
             clock,
             last_sync: AtomicU64::new(0),
             cursor: AtomicI64::new(0),
@@ -402,6 +429,11 @@ impl RevocationView for FeedRevocations {
             }
         }
         false
+    }
+
+    #[inline]
+    fn is_key_revoked(&self, kid: &str) -> bool {
+        self.shared.set.is_kid_revoked(kid)
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`RevocationSet`]: the in-memory revocation records a verifier answers from.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use serde::Deserialize;
@@ -15,7 +16,7 @@ pub struct RevocationRecord {
     pub id: i64,
     /// What is revoked.
     pub kind: RevocationKind,
-    /// The `jti`, `sid` or `sub`.
+    /// The `jti`, `sid`, `sub` or `kid`.
     pub value: String,
     /// For [`RevocationKind::Sub`]: tokens issued at or before this time are revoked.
     #[serde(default)]
@@ -35,6 +36,10 @@ pub enum RevocationKind {
     Sid,
     /// Every token of a subject issued at or before a cut-off.
     Sub,
+    /// Every token whose JOSE header names this `kid`: an emergency revocation of a
+    /// signing key. A verifier following the feed also drops the key from its fetched key
+    /// set, and keeps it out of later JWKS fetches while the record lives.
+    Kid,
 }
 
 #[derive(Default)]
@@ -45,9 +50,36 @@ struct Maps {
     sid: HashMap<Box<str>, u64>,
     /// sub -> (cut-off, expires_at).
     sub: HashMap<Box<str>, (u64, u64)>,
+    /// Signing key id -> expires_at.
+    kid: HashMap<Box<str>, u64>,
 }
 
-/// Revoked `jti`s, `sid`s and subject cut-offs, with expiry pruning.
+impl Maps {
+    fn len(&self) -> usize {
+        self.jti.len() + self.sid.len() + self.sub.len() + self.kid.len()
+    }
+
+    /// The union of [`kid_bit`] over the revoked kids: 0 when none is revoked.
+    fn kid_filter(&self) -> u64 {
+        self.kid.keys().fold(0, |acc, k| acc | kid_bit(k))
+    }
+}
+
+/// One bit of 64 picked from a `kid`'s length and first and last eight bytes: a prefilter
+/// that answers most "is this key revoked?" questions without the lock or a full hash.
+#[inline]
+fn kid_bit(kid: &str) -> u64 {
+    let b = kid.as_bytes();
+    let n = b.len().min(8);
+    let (mut head, mut tail) = ([0u8; 8], [0u8; 8]);
+    head[..n].copy_from_slice(&b[..n]);
+    tail[..n].copy_from_slice(&b[b.len() - n..]);
+    let x = (u64::from_le_bytes(head) ^ u64::from_le_bytes(tail).rotate_left(29) ^ b.len() as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    1 << (x >> 58)
+}
+
+/// Revoked `jti`s, `sid`s, subject cut-offs and signing keys, with expiry pruning.
 ///
 /// A lookup is three hash probes under a read lock (writers are the background feed task
 /// only, a few times a second at most), so [`RevocationSet::is_revoked`] costs well under
@@ -55,10 +87,17 @@ struct Maps {
 ///
 /// - a `jti` record revokes the token with that `jti`;
 /// - a `sid` record revokes every token whose `sid` equals it;
-/// - a `sub` record revokes every token of that subject with `iat <= before`.
+/// - a `sub` record revokes every token of that subject with `iat <= before`;
+/// - a `kid` record revokes every token whose header names that key
+///   ([`RevocationSet::is_kid_revoked`]). That check first consults a 64-bit filter of
+///   the revoked kids (one atomic load, no lock), so while no key is revoked, which is
+///   nearly always, and for most kids when a few are, it costs a couple of nanoseconds.
 #[derive(Default)]
 pub struct RevocationSet {
     maps: RwLock<Maps>,
+    /// [`Maps::kid_filter`], updated under the write lock, so that the common "key not
+    /// revoked" answer needs no lock.
+    kid_filter: AtomicU64,
 }
 
 impl std::fmt::Debug for RevocationSet {
@@ -83,6 +122,7 @@ impl RevocationSet {
         }
         let mut maps = self.maps.write().unwrap_or_else(PoisonError::into_inner);
         Self::insert(&mut maps, record);
+        self.kid_filter.store(maps.kid_filter(), Ordering::Release);
     }
 
     /// Adds many records under one write lock.
@@ -97,6 +137,7 @@ impl RevocationSet {
                 Self::insert(&mut maps, record);
             }
         }
+        self.kid_filter.store(maps.kid_filter(), Ordering::Release);
     }
 
     fn insert(maps: &mut Maps, r: &RevocationRecord) {
@@ -116,6 +157,10 @@ impl RevocationSet {
                 let e = maps.sub.entry(value).or_insert((0, 0));
                 *e = (e.0.max(before), e.1.max(r.expires_at));
             }
+            RevocationKind::Kid => {
+                let e = maps.kid.entry(value).or_insert(0);
+                *e = (*e).max(r.expires_at);
+            }
         }
     }
 
@@ -123,18 +168,21 @@ impl RevocationSet {
     pub fn prune(&self, now: UnixTime) -> usize {
         let now = now.as_secs();
         let mut maps = self.maps.write().unwrap_or_else(PoisonError::into_inner);
-        let before = maps.jti.len() + maps.sid.len() + maps.sub.len();
+        let before = maps.len();
         maps.jti.retain(|_, exp| *exp > now);
         maps.sid.retain(|_, exp| *exp > now);
         maps.sub.retain(|_, (_, exp)| *exp > now);
-        let after = maps.jti.len() + maps.sid.len() + maps.sub.len();
-        before - after
+        maps.kid.retain(|_, exp| *exp > now);
+        self.kid_filter.store(maps.kid_filter(), Ordering::Release);
+        before - maps.len()
     }
 
     /// Number of records held.
     pub fn len(&self) -> usize {
-        let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
-        maps.jti.len() + maps.sid.len() + maps.sub.len()
+        self.maps
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// True when no record is held.
@@ -148,7 +196,33 @@ impl RevocationSet {
         maps.jti.reserve(additional);
     }
 
-    /// True when a record covers the token with these claims.
+    /// True when a `kid` record revokes the signing key `kid`. One atomic load and a few
+    /// arithmetic operations while no key is revoked, and for most kids when some are; a
+    /// hash probe under the read lock for the others.
+    #[inline]
+    pub fn is_kid_revoked(&self, kid: &str) -> bool {
+        let filter = self.kid_filter.load(Ordering::Acquire);
+        if filter == 0 || filter & kid_bit(kid) == 0 {
+            return false;
+        }
+        self.maps
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .kid
+            .contains_key(kid)
+    }
+
+    /// The revoked signing key ids, in no particular order.
+    pub fn revoked_kids(&self) -> Vec<String> {
+        if self.kid_filter.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
+        maps.kid.keys().map(|k| k.to_string()).collect()
+    }
+
+    /// True when a record covers the token with these claims. `kid` records are not
+    /// consulted here (claims carry no header): see [`RevocationSet::is_kid_revoked`].
     #[inline]
     pub fn is_revoked(&self, claims: &Claims) -> bool {
         let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
@@ -173,6 +247,11 @@ impl RevocationView for RevocationSet {
     #[inline]
     fn is_revoked(&self, claims: &Claims) -> bool {
         RevocationSet::is_revoked(self, claims)
+    }
+
+    #[inline]
+    fn is_key_revoked(&self, kid: &str) -> bool {
+        self.is_kid_revoked(kid)
     }
 }
 
@@ -234,5 +313,42 @@ mod tests {
         assert!(!set.is_revoked(&b));
         assert_eq!(set.prune(UnixTime::from_secs(2_000)), 2);
         assert!(set.is_empty());
+    }
+
+    #[test]
+    fn kid_records() {
+        let now = UnixTime::from_secs(1_000);
+        let set = RevocationSet::new();
+        assert!(!set.is_kid_revoked("k1"), "empty set");
+        let record: RevocationRecord = serde_json::from_str(
+            r#"{"id":7,"kind":"kid","value":"k1","before":null,"expires_at":1500}"#,
+        )
+        .unwrap();
+        assert_eq!(record.kind, RevocationKind::Kid);
+        set.apply(&record, now);
+        set.apply(&rec(8, RevocationKind::Kid, "k2", None, 1_000), now);
+        assert_eq!(set.len(), 1, "an expired kid record is not added");
+        assert!(set.is_kid_revoked("k1") && !set.is_kid_revoked("k2"));
+        assert_eq!(set.revoked_kids(), vec!["k1".to_owned()]);
+        // A kid record revokes no token by its claims, and a claims record no key.
+        let c = claims("k1", 900, Some("k1"));
+        assert!(!set.is_revoked(&c));
+        set.apply(&rec(9, RevocationKind::Jti, "k3", None, 2_000), now);
+        assert!(!set.is_kid_revoked("k3"));
+        // Kids sharing the filter bit of a revoked one are still told apart.
+        let twins: Vec<String> = (0..10_000)
+            .map(|i| format!("kid-{i}"))
+            .filter(|k| kid_bit(k) == kid_bit("k1") && k != "k1")
+            .take(3)
+            .collect();
+        assert_eq!(twins.len(), 3);
+        assert!(twins.iter().all(|k| !set.is_kid_revoked(k)));
+        // A shorter record never shortens a longer one.
+        set.apply(&rec(10, RevocationKind::Kid, "k1", None, 1_200), now);
+        assert_eq!(set.prune(UnixTime::from_secs(1_300)), 0);
+        assert!(set.is_kid_revoked("k1"));
+        assert_eq!(set.prune(UnixTime::from_secs(1_500)), 1);
+        assert!(!set.is_kid_revoked("k1"));
+        assert!(set.revoked_kids().is_empty());
     }
 }

@@ -7,6 +7,8 @@
 
 mod canary;
 mod feed;
+mod hs256;
+mod key_lifecycle;
 mod layer;
 mod opaque;
 mod processes;
