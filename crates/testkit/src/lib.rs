@@ -10,6 +10,8 @@
 //! - [`Canary`]: a TCP listener that only counts connections, to prove that nothing
 //!   reached it.
 //! - [`http`]: a small HTTP client for black-box requests.
+//! - [`postgres`]: the PostgreSQL test server, per-test schema names, and what a test
+//!   does when no server answers.
 //! - [`process`]: runs an example binary (such as `api_service`) as a child process and
 //!   reads the address it listens on.
 //!
@@ -24,6 +26,7 @@ mod jwks_server;
 pub mod keys;
 mod minter;
 pub mod mock_auth;
+pub mod postgres;
 pub mod process;
 
 pub use canary::Canary;

@@ -132,8 +132,11 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
             ))
         }
         Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(crate::store::PgStore::connect(url).await?))
+        }
         Some(_) => Err(ConfigError(
-            "database must be a sqlite: URL (PostgreSQL support is planned)".into(),
+            "database must be a sqlite:, postgres:// or postgresql:// URL".into(),
         )
         .into()),
     }

@@ -1,9 +1,12 @@
-//! Storage: one trait, chosen at start-up. SQLite is the embedded default.
+//! Storage: one trait, chosen at start-up. SQLite is the embedded default; PostgreSQL lets
+//! several auth instances share one database.
 
 use async_trait::async_trait;
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A storage failure, as the domain sees it.

@@ -1,0 +1,190 @@
+//! Revocation records: the feed, the checks, pruning.
+
+use std::sync::Arc;
+
+use wristband_server::store::{RevocationKind, Store};
+
+use crate::fixtures::opaque;
+
+pub async fn revocations_feed_cursor_limit_expiry(store: Arc<dyn Store>) {
+    let mut made = Vec::new();
+    for (i, expires) in [5_000, 1_500, 5_000, 5_000, 2_000].into_iter().enumerate() {
+        let r = store
+            .add_revocation(RevocationKind::Jti, &format!("j{i}"), None, 1_000, expires)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.kind, r.value.as_str()),
+            (RevocationKind::Jti, format!("j{i}").as_str())
+        );
+        assert_eq!(
+            (r.before, r.created_at, r.expires_at),
+            (None, 1_000, expires)
+        );
+        made.push(r);
+    }
+    assert!(
+        made.windows(2).all(|w| w[0].id < w[1].id),
+        "ids grow: {made:?}"
+    );
+
+    assert_eq!(store.revocations_after(0, 1_000, 100).await.unwrap(), made);
+    // Cursor and limit.
+    assert_eq!(
+        store.revocations_after(made[0].id, 1_000, 2).await.unwrap(),
+        made[1..3].to_vec()
+    );
+    assert_eq!(
+        store
+            .revocations_after(made[4].id, 1_000, 100)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(store.revocations_after(0, 1_000, 0).await.unwrap(), vec![]);
+    // Expired records (expires_at <= now) are skipped, not counted against the limit.
+    let at_1500: Vec<_> = store.revocations_after(0, 1_500, 100).await.unwrap();
+    assert_eq!(
+        at_1500,
+        vec![
+            made[0].clone(),
+            made[2].clone(),
+            made[3].clone(),
+            made[4].clone()
+        ]
+    );
+    assert_eq!(
+        store.revocations_after(made[0].id, 2_000, 1).await.unwrap(),
+        vec![made[2].clone()]
+    );
+}
+
+pub async fn revocations_ids_survive_prune(store: Arc<dyn Store>) {
+    let a = store
+        .add_revocation(RevocationKind::Jti, "a", None, 100, 200)
+        .await
+        .unwrap();
+    let b = store
+        .add_revocation(RevocationKind::Jti, "b", None, 100, 200)
+        .await
+        .unwrap();
+    assert_eq!(store.prune(300).await.unwrap(), 2);
+    let c = store
+        .add_revocation(RevocationKind::Jti, "c", None, 300, 400)
+        .await
+        .unwrap();
+    assert!(
+        a.id < b.id && b.id < c.id,
+        "an id is never handed out twice: {a:?} {b:?} {c:?}"
+    );
+    assert_eq!(
+        store.revocations_after(b.id, 300, 10).await.unwrap(),
+        vec![c]
+    );
+}
+
+pub async fn revocations_is_revoked(store: Arc<dyn Store>) {
+    store
+        .add_revocation(RevocationKind::Jti, "jti-1", None, 1_000, 9_000)
+        .await
+        .unwrap();
+    store
+        .add_revocation(RevocationKind::Sid, "sid-1", None, 1_000, 9_000)
+        .await
+        .unwrap();
+    store
+        .add_revocation(RevocationKind::Sub, "alice", Some(500), 1_000, 9_000)
+        .await
+        .unwrap();
+    store
+        .add_revocation(RevocationKind::Kid, "key-1", None, 1_000, 9_000)
+        .await
+        .unwrap();
+    store
+        .add_revocation(RevocationKind::Jti, "old", None, 1_000, 2_000)
+        .await
+        .unwrap();
+
+    let now = 1_500;
+    let check = |jti: &'static str, sid: Option<&'static str>, sub: &'static str, iat: i64| {
+        let store = Arc::clone(&store);
+        async move { store.is_revoked(jti, sid, sub, iat, now).await.unwrap() }
+    };
+    assert!(check("jti-1", None, "bob", 1_000).await);
+    assert!(!check("jti-2", None, "bob", 1_000).await);
+    assert!(check("x", Some("sid-1"), "bob", 1_000).await);
+    assert!(!check("x", Some("sid-2"), "bob", 1_000).await);
+    assert!(!check("x", None, "bob", 1_000).await);
+    // Subject cut-off: issued at or before `before`.
+    assert!(check("x", None, "alice", 499).await);
+    assert!(check("x", None, "alice", 500).await);
+    assert!(!check("x", None, "alice", 501).await);
+    assert!(!check("x", None, "alicia", 100).await);
+    // Kinds do not mix: a sid or kid value used as a jti is not a jti revocation.
+    assert!(!check("sid-1", None, "bob", 1_000).await);
+    assert!(!check("key-1", Some("key-1"), "key-1", 1_000).await);
+    // Expired records no longer count.
+    assert!(check("old", None, "bob", 1_000).await);
+    assert!(!store
+        .is_revoked("old", None, "bob", 1_000, 2_000)
+        .await
+        .unwrap());
+    assert!(store
+        .is_revoked("jti-1", None, "bob", 1_000, 8_999)
+        .await
+        .unwrap());
+    assert!(!store
+        .is_revoked("jti-1", None, "bob", 1_000, 9_000)
+        .await
+        .unwrap());
+}
+
+pub async fn revocations_kid_kind(store: Arc<dyn Store>) {
+    let r = store
+        .add_revocation(RevocationKind::Kid, "key-9", None, 10, 20)
+        .await
+        .unwrap();
+    let s = store
+        .add_revocation(RevocationKind::Sub, "bob", Some(7), 10, 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.kind, r.value.as_str(), r.before),
+        (RevocationKind::Kid, "key-9", None)
+    );
+    assert_eq!((s.kind, s.before), (RevocationKind::Sub, Some(7)));
+    assert_eq!(
+        store.revocations_after(0, 10, 10).await.unwrap(),
+        vec![r, s]
+    );
+}
+
+pub async fn revocations_prune(store: Arc<dyn Store>) {
+    let live = store
+        .add_revocation(RevocationKind::Jti, "live", None, 100, 1_001)
+        .await
+        .unwrap();
+    store
+        .add_revocation(RevocationKind::Jti, "gone", None, 100, 1_000)
+        .await
+        .unwrap();
+    store
+        .add_revocation(RevocationKind::Sid, "gone2", None, 100, 500)
+        .await
+        .unwrap();
+    let mut t_live = opaque("t-live");
+    t_live.exp = 1_001;
+    let mut t_gone = opaque("t-gone");
+    t_gone.exp = 1_000;
+    store.put_opaque_token(b"live-hash", &t_live).await.unwrap();
+    store.put_opaque_token(b"gone-hash", &t_gone).await.unwrap();
+
+    assert_eq!(store.prune(1_000).await.unwrap(), 3);
+    assert_eq!(store.prune(1_000).await.unwrap(), 0);
+    assert_eq!(store.revocations_after(0, 0, 10).await.unwrap(), vec![live]);
+    assert_eq!(
+        store.opaque_token(b"live-hash").await.unwrap(),
+        Some(t_live)
+    );
+    assert_eq!(store.opaque_token(b"gone-hash").await.unwrap(), None);
+}
