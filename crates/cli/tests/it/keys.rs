@@ -11,7 +11,7 @@ use serde_json::json;
 use wristband_testkit::http::Client;
 use wristband_testkit::process::{example_binary, ServiceProcess};
 
-use crate::revocation::Deployment;
+use crate::revocation::{api_service, Deployment, PROPAGATION};
 
 fn kid_of(token: &str) -> String {
     wristband_jose::dangerous::decode_without_verification(token)
@@ -281,4 +281,133 @@ async fn keys_rotate_twice_under_load_through_three_verifiers_with_zero_failures
         3,
         "the retired keys are still published: {kids:?}"
     );
+}
+
+#[tokio::test]
+async fn an_emergency_revocation_reaches_every_verifier_through_the_feed() {
+    let d = Deployment::new();
+    d.add_user("alice").await;
+    let rs = d.add_client("orders-api", "resource-server", &[]).await;
+    let auth = d.serve("127.0.0.1:0").await;
+    let mut apis = Vec::new();
+    for _ in 0..3 {
+        apis.push(api_service(&auth, &rs, &[]).await);
+    }
+    let refs: Vec<&ServiceProcess> = apis.iter().collect();
+    let leaked = d.login(&auth, "alice").await;
+    let leaked_kid = kid_of(&leaked.at);
+    // Every verifier has verified (and cached) the token before the revocation.
+    d.accepted_everywhere(&refs, &leaked.at, "before").await;
+
+    let start = Instant::now();
+    d.cli("keys revoke", &[&leaked_kid], None).await;
+    let cli_done = start.elapsed();
+    let mut delays = Vec::new();
+    for (i, api) in apis.iter().enumerate() {
+        loop {
+            let r = d.http.get_bearer(&api.url("/resource"), &leaked.at).await;
+            if r.status == 401 {
+                assert_eq!(r.json()["error"], "invalid_token");
+                break;
+            }
+            assert_eq!(r.status, 200, "API service #{i}: {}", r.text());
+            assert!(
+                start.elapsed() < PROPAGATION + cli_done,
+                "API service #{i} still accepts a token of the revoked key"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        delays.push(start.elapsed());
+    }
+    eprintln!(
+        "kid revocation: CLI finished after {cli_done:?}; refused at the 3 verifiers after {delays:?}"
+    );
+
+    // Tokens of the key that took over verify everywhere.
+    let fresh = d.login(&auth, "alice").await;
+    assert_ne!(kid_of(&fresh.at), leaked_kid);
+    d.accepted_everywhere(&refs, &fresh.at, "after").await;
+}
+
+#[tokio::test]
+async fn hs256_mode_end_to_end_with_the_shared_secret() {
+    let d = Deployment::with_settings("");
+    let dir = d.data.parent().unwrap().to_path_buf();
+    let secret_file = dir.join("hs256.secret");
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    std::fs::write(&secret_file, wristband_jose::b64::encode(bytes)).unwrap();
+    let secret_file = secret_file.to_string_lossy().into_owned();
+    d.add_user("alice").await;
+    let data = d.data.to_string_lossy().into_owned();
+    let auth = ServiceProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_wristband")),
+        &[
+            "serve",
+            "--config",
+            &d.config,
+            "--data-dir",
+            &data,
+            "--listen",
+            "127.0.0.1:0",
+            "--alg",
+            "HS256",
+            "--hs256-secret-file",
+            &secret_file,
+        ],
+    )
+    .await;
+    let login = d.login(&auth, "alice").await;
+    let header = wristband_jose::dangerous::decode_without_verification(&login.at)
+        .unwrap()
+        .header;
+    assert_eq!(header["alg"], "HS256");
+    assert!(
+        jwks_kids(&d.http, &auth).await.is_empty(),
+        "no HS key in the JWKS"
+    );
+
+    let issuer = auth.url("");
+    let bin = example_binary("wristband-verify", "api_service");
+    let api = ServiceProcess::spawn(
+        &bin,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "wristband",
+            "--hs256-secret-file",
+            &secret_file,
+        ],
+    )
+    .await;
+    assert_eq!(d.status_at(&api, &login.at).await, 200);
+    assert_eq!(d.status_at(&api, "eyJhbGciOiJIUzI1NiJ9.e30.x").await, 401);
+
+    // A weak secret stops the server at start-up, without printing the secret.
+    let weak = dir.join("weak.secret");
+    let weak_text = wristband_jose::b64::encode(b"a-string-secret-at-least-256-bits-long");
+    std::fs::write(&weak, &weak_text).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
+        .args(["serve", "--config", &d.config, "--data-dir", &data])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--alg",
+            "HS256",
+            "--hs256-secret-file",
+        ])
+        .arg(&weak)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the server started with a weak secret")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HS256 secret refused"), "{err}");
+    assert!(!err.contains(&weak_text), "{err}");
 }
