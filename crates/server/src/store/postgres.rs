@@ -30,6 +30,33 @@ pub struct PgStore {
     pool: PgPool,
     /// The schema the store lives in, when it was opened with [`PgStore::connect_with_schema`].
     schema: Option<String>,
+    /// The connection that holds (or tries for) the advisory locks of [`Store::try_lead`]:
+    /// a session-level lock lives as long as its connection, so it is kept out of the pool.
+    leader: std::sync::Arc<tokio::sync::Mutex<Option<Leader>>>,
+}
+
+/// A dedicated connection and the leaderships it holds.
+struct Leader {
+    conn: PgConnection,
+    held: Vec<String>,
+}
+
+/// The channel the revocations trigger notifies (migration 0002).
+const REVOCATIONS_CHANNEL: &str = "wristband_revocations";
+
+/// A stable 64-bit advisory-lock key for a leadership name within a schema (FNV-1a).
+fn lock_key(schema: &str, name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "wristband:"
+        .bytes()
+        .chain(schema.bytes())
+        .chain(":".bytes())
+        .chain(name.bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
 }
 
 impl std::fmt::Debug for PgStore {
@@ -130,7 +157,11 @@ impl PgStore {
                 sqlx::migrate::MigrateError::Execute(e) => map_err(e),
                 e => StoreError::Other(Box::new(e)),
             })?;
-        Ok(PgStore { pool, schema })
+        Ok(PgStore {
+            pool,
+            schema,
+            leader: std::sync::Arc::default(),
+        })
     }
 
     /// Drops the schema this store was opened in, with everything in it, and closes the
@@ -946,5 +977,97 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         row.try_get::<Vec<u8>, _>(0).map_err(map_err)
+    }
+
+    async fn try_lead(&self, name: &str) -> StoreResult<bool> {
+        let mut slot = self.leader.lock().await;
+        if slot.is_none() {
+            let conn = self.pool.acquire().await.map_err(map_err)?.detach();
+            *slot = Some(Leader {
+                conn,
+                held: Vec::new(),
+            });
+        }
+        let Some(leader) = slot.as_mut() else {
+            return Ok(false);
+        };
+        let result = if leader.held.iter().any(|h| h == name) {
+            // Still ours as long as the connection lives.
+            sqlx::query("SELECT 1")
+                .execute(&mut leader.conn)
+                .await
+                .map(|_| true)
+        } else {
+            let schema = self.schema.as_deref().unwrap_or("public");
+            sqlx::query("SELECT pg_try_advisory_lock($1)")
+                .bind(lock_key(schema, name))
+                .fetch_one(&mut leader.conn)
+                .await
+                .and_then(|row| row.try_get::<bool, _>(0))
+        };
+        match result {
+            Ok(true) => {
+                if !leader.held.iter().any(|h| h == name) {
+                    tracing::info!(leadership = name, "this instance now leads");
+                    leader.held.push(name.to_owned());
+                }
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                // The connection is gone, and with it any lock it held.
+                *slot = None;
+                Err(map_err(e))
+            }
+        }
+    }
+
+    fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let pool = self.pool.clone();
+        let schema = self.schema.clone().unwrap_or_default();
+        tokio::spawn(async move {
+            loop {
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "revocation notifications: cannot listen; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if let Err(e) = listener.listen(REVOCATIONS_CHANNEL).await {
+                    tracing::warn!(error = %e, "revocation notifications: LISTEN failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(n)) => {
+                            // Another deployment's schema in the same database: not ours.
+                            if !schema.is_empty() && n.payload() != schema {
+                                continue;
+                            }
+                        }
+                        // The connection was lost (and notifications with it): wake the
+                        // feed anyway, and listen again.
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "revocation notifications lost; reconnecting");
+                            break;
+                        }
+                    }
+                    match tx.try_send(()) {
+                        Ok(()) | Err(tokio::sync::mpsc::error::TrySendError::Full(())) => {}
+                        Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return,
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        Some(rx)
     }
 }

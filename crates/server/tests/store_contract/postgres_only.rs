@@ -84,3 +84,86 @@ async fn open_store_accepts_postgres_urls() {
         .await
         .unwrap();
 }
+
+/// Two stores on one schema, as two auth instances: `name`, or `None` (reported) when no
+/// PostgreSQL answers outside CI.
+async fn two_instances(test: &str) -> Option<(PgStore, PgStore, String)> {
+    let url = postgres::url();
+    let schema = postgres::schema_name(test);
+    let a = match PgStore::connect_with_schema(&url, &schema).await {
+        Ok(a) => a,
+        Err(e) => {
+            postgres::not_run(
+                &format!("store_contract::postgres_only::{test}"),
+                &chain(&e),
+            );
+            return None;
+        }
+    };
+    let b = PgStore::connect_with_schema(&url, &schema).await.unwrap();
+    Some((a, b, url))
+}
+
+#[tokio::test]
+async fn one_instance_leads_and_another_takes_over_when_it_dies() {
+    use wristband_server::store::Store;
+    let Some((a, b, _)) = two_instances("leadership").await else {
+        return;
+    };
+    assert!(a.try_lead("key-schedule").await.unwrap());
+    assert!(
+        a.try_lead("key-schedule").await.unwrap(),
+        "leadership is kept"
+    );
+    assert!(
+        !b.try_lead("key-schedule").await.unwrap(),
+        "only one leader"
+    );
+    assert!(
+        b.try_lead("other-work").await.unwrap(),
+        "names are independent"
+    );
+
+    // The leader's process dies: its connections close and the lock goes with them.
+    a.close().await;
+    drop(a);
+    let start = std::time::Instant::now();
+    while !b.try_lead("key-schedule").await.unwrap() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no takeover after the leader died"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    b.drop_schema().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_instance_wakes_the_others_at_once() {
+    use wristband_server::store::{RevocationKind, Store};
+    let Some((a, b, _)) = two_instances("wakeups").await else {
+        return;
+    };
+    let mut wakeups = b.revocation_wakeups().expect("PostgreSQL pushes wake-ups");
+    // Let the listener start, then drain anything it sent while connecting.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    while wakeups.try_recv().is_ok() {}
+
+    let start = std::time::Instant::now();
+    a.add_revocation(RevocationKind::Jti, "jti-1", None, 100, 200)
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(2), wakeups.recv())
+        .await
+        .expect("woken within 2 s")
+        .expect("the channel is open");
+    eprintln!("LISTEN/NOTIFY wake-up after {:?}", start.elapsed());
+    // Nothing more without a new revocation.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), wakeups.recv())
+            .await
+            .is_err()
+    );
+    a.close().await;
+    b.drop_schema().await.unwrap();
+}
