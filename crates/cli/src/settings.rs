@@ -25,7 +25,8 @@ pub(crate) struct StoreArgs {
     /// Directory for the SQLite database and keys [default: ./wristband-data].
     #[arg(long, env = "WRISTBAND_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
-    /// Database URL (sqlite:PATH) instead of the file in the data directory.
+    /// Database URL instead of the SQLite file in the data directory: `sqlite:PATH`, or
+    /// `postgres://USER@HOST/DB` for several auth instances on one PostgreSQL.
     #[arg(long, env = "WRISTBAND_DATABASE")]
     pub(crate) database: Option<String>,
     /// File with the master key that encrypts the signing keys in the store [default:
