@@ -15,13 +15,19 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
-use serde::{Deserialize, Serialize};
-use wristband_jose::{Algorithm, Jwk, Jwks, KeySet, Policy, SigningKey, VerifyingKey};
+use wristband_jose::{Algorithm, Jwk, KeySet, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 use super::seal::MasterKey;
 use super::{audit, DomainError};
+
+mod backup;
+mod ring;
+
 use crate::store::{KeyChange, KeyRecord, KeyState, Store, StoreError};
+pub use backup::{ExportedKey, KeyExport};
+use ring::hs_or_placeholder;
+pub use ring::{KeyRing, PolicyTemplate};
 
 /// Name of the sealed refresh-token HMAC key in the store.
 const REFRESH_SECRET: &str = "refresh-hmac";
@@ -66,83 +72,6 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// The keys in force, rebuilt whenever the stored keys change.
-pub struct KeyRing {
-    signing: Arc<SigningKey>,
-    keyset: KeySet,
-    jwks: Jwks,
-    algorithms: Vec<Algorithm>,
-    policy: Policy,
-    /// (kid, state) of every stored key: tells whether a reload changed anything.
-    fingerprint: Vec<(String, KeyState)>,
-}
-
-impl std::fmt::Debug for KeyRing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing")
-            .field("signing", &self.signing.kid())
-            .field("published", &self.keyset.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl KeyRing {
-    /// The key that signs access tokens.
-    pub fn signing(&self) -> &SigningKey {
-        &self.signing
-    }
-
-    /// The keys that verify our own tokens: every published key.
-    pub fn keyset(&self) -> &KeySet {
-        &self.keyset
-    }
-
-    /// The published JWKS: public keys only (empty in HS256 mode).
-    pub fn jwks(&self) -> &Jwks {
-        &self.jwks
-    }
-
-    /// The algorithms of the published keys.
-    pub fn algorithms(&self) -> &[Algorithm] {
-        &self.algorithms
-    }
-
-    /// The policy that verifies our own tokens: these keys' algorithms.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-}
-
-/// What every ring's [`Policy`] is built from.
-#[derive(Debug, Clone)]
-pub struct PolicyTemplate {
-    /// Our issuer.
-    pub issuer: String,
-    /// Our audience.
-    pub audience: String,
-    /// Longest access-token lifetime.
-    pub max_lifetime: Duration,
-}
-
-impl PolicyTemplate {
-    /// A policy for these algorithms, accepting `audiences` (default: ours).
-    pub fn build(
-        &self,
-        algorithms: &[Algorithm],
-        audiences: Option<Vec<String>>,
-    ) -> Result<Policy, DomainError> {
-        let mut b = Policy::builder(self.issuer.clone(), self.audience.clone());
-        if let Some(a) = audiences {
-            b = b.audiences(a);
-        }
-        b.algorithms(algorithms)
-            .leeway(Duration::from_secs(5))
-            .max_lifetime(self.max_lifetime)
-            .build()
-            .map_err(internal)
-    }
-}
-
 /// Something that happened to a key, for the audit log and the CLI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEvent {
@@ -174,36 +103,7 @@ impl KeyEvent {
     }
 }
 
-/// A backup of the stored keys. Private keys stay sealed under the master key: restoring
-/// needs the same master key.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyExport {
-    /// Format version, 1.
-    pub version: u32,
-    /// The keys that still have a private half.
-    pub keys: Vec<ExportedKey>,
-}
-
-/// One key in a [`KeyExport`].
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportedKey {
-    /// Key id.
-    pub kid: String,
-    /// Algorithm.
-    pub alg: String,
-    /// State at export.
-    pub state: String,
-    /// Sealed private key, base64url.
-    pub sealed_private_key: String,
-    /// Public JWK.
-    pub public_jwk: serde_json::Value,
-    /// Creation time.
-    pub created_at: i64,
-}
-
-enum Mode {
+pub(crate) enum Mode {
     /// Keys in the store, sealed under the master key.
     Stored,
     /// One HS256 secret from outside the store.
@@ -738,111 +638,6 @@ impl KeyManager {
         self.reload().await?;
         Ok(events)
     }
-
-    /// A backup of every key that still has a private half, sealed as stored.
-    pub async fn export(&self) -> Result<KeyExport, DomainError> {
-        let rows = self.store.list_keys().await?;
-        let keys = rows
-            .into_iter()
-            .filter_map(|r| {
-                let sealed = r.private_key?;
-                Some(ExportedKey {
-                    sealed_private_key: wristband_jose::b64::encode(sealed),
-                    public_jwk: serde_json::from_str(&r.public_jwk).ok()?,
-                    kid: r.kid,
-                    alg: r.alg,
-                    state: r.state.as_str().to_owned(),
-                    created_at: r.created_at,
-                })
-            })
-            .collect();
-        Ok(KeyExport { version: 1, keys })
-    }
-
-    /// Restores keys from a backup made with the same master key. Keys already in the store
-    /// are skipped; an imported key that would be a second current or next key is imported
-    /// as retired. Returns the kids imported.
-    pub async fn import(&self, backup: &KeyExport, now: i64) -> Result<Vec<String>, DomainError> {
-        self.require_stored()?;
-        if backup.version != 1 {
-            return Err(DomainError::InvalidRequest(format!(
-                "unknown backup version {}",
-                backup.version
-            )));
-        }
-        let existing: Vec<KeyRecord> = self.store.list_keys().await?;
-        let mut imported = Vec::new();
-        for k in &backup.keys {
-            if existing.iter().any(|r| r.kid == k.kid) {
-                continue;
-            }
-            let sealed = wristband_jose::b64::decode(&k.sealed_private_key).map_err(|_| {
-                DomainError::InvalidRequest(format!("key {}: bad sealed key", k.kid))
-            })?;
-            let record = KeyRecord {
-                kid: k.kid.clone(),
-                alg: k.alg.clone(),
-                state: KeyState::parse(&k.state).unwrap_or(KeyState::Retired),
-                private_key: Some(sealed),
-                public_jwk: k.public_jwk.to_string(),
-                created_at: k.created_at,
-                activates_at: Some(now),
-                activated_at: Some(now),
-                retired_at: None,
-                removes_at: None,
-                revoked_at: None,
-            };
-            // Refuse anything the master key cannot open or whose id does not match.
-            self.open_key(&record).map_err(|_| {
-                DomainError::InvalidRequest(format!(
-                    "key {}: cannot be opened with this master key",
-                    k.kid
-                ))
-            })?;
-            let mut r = record;
-            if !r.state.is_published() {
-                continue;
-            }
-            let taken = existing.iter().any(|e| e.state == r.state)
-                && matches!(r.state, KeyState::Current | KeyState::Next);
-            if taken || r.state == KeyState::Retired {
-                r.state = KeyState::Retired;
-                r.retired_at = Some(now);
-                r.removes_at = Some(now.saturating_add(secs(self.schedule.retire_for)));
-            }
-            self.store.insert_key(&r).await?;
-            audit!("key_imported", kid = %r.kid, alg = %r.alg, state = r.state.as_str());
-            imported.push(r.kid.clone());
-        }
-        self.reload().await?;
-        Ok(imported)
-    }
-}
-
-/// In HS256 mode the ring is the secret and never changes. In stored mode this is a
-/// placeholder (a throw-away key, with a fingerprint no store can have) that
-/// [`KeyManager::open`] replaces with the stored keys before it returns.
-fn hs_or_placeholder(mode: &Mode, template: &PolicyTemplate) -> Result<KeyRing, DomainError> {
-    let (signing, published) = match mode {
-        Mode::Hs256(k) => (Arc::clone(k), true),
-        Mode::Stored => (
-            Arc::new(SigningKey::generate(Algorithm::EdDSA).map_err(internal)?),
-            false,
-        ),
-    };
-    let keyset = if published {
-        KeySet::from_keys([signing.verifying_key().clone()]).map_err(internal)?
-    } else {
-        KeySet::from_keys(Vec::<VerifyingKey>::new()).map_err(internal)?
-    };
-    Ok(KeyRing {
-        jwks: keyset.to_public_jwks(),
-        policy: template.build(&[signing.algorithm()], None)?,
-        algorithms: vec![signing.algorithm()],
-        signing,
-        keyset,
-        fingerprint: vec![(String::new(), KeyState::Removed)],
-    })
 }
 
 /// Seals a new key into a record.
