@@ -1,4 +1,4 @@
-//! Password policy and Argon2id hashing on a bounded blocking pool.
+//! Password policy and Argon2id hashing on a fixed pool of threads.
 
 use std::sync::{mpsc, Arc, Mutex};
 
