@@ -1,7 +1,9 @@
 //! `cargo bench -p wristband-server --bench password`
 //!
 //! The cost of one Argon2id password check with the default parameters (m=19456 KiB, t=2,
-//! p=1): the figure that bounds login throughput at about cores / this time.
+//! p=1): the figure that bounds login throughput at about cores / this time. Measured alone,
+//! on every core at once, and on every core at once into reused memory (as the server
+//! checks passwords).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -41,6 +43,36 @@ fn argon2_verify(c: &mut Criterion) {
             });
         });
     });
+    // What the server runs: the same pair of hashes, each into a reused block buffer (no
+    // allocation or page faults per check), as `Passwords` does with its pooled memory.
+    let params = argon.params().clone();
+    let salt_bytes = b"0123456789abcdef";
+    let mut buffers: Vec<Vec<argon2::Block>> = (0..threads)
+        .map(|_| vec![argon2::Block::default(); params.block_count()])
+        .collect();
+    g.bench_function(
+        format!("verify_default_params_x{threads}_parallel_pooled_memory"),
+        |b| {
+            b.iter(|| {
+                std::thread::scope(|s| {
+                    for blocks in &mut buffers {
+                        let argon = &argon;
+                        s.spawn(move || {
+                            let mut out = [0u8; 32];
+                            argon
+                                .hash_password_into_with_memory(
+                                    b"bench passphrase for load tests",
+                                    salt_bytes,
+                                    &mut out,
+                                    &mut blocks[..],
+                                )
+                                .unwrap();
+                        });
+                    }
+                });
+            });
+        },
+    );
     g.finish();
 }
 

@@ -331,7 +331,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<TokenPair, DomainError> {
         let now = self.now();
-        let throttle = throttle::Keys::new(username, client.ip.as_deref());
+        let mut throttle = throttle::Keys::new(username, client.ip.as_deref());
         if let Some(retry_after) = throttle.blocked(self, now).await? {
             self.metrics.login("throttled");
             audit!("login_throttled", ip = client.ip.as_deref(), retry_after);

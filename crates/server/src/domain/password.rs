@@ -1,10 +1,10 @@
-//! Password policy and Argon2id hashing on a bounded blocking pool.
+//! Password policy and Argon2id hashing on a fixed pool of threads.
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use wristband_jose::SecretString;
 
 use super::DomainError;
@@ -47,13 +47,54 @@ pub struct Verdict {
     pub needs_rehash: bool,
 }
 
-/// Argon2id hashing, run on tokio's blocking pool behind a semaphore so that a login flood
-/// queues here instead of starving the threads that verify tokens.
+/// A unit of hashing work for the pool.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads, one per permitted concurrent hash, taking jobs from one queue.
+/// A thread that finishes a hash starts the next queued one at once, without a round trip
+/// through the async runtime. The threads end when the last [`Passwords`] clone is dropped.
+struct HashPool {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl HashPool {
+    fn new(threads: usize) -> Result<Self, DomainError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("wristband-hash-{i}"))
+                .spawn(move || loop {
+                    // The guard is a temporary: the queue is unlocked while the job runs.
+                    let job = match rx.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    // A panicking job drops its reply channel (the caller sees an error);
+                    // the thread lives on.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                })
+                .map_err(internal)?;
+        }
+        Ok(HashPool { jobs: tx })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), DomainError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| internal("hash threads gone"))
+    }
+}
+
+/// Argon2id hashing on a fixed pool of threads (one per core by default), so that a login
+/// flood queues here instead of starving the threads that verify tokens.
 #[derive(Clone)]
 pub struct Passwords {
     argon: Argon2<'static>,
     params: Params,
-    permits: Arc<Semaphore>,
+    pool: Arc<HashPool>,
     /// A hash of a random password, checked for unknown users so that they cost the same.
     dummy_hash: Arc<str>,
     /// Argon2 working memory (m KiB each), reused across checks: allocating and faulting in
@@ -95,7 +136,7 @@ impl Passwords {
         Ok(Passwords {
             argon,
             params,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            pool: Arc::new(HashPool::new(concurrency)?),
             dummy_hash: dummy_hash.into(),
             blocks: Arc::new(std::sync::Mutex::new(Vec::new())),
         })
@@ -162,12 +203,19 @@ impl Passwords {
         .await
     }
 
+    /// Queues `f` on the hashing threads and waits for its result. A job whose caller has
+    /// gone (the client disconnected while it was queued) is dropped without hashing.
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, DomainError> {
-        let _permit = self.permits.acquire().await.map_err(internal)?;
-        tokio::task::spawn_blocking(f).await.map_err(internal)
+        let (tx, rx) = oneshot::channel();
+        self.pool.submit(Box::new(move || {
+            if !tx.is_closed() {
+                let _ = tx.send(f());
+            }
+        }))?;
+        rx.await.map_err(internal)
     }
 }
 

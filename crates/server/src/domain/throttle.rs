@@ -10,6 +10,9 @@ use crate::store::ThrottleRecord;
 
 pub(super) struct Keys {
     keys: Vec<(String, u32)>,
+    /// Whether the (account, IP) key had failures when [`Keys::blocked`] read it: a
+    /// success has nothing to forget otherwise.
+    pair_failures: bool,
 }
 
 /// The delay, in seconds, that `failures` failures earn.
@@ -24,15 +27,15 @@ fn delay(failures: i64, free: u32, max_delay: u64) -> u64 {
 
 impl Keys {
     pub(super) fn new(username: &str, ip: Option<&str>) -> Self {
+        let account = username.to_lowercase();
+        let ip = ip.unwrap_or("-");
         Keys {
             keys: vec![
-                (format!("acct:{}", username.to_lowercase()), 0),
-                (
-                    format!("pair:{}|{}", username.to_lowercase(), ip.unwrap_or("-")),
-                    1,
-                ),
-                (format!("ip:{}", ip.unwrap_or("-")), 2),
+                (format!("acct:{account}"), 0),
+                (format!("pair:{account}|{ip}"), 1),
+                (format!("ip:{ip}"), 2),
             ],
+            pair_failures: true,
         }
     }
 
@@ -56,17 +59,24 @@ impl Keys {
             .saturating_add(i64::try_from(d).unwrap_or(i64::MAX))
     }
 
-    /// Seconds to wait, if any key is blocked now.
+    /// Seconds to wait, if any key is blocked now. Reads every key in one store call.
     pub(super) async fn blocked(
-        &self,
+        &mut self,
         service: &AuthService,
         now: i64,
     ) -> Result<Option<u64>, DomainError> {
-        let mut until = 0;
-        for (key, kind) in &self.keys {
-            let r = service.store.throttle(key).await?;
-            until = until.max(Self::blocked_until(service, *kind, &r, now));
+        let keys: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
+        let records = service.store.throttles(&keys).await?;
+        if records.len() != self.keys.len() {
+            return Err(DomainError::Internal(
+                "throttle read returned the wrong number of keys".into(),
+            ));
         }
+        let mut until = 0;
+        for ((_, kind), r) in self.keys.iter().zip(&records) {
+            until = until.max(Self::blocked_until(service, *kind, r, now));
+        }
+        self.pair_failures = records.get(1).is_some_and(|r| r.failures > 0);
         Ok((until > now).then(|| u64::try_from(until - now).unwrap_or(u64::MAX)))
     }
 
@@ -83,9 +93,13 @@ impl Keys {
     }
 
     /// A success forgets this account's failures from this address only: failures from
-    /// elsewhere (an attack in progress) keep counting.
+    /// elsewhere (an attack in progress) keep counting. When the read in [`Keys::blocked`]
+    /// found none, there is nothing to delete and the write is skipped: a failure recorded
+    /// since then counts as one made after this success.
     pub(super) async fn clear_on_success(&self, service: &AuthService) -> Result<(), DomainError> {
-        service.store.clear_throttle(&self.keys[1].0).await?;
+        if self.pair_failures {
+            service.store.clear_throttle(&self.keys[1].0).await?;
+        }
         Ok(())
     }
 }

@@ -344,6 +344,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Throttle state for a key.
     async fn throttle(&self, key: &str) -> StoreResult<ThrottleRecord>;
+    /// Throttle state for several keys, in the order given: one round trip where the store
+    /// allows it (every login reads three keys).
+    async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.throttle(key).await?);
+        }
+        Ok(out)
+    }
     /// Atomically counts one failure for a key, starting a new window when the current one
     /// is older than `window_secs`, and returns the new state.
     async fn record_failure(

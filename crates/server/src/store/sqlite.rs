@@ -508,6 +508,33 @@ impl Store for SqliteStore {
             .map_err(map_err)
     }
 
+    async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = String::from(
+            "SELECT key, failures, window_start, last_failure FROM login_throttle WHERE key IN (",
+        );
+        for i in 0..keys.len() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+        }
+        sql.push(')');
+        let mut query = sqlx::query(&sql);
+        for key in keys {
+            query = query.bind(*key);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
+        let mut out = vec![ThrottleRecord::default(); keys.len()];
+        for row in &rows {
+            let key: &str = row.try_get("key").map_err(map_err)?;
+            let record = throttle_from_row(row).map_err(map_err)?;
+            for (slot, _) in out.iter_mut().zip(keys).filter(|(_, k)| **k == key) {
+                *slot = record;
+            }
+        }
+        Ok(out)
+    }
+
     async fn record_failure(
         &self,
         key: &str,

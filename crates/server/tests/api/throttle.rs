@@ -123,3 +123,53 @@ async fn an_attacker_elsewhere_cannot_lock_the_user_out() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_success_forgets_the_failures_from_its_own_address_only() {
+    let t = TestApp::spawn().await;
+    t.add_user("dave", "user").await;
+    let svc = &t.app;
+    let wrong = || SecretString::new("guess-guess-guess".into());
+    let right = || SecretString::new(PASSWORD.into());
+    let home = from("192.0.2.44");
+    let elsewhere = from("198.51.100.44");
+
+    // A success with nothing to forget, then four failures from home (five are free).
+    svc.login("dave", right(), &home).await.unwrap();
+    for _ in 0..4 {
+        assert!(matches!(
+            svc.login("dave", wrong(), &home).await,
+            Err(DomainError::InvalidCredentials)
+        ));
+    }
+    // Four failures from elsewhere too.
+    for _ in 0..4 {
+        assert!(matches!(
+            svc.login("dave", wrong(), &elsewhere).await,
+            Err(DomainError::InvalidCredentials)
+        ));
+    }
+    // Success from home forgets home's four: five more failures there are free again.
+    svc.login("dave", right(), &home).await.unwrap();
+    for i in 0..5 {
+        assert!(
+            matches!(
+                svc.login("dave", wrong(), &home).await,
+                Err(DomainError::InvalidCredentials)
+            ),
+            "failure {i} after the success must still be free"
+        );
+    }
+    svc.login("dave", right(), &home).await.unwrap();
+    // Elsewhere's four still count: two more failures there earn a delay.
+    for _ in 0..2 {
+        assert!(matches!(
+            svc.login("dave", wrong(), &elsewhere).await,
+            Err(DomainError::InvalidCredentials)
+        ));
+    }
+    assert!(matches!(
+        svc.login("dave", right(), &elsewhere).await,
+        Err(DomainError::Throttled { retry_after: 1 })
+    ));
+}
