@@ -613,6 +613,27 @@ impl Store for PgStore {
         .map_err(map_err)
     }
 
+    async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>> {
+        let wanted: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        let rows = sqlx::query(
+            "SELECT key, failures, window_start, last_failure FROM login_throttle \
+             WHERE key = ANY($1)",
+        )
+        .bind(&wanted)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut out = vec![ThrottleRecord::default(); keys.len()];
+        for row in &rows {
+            let key: &str = row.try_get("key").map_err(map_err)?;
+            let record = throttle_from_row(row).map_err(map_err)?;
+            for (slot, _) in out.iter_mut().zip(keys).filter(|(_, k)| **k == key) {
+                *slot = record;
+            }
+        }
+        Ok(out)
+    }
+
     async fn throttle(&self, key: &str) -> StoreResult<ThrottleRecord> {
         let row = sqlx::query(
             "SELECT failures, window_start, last_failure FROM login_throttle WHERE key = $1",

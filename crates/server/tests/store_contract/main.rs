@@ -67,6 +67,7 @@ contract! {
     sessions::sessions_user_sessions_order_and_liveness,
     throttle::throttle_counts_and_resets,
     throttle::throttle_clear,
+    throttle::throttle_reads_several_keys_at_once,
     revocations::revocations_feed_cursor_limit_expiry,
     revocations::revocations_ids_survive_prune,
     revocations::revocations_is_revoked,

@@ -167,3 +167,26 @@ async fn a_revocation_on_one_instance_wakes_the_others_at_once() {
     a.close().await;
     b.drop_schema().await.unwrap();
 }
+
+/// Managed PostgreSQL services require TLS: the store speaks it (`sslmode=require`).
+#[tokio::test]
+async fn postgres_over_tls() {
+    use wristband_server::store::Store;
+    let url = postgres::url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let schema = postgres::schema_name("tls");
+    let store =
+        match PgStore::connect_with_schema(&format!("{url}{sep}sslmode=require"), &schema).await {
+            Ok(s) => s,
+            Err(e) if !postgres::required() => {
+                postgres::not_run(
+                    "store_contract::postgres_only::postgres_over_tls",
+                    &chain(&e),
+                );
+                return;
+            }
+            Err(e) => panic!("TLS connection refused: {}", chain(&e)),
+        };
+    store.ping().await.unwrap();
+    store.drop_schema().await.unwrap();
+}

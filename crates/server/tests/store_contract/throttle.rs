@@ -75,3 +75,24 @@ pub async fn throttle_clear(store: Arc<dyn Store>) {
         rec(1, 102, 102)
     );
 }
+
+pub async fn throttle_reads_several_keys_at_once(store: Arc<dyn Store>) {
+    store.record_failure("acct:bob", 100, 60).await.unwrap();
+    store.record_failure("acct:bob", 101, 60).await.unwrap();
+    store.record_failure("ip:10.0.0.1", 102, 60).await.unwrap();
+    let got = store
+        .throttles(&["pair:bob|10.0.0.1", "acct:bob", "ip:10.0.0.1", "acct:bob"])
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            ThrottleRecord::default(),
+            rec(2, 100, 101),
+            rec(1, 102, 102),
+            rec(2, 100, 101),
+        ],
+        "in the order asked, unknown keys empty, repeats answered"
+    );
+    assert!(store.throttles(&[]).await.unwrap().is_empty());
+}
