@@ -12,6 +12,8 @@
 //! - [`http`]: a small HTTP client for black-box requests.
 //! - [`postgres`]: the PostgreSQL test server, per-test schema names, and what a test
 //!   does when no server answers.
+//! - [`TcpProxy`]: a TCP proxy that spreads connections over several backends and can
+//!   cut and restore them, to put a load balancer or a failing network in a test.
 //! - [`process`]: runs an example binary (such as `api_service`) as a child process and
 //!   reads the address it listens on.
 //!
@@ -28,8 +30,10 @@ mod minter;
 pub mod mock_auth;
 pub mod postgres;
 pub mod process;
+mod proxy;
 
 pub use canary::Canary;
 pub use jwks_server::{JwksServer, Mode};
 pub use minter::Minter;
 pub use mock_auth::MockAuth;
+pub use proxy::TcpProxy;

@@ -161,6 +161,15 @@ impl ServiceProcess {
         self.stderr.lock().unwrap().iter().cloned().collect()
     }
 
+    /// Kills the process at once (SIGKILL on Unix: no shutdown code runs) and waits for it.
+    pub async fn kill(mut self) -> std::process::ExitStatus {
+        self.child.start_kill().expect("kill the service process");
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("process exits after SIGKILL")
+            .expect("wait")
+    }
+
     /// Sends SIGTERM (on Unix; kills elsewhere) and waits for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         #[cfg(unix)]

@@ -9,5 +9,6 @@
 
 mod keys;
 mod revocation;
+mod scale_out;
 mod service;
 mod tokens;
