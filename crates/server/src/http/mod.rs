@@ -30,8 +30,12 @@ mod oauth;
 
 /// How often expired revocation records and opaque tokens are dropped.
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-/// How often the server runs the key schedule and reloads keys changed elsewhere.
+/// How often the server runs the key schedule.
 pub const KEY_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often the server reloads keys changed elsewhere (the CLI, other instances). Shorter
+/// than the feed's poll, so that after an emergency revocation made elsewhere this
+/// instance has stopped signing with the key before verifiers start refusing it.
+pub const KEY_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -308,12 +312,19 @@ impl App {
             let service = Arc::clone(&service);
             let mut stopping = service.stopping();
             tokio::spawn(async move {
+                let mut last_sync = tokio::time::Instant::now();
                 loop {
                     tokio::select! {
-                        _ = tokio::time::sleep(KEY_SYNC_EVERY) => {}
+                        _ = tokio::time::sleep(KEY_RELOAD_EVERY) => {}
                         _ = stopping.changed() => return,
                     }
-                    if let Err(e) = service.sync_keys().await {
+                    let result = if last_sync.elapsed() >= KEY_SYNC_EVERY {
+                        last_sync = tokio::time::Instant::now();
+                        service.sync_keys().await.map(|_| ())
+                    } else {
+                        service.keys().reload().await.map(|_| ())
+                    };
+                    if let Err(e) = result {
                         tracing::warn!(error = %e, "key sync failed");
                     }
                 }
@@ -326,6 +337,10 @@ impl App {
             let service = Arc::clone(&service);
             tokio::spawn(async move {
                 while rx.recv().await.is_some() {
+                    // The revocation may be a signing key's: stop signing with it now.
+                    if let Err(e) = service.keys().reload().await {
+                        tracing::warn!(error = %e, "key reload failed");
+                    }
                     service.feed_changed();
                 }
             })
