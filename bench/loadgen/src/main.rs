@@ -9,6 +9,11 @@
 //! - `login`: repeated logins with one user's correct password.
 //! - `fanout`: the time from a revoke call until every API service refuses the token (see
 //!   [`fanout`]; `--connections`, `--duration` and `--requests` do not apply).
+//! - `rotating`: `GET /resource` round-robin over several API services with tokens that a
+//!   background session refresh keeps fresh, while keys rotate (see [`rotation`];
+//!   `--requests` does not apply).
+//! - `kid-revoke`: the time from an emergency key revocation until every API service
+//!   refuses the key's tokens (see [`rotation`]; only `--label` applies).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -26,6 +31,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 mod fanout;
+mod rotation;
 
 #[derive(Parser)]
 #[command(about = "Closed-loop HTTP load generator for Wristband benchmarks")]
@@ -82,6 +88,10 @@ enum Scenario {
     },
     /// Time from revocation to rejection at every API service.
     Fanout(fanout::FanoutArgs),
+    /// GET /resource over several API services while keys rotate.
+    Rotating(rotation::RotatingArgs),
+    /// Time from an emergency key revocation to rejection at every API service.
+    KidRevoke(rotation::KidRevokeArgs),
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -192,7 +202,9 @@ async fn worker(
                 refresh_token = Some(field(&body, "refresh_token")?);
                 true
             }
-            Scenario::Fanout(_) => bail!("fanout is not a closed-loop scenario"),
+            Scenario::Fanout(_) | Scenario::Rotating(_) | Scenario::KidRevoke(_) => {
+                bail!("not a scenario of the generic loop")
+            }
         };
         let us = u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX);
         out.latencies_us.push(us);
@@ -224,6 +236,13 @@ async fn main() -> Result<()> {
         .build_http();
     if let Scenario::Fanout(a) = args.scenario {
         return fanout::run(client, a, &args.label).await;
+    }
+    if let Scenario::Rotating(a) = args.scenario {
+        let duration = Duration::from_secs(args.duration);
+        return rotation::run_rotating(client, a, args.connections, duration, &args.label).await;
+    }
+    if let Scenario::KidRevoke(a) = args.scenario {
+        return rotation::run_kid_revoke(client, a, &args.label).await;
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
