@@ -601,8 +601,9 @@ async fn readyz_follows_the_database_and_recovers_without_a_restart() {
     assert_eq!(
         r.status,
         503,
-        "login while the database is away: {}",
-        r.text()
+        "login while the database is away: {}\nlogs of D:\n{}",
+        r.text(),
+        dd.logs().join("\n")
     );
     assert!(r.json()["error"].is_string(), "{}", r.text());
     // The other instances do not depend on D's cable.

@@ -71,10 +71,14 @@ impl std::fmt::Debug for PgStore {
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        // A protocol error is a conversation with the server that broke off (for example a
+        // connection cut while it negotiates TLS): like an I/O error, the database cannot be
+        // reached right now.
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
         sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_code) => {
             StoreError::Unavailable(Box::new(e))
