@@ -127,11 +127,7 @@ async fn with_store<T>(
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(f)
+    crate::settings::current_thread_runtime()?.block_on(f)
 }
 
 /// Runs a client command.

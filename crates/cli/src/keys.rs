@@ -20,7 +20,7 @@ use wristband_server::store::KeyState;
 
 use crate::args::AlgArg;
 use crate::keyfile::write_new_file;
-use crate::settings::{init_logging, StoreArgs};
+use crate::settings::{current_thread_runtime, init_logging, StoreArgs};
 use crate::Outcome;
 
 /// The private key of an asymmetric pair, PKCS#8 PEM.
@@ -221,10 +221,7 @@ where
 {
     let config = store.load(Overrides::default())?;
     init_logging();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = current_thread_runtime()?;
     rt.block_on(async {
         let db = open_store(&config).await.context("opening the store")?;
         let (keys, events) = open_keys(&config, db, now())

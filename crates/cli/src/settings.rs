@@ -148,6 +148,14 @@ pub(crate) fn init_logging() {
         .try_init();
 }
 
+/// A single-threaded tokio runtime for the commands that run once against the store.
+pub(crate) fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// A multi-threaded tokio runtime for the commands that serve.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

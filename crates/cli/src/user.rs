@@ -11,7 +11,7 @@ use wristband_server::config::Overrides;
 use wristband_server::domain::{users, Passwords, RecordLifetime};
 use wristband_server::http::open_store;
 
-use crate::settings::{init_logging, StoreArgs};
+use crate::settings::{current_thread_runtime, init_logging, StoreArgs};
 use crate::Outcome;
 
 /// User commands.
@@ -96,10 +96,7 @@ fn now() -> i64 {
 pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let config = args.store.load(Overrides::default())?;
     init_logging();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = current_thread_runtime()?;
     rt.block_on(async {
         let store = open_store(&config).await.context("opening the store")?;
         let store = &*store;

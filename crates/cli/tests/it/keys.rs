@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use wristband_testkit::http::Client;
-use wristband_testkit::process::{example_binary, ServiceProcess};
+use wristband_testkit::process::ServiceProcess;
 
-use crate::revocation::{api_service, Deployment, PROPAGATION};
+use crate::revocation::{api_service, api_service_for, Deployment, PROPAGATION};
 
 fn kid_of(token: &str) -> String {
     wristband_jose::dangerous::decode_without_verification(token)
@@ -150,26 +150,10 @@ async fn keys_rotate_twice_under_load_through_three_verifiers_with_zero_failures
     );
     d.add_user("alice").await;
     let auth = d.serve("127.0.0.1:0").await;
-    let bin = example_binary("wristband-verify", "api_service");
     let issuer = auth.url("");
     let mut apis = Vec::new();
     for _ in 0..3 {
-        apis.push(
-            ServiceProcess::spawn(
-                &bin,
-                &[
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--issuer",
-                    &issuer,
-                    "--audience",
-                    "wristband",
-                    "--refetch-cooldown",
-                    "1",
-                ],
-            )
-            .await,
-        );
+        apis.push(api_service_for(&issuer, None, &["--refetch-cooldown", "1"]).await);
     }
     let api_urls: Vec<String> = apis.iter().map(|a| a.url("/resource")).collect();
 
@@ -367,22 +351,7 @@ async fn hs256_mode_end_to_end_with_the_shared_secret() {
         "no HS key in the JWKS"
     );
 
-    let issuer = auth.url("");
-    let bin = example_binary("wristband-verify", "api_service");
-    let api = ServiceProcess::spawn(
-        &bin,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--issuer",
-            &issuer,
-            "--audience",
-            "wristband",
-            "--hs256-secret-file",
-            &secret_file,
-        ],
-    )
-    .await;
+    let api = api_service_for(&auth.url(""), None, &["--hs256-secret-file", &secret_file]).await;
     assert_eq!(d.status_at(&api, &login.at).await, 200);
     assert_eq!(d.status_at(&api, "eyJhbGciOiJIUzI1NiJ9.e30.x").await, 401);
 

@@ -287,20 +287,28 @@ pub(crate) async fn api_service(
     rs: &ClientCreds,
     extra: &[&str],
 ) -> ServiceProcess {
+    api_service_for(&auth.url(""), Some(rs), extra).await
+}
+
+/// An `api_service` for tokens of `issuer`: following its feed with `rs`'s credentials,
+/// or (without them) verifying with the keys alone.
+pub(crate) async fn api_service_for(
+    issuer: &str,
+    rs: Option<&ClientCreds>,
+    extra: &[&str],
+) -> ServiceProcess {
     let bin = example_binary("wristband-verify", "api_service");
-    let issuer = auth.url("");
     let mut args = vec![
         "--listen",
         "127.0.0.1:0",
         "--issuer",
-        &issuer,
+        issuer,
         "--audience",
         "wristband",
-        "--client-id",
-        &rs.id,
-        "--client-secret",
-        &rs.secret,
     ];
+    if let Some(rs) = rs {
+        args.extend_from_slice(&["--client-id", &rs.id, "--client-secret", &rs.secret]);
+    }
     args.extend_from_slice(extra);
     ServiceProcess::spawn(&bin, &args).await
 }

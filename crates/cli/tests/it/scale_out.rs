@@ -23,7 +23,7 @@ use wristband_server::domain::MasterKey;
 use wristband_server::store::{PgStore, Store};
 use wristband_testkit::http::{Client, TestResponse};
 use wristband_testkit::postgres;
-use wristband_testkit::process::{example_binary, ServiceProcess};
+use wristband_testkit::process::ServiceProcess;
 use wristband_testkit::TcpProxy;
 
 use crate::revocation::{ClientCreds, Deployment, Login, PROPAGATION};
@@ -77,7 +77,6 @@ struct Cluster {
     d: Deployment,
     lb: TcpProxy,
     instances: Vec<Option<ServiceProcess>>,
-    api_bin: std::path::PathBuf,
 }
 
 impl Cluster {
@@ -105,7 +104,6 @@ impl Cluster {
             d,
             lb,
             instances: vec![Some(a), Some(b), Some(c)],
-            api_bin: example_binary("wristband-verify", "api_service"),
         })
     }
 
@@ -120,24 +118,7 @@ impl Cluster {
 
     /// An `api_service` for the shared issuer, following the feed with `rs`'s credentials.
     async fn api_service(&self, rs: &ClientCreds) -> ServiceProcess {
-        let bin = &self.api_bin;
-        let issuer = self.issuer();
-        ServiceProcess::spawn(
-            bin,
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--issuer",
-                &issuer,
-                "--audience",
-                "wristband",
-                "--client-id",
-                &rs.id,
-                "--client-secret",
-                &rs.secret,
-            ],
-        )
-        .await
+        crate::revocation::api_service_for(&self.issuer(), Some(rs), &[]).await
     }
 
     async fn finish(mut self) {
