@@ -3,6 +3,7 @@
 //! The API Service: an HTTP API that verifies every bearer token locally.
 //!
 //! - `GET /resource`: 200 with the verified `sub`, `role` and claims;
+//! - `POST /resource`: the same check for a state-changing request (200 with the `sub`);
 //! - `GET /admin`: 200 for the role `admin`, 403 otherwise;
 //! - `GET /health`: 200 without a token;
 //! - `GET /metrics`: Prometheus text, with `wristband_verifier_revocation_staleness_seconds`
@@ -23,6 +24,12 @@
 //! (under 32 bytes, a well-known value, low entropy) stops the start-up with an error. The bound address is printed on stdout as `listening on ADDR`
 //! (so `--listen 127.0.0.1:0` works); logs go to stderr (`RUST_LOG` sets the level).
 //! SIGINT and SIGTERM shut the service down gracefully.
+//!
+//! With `--access-cookie` (for a service on the auth service's site, or behind a gateway
+//! that forwards its cookies), a request without `Authorization: Bearer` may carry the
+//! token in the `__Host-wb_at` cookie; a state-changing one then needs `X-CSRF-Token`
+//! equal to the `__Host-wb_csrf` cookie and no cross-site `Sec-Fetch-Site`, or it is
+//! refused with 403 `csrf_failed`.
 
 #![allow(clippy::print_stdout)]
 
@@ -33,7 +40,7 @@ use anyhow::Context;
 use clap::Parser;
 use wristband_jose::SecretString;
 use wristband_verify::example::{api_service_router, shutdown_signal};
-use wristband_verify::{Hs256Secret, StalenessPolicy, Verifier};
+use wristband_verify::{CookieSource, Hs256Secret, StalenessPolicy, Verifier};
 
 /// The environment variable holding a base64url HS256 secret.
 const HS256_SECRET_ENV: &str = "WRISTBAND_HS256_SECRET";
@@ -79,6 +86,11 @@ struct Args {
     /// tokens between heartbeats of a healthy feed; a warning is logged for them.
     #[arg(long, default_value_t = 60)]
     max_staleness: u64,
+    /// Also accept the access token from the `__Host-wb_at` cookie when no bearer header is
+    /// sent, with the CSRF rule (`X-CSRF-Token` equal to the `__Host-wb_csrf` cookie) on
+    /// state-changing requests. Off by default: cookies are ignored.
+    #[arg(long)]
+    access_cookie: bool,
 }
 
 #[tokio::main]
@@ -132,6 +144,9 @@ async fn main() -> anyhow::Result<()> {
                  feed will count as stale between heartbeats"
             );
         }
+    }
+    if args.access_cookie {
+        builder = builder.access_cookie(CookieSource::default());
     }
     let verifier = builder
         .build()

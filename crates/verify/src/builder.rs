@@ -11,6 +11,7 @@ use wristband_jose::{
 };
 
 use crate::cache::{TokenCache, DEFAULT_CACHE_CAPACITY};
+use crate::cookie::CookieSource;
 use crate::error::{Realm, VerifyError};
 use crate::feed::{
     AuthHttp, ClientAuth, FeedEndpoints, FeedError, FeedOptions, FeedRevocations, KidHook,
@@ -96,6 +97,7 @@ pub struct VerifierBuilder {
     feed: FeedOptions,
     introspection_ttl: Duration,
     introspection_capacity: usize,
+    cookies: Option<CookieSource>,
 }
 
 impl VerifierBuilder {
@@ -114,6 +116,7 @@ impl VerifierBuilder {
             feed: FeedOptions::default(),
             introspection_ttl: DEFAULT_INTROSPECTION_TTL,
             introspection_capacity: DEFAULT_INTROSPECTION_CAPACITY,
+            cookies: None,
         }
     }
 
@@ -260,6 +263,22 @@ impl VerifierBuilder {
     /// How many verified tokens to cache; 0 turns the cache off. Default 10 000.
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
+        self
+    }
+
+    /// Also accepts the access token from a cookie (`CookieSource::default()`: the auth
+    /// service's `__Host-wb_at`), for API services that browsers call on the auth
+    /// service's site or behind a gateway that forwards its cookies. Off by default: a
+    /// verifier without it ignores cookies entirely.
+    ///
+    /// The cookie is read only when the request has no `Authorization: Bearer` header (a
+    /// bearer header always wins). A cookie-authenticated request with a state-changing
+    /// method (anything but GET, HEAD and OPTIONS) needs an `X-CSRF-Token` header equal to
+    /// the CSRF cookie (`__Host-wb_csrf`), and a `Sec-Fetch-Site` of `same-origin` or
+    /// `none` if it has one; otherwise it is refused with 403 `csrf_failed`. A repeated
+    /// access cookie is refused as ambiguous (401 `invalid_token`).
+    pub fn access_cookie(mut self, source: CookieSource) -> Self {
+        self.cookies = Some(source);
         self
     }
 
@@ -446,6 +465,7 @@ impl VerifierBuilder {
             feed,
             introspector,
             single_key,
+            cookies: self.cookies,
         })))
     }
 }

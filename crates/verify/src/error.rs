@@ -17,6 +17,10 @@ pub const EXPIRED_BODY: &str = r#"{"error":"invalid_token","error_description":"
 /// The body of every other 401 `invalid_token` response: byte-identical whatever failed.
 pub const INVALID_BODY: &str = r#"{"error":"invalid_token","error_description":"token invalid"}"#;
 
+/// The body of every 403 `csrf_failed` response: byte-identical whichever CSRF check failed.
+pub const CSRF_FAILED_BODY: &str =
+    r#"{"error":"csrf_failed","error_description":"missing or mismatched CSRF token"}"#;
+
 /// The realm named in `WWW-Authenticate` challenges.
 ///
 /// It is checked once, when it is set: printable ASCII without `"` or `\`, so that it can be
@@ -75,6 +79,9 @@ pub enum AuthErrorKind {
     InsufficientScope,
     /// The request is malformed, e.g. it carries the token more than once.
     InvalidRequest,
+    /// A state-changing request authenticated by the access cookie failed the CSRF rule:
+    /// no `X-CSRF-Token` equal to the CSRF cookie, or a cross-site `Sec-Fetch-Site`.
+    CsrfFailed,
 }
 
 /// The error of the tower layer and the axum extractors. Its [`IntoResponse`] is the only
@@ -86,6 +93,7 @@ pub enum AuthErrorKind {
 /// | [`AuthErrorKind::InvalidToken`] | 401 | `Bearer realm="…", error="invalid_token"` | [`EXPIRED_BODY`] or [`INVALID_BODY`] |
 /// | [`AuthErrorKind::InsufficientScope`] | 403 | `Bearer realm="…", error="insufficient_scope"` | empty |
 /// | [`AuthErrorKind::InvalidRequest`] | 400 | `Bearer realm="…", error="invalid_request"` | empty |
+/// | [`AuthErrorKind::CsrfFailed`] | 403 | none | [`CSRF_FAILED_BODY`] |
 #[derive(Debug)]
 pub struct AuthError {
     kind: AuthErrorKind,
@@ -109,21 +117,22 @@ impl AuthError {
             AuthErrorKind::MissingToken | AuthErrorKind::InvalidToken(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            AuthErrorKind::InsufficientScope | AuthErrorKind::CsrfFailed => StatusCode::FORBIDDEN,
             AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_code(&self) -> Option<&'static str> {
         match self.kind {
-            AuthErrorKind::MissingToken => None,
+            AuthErrorKind::MissingToken | AuthErrorKind::CsrfFailed => None,
             AuthErrorKind::InvalidToken(_) => Some("invalid_token"),
             AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
             AuthErrorKind::InvalidRequest => Some("invalid_request"),
         }
     }
 
-    /// The `WWW-Authenticate` challenge.
+    /// The `WWW-Authenticate` challenge (not sent with [`AuthErrorKind::CsrfFailed`]: the
+    /// token was fine, the request was not).
     pub fn challenge(&self) -> String {
         match self.error_code() {
             Some(code) => format!("Bearer realm=\"{}\", error=\"{code}\"", self.realm),
@@ -139,6 +148,7 @@ impl fmt::Display for AuthError {
             AuthErrorKind::InvalidToken(e) => write!(f, "invalid token: {}", e.kind().code()),
             AuthErrorKind::InsufficientScope => f.write_str("insufficient scope"),
             AuthErrorKind::InvalidRequest => f.write_str("invalid request"),
+            AuthErrorKind::CsrfFailed => f.write_str("CSRF check failed"),
         }
     }
 }
@@ -159,14 +169,17 @@ impl IntoResponse for AuthError {
                 Bytes::from_static(EXPIRED_BODY.as_bytes())
             }
             AuthErrorKind::InvalidToken(_) => Bytes::from_static(INVALID_BODY.as_bytes()),
+            AuthErrorKind::CsrfFailed => Bytes::from_static(CSRF_FAILED_BODY.as_bytes()),
             _ => Bytes::new(),
         };
         let json = !body.is_empty();
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
         // The realm was checked when it was made, so the challenge is always a valid value.
-        if let Ok(v) = HeaderValue::from_str(&self.challenge()) {
-            headers.insert(WWW_AUTHENTICATE, v);
+        if !matches!(self.kind, AuthErrorKind::CsrfFailed) {
+            if let Ok(v) = HeaderValue::from_str(&self.challenge()) {
+                headers.insert(WWW_AUTHENTICATE, v);
+            }
         }
         if json {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -248,6 +261,21 @@ mod tests {
                 0
             )
         );
+    }
+
+    #[tokio::test]
+    async fn csrf_failures_are_403_without_a_challenge() {
+        let e = AuthError::new(AuthErrorKind::CsrfFailed, Realm::default());
+        assert_eq!(e.to_string(), "CSRF check failed");
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, CSRF_FAILED_BODY.as_bytes());
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "csrf_failed");
+        assert!(json["error_description"].is_string());
     }
 
     #[test]

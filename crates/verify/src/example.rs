@@ -2,6 +2,8 @@
 //! `examples/api_service.rs` and later tools can serve it.
 //!
 //! - `GET /resource`: 200 with the verified `sub`, `role` and all the claims.
+//! - `POST /resource`: a state-changing request (nothing is stored): 200 with the verified
+//!   `sub`. With the access cookie it is where the CSRF rule shows.
 //! - `GET /admin`: 200 only for the role `admin`, 403 otherwise.
 //! - `GET /health`: 200 without a token (the unauthenticated baseline).
 //! - `GET /metrics`: Prometheus text without a token; with a revocation feed, the gauge
@@ -36,6 +38,15 @@ pub struct ResourceResponse<'a> {
     pub claims: &'a wristband_jose::Claims,
 }
 
+/// The body of `POST /resource`.
+#[derive(Debug, Serialize)]
+pub struct UpdateResponse<'a> {
+    /// The verified subject.
+    pub sub: &'a str,
+    /// Always true.
+    pub updated: bool,
+}
+
 /// The body of `GET /admin`.
 #[derive(Debug, Serialize)]
 pub struct AdminResponse<'a> {
@@ -52,11 +63,12 @@ pub struct HealthResponse {
     pub status: &'static str,
 }
 
-/// The API service's routes: `/resource` and `/admin` behind [`RequireTokenLayer`],
+/// The API service's routes: `/resource` (GET and POST) and `/admin` behind
+/// [`RequireTokenLayer`],
 /// `/health` and `/metrics` open.
 pub fn api_service_router(verifier: Verifier) -> Router {
     let protected = Router::new()
-        .route("/resource", get(resource))
+        .route("/resource", get(resource).post(update_resource))
         .route("/admin", get(admin))
         .layer(RequireTokenLayer::new(verifier.clone()));
     Router::new()
@@ -95,6 +107,13 @@ async fn resource(claims: Claims) -> Json<serde_json::Value> {
         sub: &claims.sub,
         role: claims.role.as_deref(),
         claims: &claims,
+    }))
+}
+
+async fn update_resource(claims: Claims) -> Json<serde_json::Value> {
+    Json(to_json(&UpdateResponse {
+        sub: &claims.sub,
+        updated: true,
     }))
 }
 

@@ -1,5 +1,7 @@
 //! [`RequireTokenLayer`]: a tower layer that admits only requests with a valid bearer
-//! token and puts the verified [`Claims`] into the request extensions.
+//! token and puts the verified [`Claims`] into the request extensions. A verifier
+//! configured with [`crate::VerifierBuilder::access_cookie`] also takes the token from
+//! the access cookie when there is no bearer header, under the CSRF rule.
 //!
 //! Shaped like tower-http's authorization middleware: a layer, a [`RequireToken`] service
 //! and a [`ResponseFuture`]. A verified-token cache hit is handled without boxing or
@@ -12,13 +14,14 @@ use std::task::{ready, Context, Poll};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, Request};
+use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Body;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use wristband_jose::{ErrorKind, MAX_TOKEN_BYTES};
 
+use crate::cookie::CookieSource;
 use crate::error::{AuthError, AuthErrorKind, VerifyError};
 use crate::extract::Claims;
 use crate::verifier::{digest_hex, log_rejection, Verifier};
@@ -67,6 +70,8 @@ enum Credential {
     Bearer(String),
     /// As above, but the body is a form that could carry a second token: scan it first.
     BearerWithForm(String),
+    /// The access cookie, on a request without a bearer header that passed the CSRF rule.
+    Cookie(String),
 }
 
 /// Reads the bearer token, refusing requests that carry more than one credential
@@ -120,6 +125,43 @@ fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Credential, Au
     })
 }
 
+/// The access cookie as the credential of a request without a bearer header: one
+/// well-formed cookie, at most [`MAX_TOKEN_BYTES`], and the CSRF rule passed. Without a
+/// cookie source (the default) there is no credential at all.
+fn cookie_credential(
+    source: Option<&CookieSource>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Credential, AuthErrorKind> {
+    let Some(source) = source else {
+        return Err(AuthErrorKind::MissingToken);
+    };
+    let invalid = |k: ErrorKind| AuthErrorKind::InvalidToken(VerifyError::from(k));
+    let token = match source.access_token(headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => return Err(AuthErrorKind::MissingToken),
+        Err(e) => {
+            tracing::warn!(target: "wristband::security", reason = e.code(), "access cookie refused before decoding");
+            return Err(invalid(ErrorKind::Malformed));
+        }
+    };
+    if token.len() > MAX_TOKEN_BYTES {
+        let error = VerifyError::from(ErrorKind::TooLarge);
+        tracing::warn!(
+            target: "wristband::security",
+            reason = error.kind().code(),
+            token_sha256 = %digest_hex(token.as_bytes()),
+            "access cookie refused before decoding"
+        );
+        return Err(AuthErrorKind::InvalidToken(error));
+    }
+    if let Err(reason) = source.check_csrf(method, headers) {
+        tracing::warn!(target: "wristband::security", reason, method = %method, "CSRF check failed");
+        return Err(AuthErrorKind::CsrfFailed);
+    }
+    Ok(Credential::Cookie(token.to_owned()))
+}
+
 fn has_access_token(form: &str) -> bool {
     url::form_urlencoded::parse(form.as_bytes()).any(|(k, _)| k == "access_token")
 }
@@ -150,6 +192,12 @@ where
         let fail = |kind| ResponseFuture::done(AuthError::new(kind, realm.clone()).into_response());
         let credential = match credential(req.headers(), req.uri().query()) {
             Ok(c) => c,
+            Err(AuthErrorKind::MissingToken) => {
+                match cookie_credential(verifier.cookie_source(), req.method(), req.headers()) {
+                    Ok(c) => c,
+                    Err(kind) => return fail(kind),
+                }
+            }
             Err(kind) => {
                 if let AuthErrorKind::InvalidToken(e) = &kind {
                     log_header_rejection(req.headers(), e);
@@ -158,29 +206,31 @@ where
             }
         };
         match credential {
-            Credential::Bearer(token) => match verifier.verify_cached(&token) {
-                Some(Ok(verified)) => {
-                    req.extensions_mut().insert(Claims::new(verified, realm));
-                    ResponseFuture::inner(inner.call(req), inner)
+            Credential::Bearer(token) | Credential::Cookie(token) => {
+                match verifier.verify_cached(&token) {
+                    Some(Ok(verified)) => {
+                        req.extensions_mut().insert(Claims::new(verified, realm));
+                        ResponseFuture::inner(inner.call(req), inner)
+                    }
+                    Some(Err(e)) => {
+                        log_rejection(&token, &e);
+                        fail(AuthErrorKind::InvalidToken(e))
+                    }
+                    None => {
+                        let verifier = verifier.clone();
+                        ResponseFuture::authorize(
+                            Box::pin(async move {
+                                let verified = verifier.verify(&token).await.map_err(|e| {
+                                    AuthError::new(AuthErrorKind::InvalidToken(e), realm.clone())
+                                })?;
+                                req.extensions_mut().insert(Claims::new(verified, realm));
+                                Ok(req)
+                            }),
+                            inner,
+                        )
+                    }
                 }
-                Some(Err(e)) => {
-                    log_rejection(&token, &e);
-                    fail(AuthErrorKind::InvalidToken(e))
-                }
-                None => {
-                    let verifier = verifier.clone();
-                    ResponseFuture::authorize(
-                        Box::pin(async move {
-                            let verified = verifier.verify(&token).await.map_err(|e| {
-                                AuthError::new(AuthErrorKind::InvalidToken(e), realm.clone())
-                            })?;
-                            req.extensions_mut().insert(Claims::new(verified, realm));
-                            Ok(req)
-                        }),
-                        inner,
-                    )
-                }
-            },
+            }
             Credential::BearerWithForm(token) => {
                 let verifier = verifier.clone();
                 ResponseFuture::authorize(
@@ -324,6 +374,7 @@ mod tests {
         match r {
             Ok(Credential::Bearer(_)) => "bearer",
             Ok(Credential::BearerWithForm(_)) => "form",
+            Ok(Credential::Cookie(_)) => "cookie",
             Err(AuthErrorKind::MissingToken) => "missing",
             Err(AuthErrorKind::InvalidRequest) => "request",
             Err(AuthErrorKind::InvalidToken(_)) => "token",

@@ -17,6 +17,9 @@
 //!   token and for its signing key, and counts as a miss once a key left the key set.
 //! - [`RequireTokenLayer`]: the tower layer that reads `Authorization: Bearer`, verifies,
 //!   and puts [`Claims`] into the request extensions.
+//! - [`CookieSource`] (enabled by [`VerifierBuilder::access_cookie`]): the access token
+//!   from the auth service's `__Host-wb_at` cookie when no bearer header is sent, with the
+//!   double-submit CSRF rule (403 `csrf_failed`) on state-changing requests.
 //! - [`FeedRevocations`] (enabled by [`VerifierBuilder::revocation_feed`]): the revocation
 //!   view that follows the auth service's feed (snapshot, then Server-Sent Events, with
 //!   backoff and a polling fallback) and its [`StalenessPolicy`].
@@ -138,6 +141,7 @@
 
 mod builder;
 mod cache;
+mod cookie;
 mod error;
 pub mod example;
 mod extract;
@@ -152,7 +156,10 @@ mod verifier;
 
 pub use builder::{metadata_url, BuildError, VerifierBuilder, METADATA_SUFFIX};
 pub use cache::DEFAULT_CACHE_CAPACITY;
-pub use error::{AuthError, AuthErrorKind, Realm, VerifyError, EXPIRED_BODY, INVALID_BODY};
+pub use cookie::{CookieSource, ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER};
+pub use error::{
+    AuthError, AuthErrorKind, Realm, VerifyError, CSRF_FAILED_BODY, EXPIRED_BODY, INVALID_BODY,
+};
 pub use extract::{Claims, Custom, HasRole, HasScope, RoleName, ScopeName};
 pub use feed::{
     FeedError, FeedOptions, FeedRevocations, RevocationKind, RevocationRecord, RevocationSet,

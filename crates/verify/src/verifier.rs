@@ -10,6 +10,7 @@ use wristband_jose::{
 };
 
 use crate::cache::TokenCache;
+use crate::cookie::CookieSource;
 use crate::error::{Realm, VerifyError};
 use crate::feed::FeedRevocations;
 use crate::introspect::{Introspector, OPAQUE_PREFIX};
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) introspector: Option<Arc<Introspector>>,
     /// HS256 mode: the one shared-secret key, also used for tokens without `kid`.
     pub(crate) single_key: Option<VerifyingKey>,
+    /// Where the access cookie is read from, when cookies are accepted at all.
+    pub(crate) cookies: Option<CookieSource>,
 }
 
 impl Inner {
@@ -126,6 +129,12 @@ impl Verifier {
     /// The realm named in `WWW-Authenticate` challenges.
     pub fn realm(&self) -> &Realm {
         &self.0.realm
+    }
+
+    /// The cookies the access token may come from, when configured with
+    /// [`crate::VerifierBuilder::access_cookie`].
+    pub fn cookie_source(&self) -> Option<&CookieSource> {
+        self.0.cookies.as_ref()
     }
 
     /// A snapshot of the current verifying keys.
