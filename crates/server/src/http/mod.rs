@@ -92,7 +92,9 @@ pub fn router(state: AppState) -> Router {
             header::COOKIE,
         ]));
     let router = match cors {
-        Some(cors) => router.layer(cors),
+        Some(cors) => router
+            .layer(cors)
+            .layer(middleware::map_response(no_credentials_without_origin)),
         None => router,
     };
     let router = if tls {
@@ -104,6 +106,19 @@ pub fn router(state: AppState) -> Router {
         router
     };
     router.with_state(state)
+}
+
+/// The CORS layer allows credentials on every preflight; without an allowed origin that
+/// grants nothing, and it is not said at all.
+async fn no_credentials_without_origin(mut r: Response) -> Response {
+    if !r
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
+        r.headers_mut()
+            .remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
+    r
 }
 
 /// CORS for the listed origins only, with credentials; `None` when none are listed.
