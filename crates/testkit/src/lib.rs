@@ -12,6 +12,8 @@
 //! - [`http`]: a small HTTP client for black-box requests.
 //! - [`postgres`]: the PostgreSQL test server, per-test schema names, and what a test
 //!   does when no server answers.
+//! - [`browser`]: headless Chromium over WebDriver (chromedriver) for page tests, and
+//!   what a test does when no browser is installed.
 //! - [`process`]: runs an example binary (such as `api_service`) as a child process and
 //!   reads the address it listens on.
 //!
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod browser;
 mod canary;
 pub mod http;
 mod jwks_server;
