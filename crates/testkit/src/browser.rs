@@ -12,7 +12,7 @@
 //! Elsewhere the test writes a loud `NOT RUN` line to the terminal and returns.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -162,7 +162,7 @@ pub fn free_port() -> u16 {
 
 /// Starts chromedriver on a free port in a process group of its own (so that the browser
 /// it starts can be ended with it) and waits until it accepts connections.
-fn start_driver() -> (Child, u16) {
+async fn start_driver() -> (Child, u16) {
     let mut last = String::new();
     for _ in 0..5 {
         let port = free_port();
@@ -180,15 +180,17 @@ fn start_driver() -> (Child, u16) {
                 last = format!("chromedriver exited with {status} on port {port}");
                 break;
             }
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                .await
+                .is_ok()
+            {
                 return (child, port);
             }
             if Instant::now() > deadline {
                 kill_group(&mut child);
                 panic!("chromedriver did not listen on port {port} within {WAIT:?}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     panic!("chromedriver did not start: {last}");
@@ -215,7 +217,7 @@ impl Browser {
             not_run(test, &reason);
             return None;
         }
-        let (driver, port) = start_driver();
+        let (driver, port) = start_driver().await;
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {

@@ -11,6 +11,7 @@
 )]
 
 mod harness;
+mod pages;
 
 /// One browser at a time: a headless Chromium is heavy for a small machine, and the
 /// tests wait on timing-sensitive pages.
