@@ -35,6 +35,7 @@ pub(crate) fn run(args: &ServeArgs, out: &mut impl Write) -> anyhow::Result<Outc
             "metadata: {issuer}/.well-known/oauth-authorization-server"
         )?;
         writeln!(out, "login:    POST {issuer}/v1/login")?;
+        writeln!(out, "pages:    {issuer}/login, {issuer}/account")?;
         out.flush()?;
         app.run(shutdown_signal()).await?;
         tracing::info!("shut down");

@@ -81,6 +81,20 @@ pub(crate) struct ServeArgs {
     /// Cache-Control max-age of the JWKS [default: 5m].
     #[arg(long, env = "WRISTBAND_JWKS_MAX_AGE", value_parser = duration)]
     jwks_max_age: Option<Duration>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); adds HSTS.
+    #[arg(long, env = "WRISTBAND_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "WRISTBAND_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A browser origin allowed to call the service with credentials (CORS), e.g.
+    /// https://app.example.com; repeat for several (environment: comma-separated).
+    #[arg(
+        long = "cors-allowed-origin",
+        env = "WRISTBAND_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_allowed_origins: Vec<String>,
 }
 
 /// A secret from the environment, if set and not empty.
@@ -132,6 +146,10 @@ impl ServeArgs {
             key_rotation: self.key_rotation,
             key_prepublish: self.key_prepublish,
             jwks_max_age: self.jwks_max_age,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            cors_allowed_origins: (!self.cors_allowed_origins.is_empty())
+                .then(|| self.cors_allowed_origins.clone()),
             ..Overrides::default()
         })
     }

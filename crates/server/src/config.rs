@@ -130,6 +130,13 @@ pub struct Config {
     /// never less than `jwks_max_age`.
     #[serde(with = "duration_str_opt")]
     pub key_prepublish: Option<Duration>,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the service with
+    /// credentials (CORS); empty: none besides the issuer's own.
+    pub cors_allowed_origins: Vec<String>,
+    /// PEM certificate chain: serve HTTPS (with HSTS) instead of HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -159,6 +166,9 @@ impl Default for Config {
             hs256_secret: None,
             key_rotation: Duration::from_secs(30 * 86_400),
             key_prepublish: None,
+            cors_allowed_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -186,6 +196,9 @@ pub struct Overrides {
     pub key_rotation: Option<Duration>,
     pub key_prepublish: Option<Duration>,
     pub jwks_max_age: Option<Duration>,
+    pub cors_allowed_origins: Option<Vec<String>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -213,7 +226,7 @@ impl Config {
         if o.database.is_some() {
             self.database = o.database;
         }
-        set!(key_rotation, jwks_max_age);
+        set!(key_rotation, jwks_max_age, cors_allowed_origins);
         macro_rules! set_opt {
             ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
         }
@@ -223,7 +236,9 @@ impl Config {
             master_key,
             hs256_secret_file,
             hs256_secret,
-            key_prepublish
+            key_prepublish,
+            tls_cert,
+            tls_key
         );
         self
     }
@@ -273,7 +288,22 @@ impl Config {
         if self.alg != Algorithm::HS256 && hs {
             return err("an HS256 secret is given but alg is not HS256");
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return err("tls_cert and tls_key go together");
+        }
+        for origin in &self.cors_allowed_origins {
+            if parse_origin(origin).is_none() {
+                return Err(ConfigError(format!(
+                    "cors_allowed_origins: {origin:?} is not an origin like https://app.example.com"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the service serves HTTPS itself.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
     }
 
     /// How long a new key is published before it signs.
@@ -288,12 +318,27 @@ impl Config {
         self.access_ttl + Duration::from_secs(60)
     }
 
-    /// The issuer URL, defaulting to `http://<listen>`.
+    /// The issuer URL, defaulting to `http://<listen>` (`https://` with TLS).
     pub fn issuer(&self) -> String {
+        let scheme = if self.tls() { "https" } else { "http" };
         self.issuer
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("{scheme}://{}", self.listen))
     }
+}
+
+/// The serialized origin (`scheme://host[:port]`, default port left out) of an absolute
+/// http(s) URL that is nothing but an origin; `None` otherwise.
+pub fn parse_origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let bare = matches!(url.path(), "" | "/")
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    let origin = url.origin();
+    (bare && matches!(url.scheme(), "http" | "https") && origin.is_tuple())
+        .then(|| origin.ascii_serialization())
 }
 
 /// Parses `90s`, `15m`, `1h`, `14d` or a bare number of seconds.
@@ -408,6 +453,9 @@ mod tests {
             "pair_free_failures",
             "max_delay",
             "window",
+            "cors_allowed_origins",
+            "tls_cert",
+            "tls_key",
         ] {
             assert!(
                 text.contains(&format!("{key} =")),

@@ -119,6 +119,8 @@ pub struct TokenPair {
     pub expires_in: u64,
     /// Opaque refresh token.
     pub refresh_token: String,
+    /// The session both belong to.
+    pub session_id: String,
 }
 
 impl fmt::Debug for TokenPair {
@@ -434,6 +436,7 @@ impl AuthService {
             access_token,
             expires_in: self.config.access_ttl.as_secs(),
             refresh_token,
+            session_id: session_id.to_owned(),
         })
     }
 
@@ -570,6 +573,79 @@ impl AuthService {
                 }
             }
         }
+        self.feed_changed();
+        Ok(())
+    }
+
+    /// The session a refresh token belongs to (also for a predecessor still within its
+    /// grace window), or `None` for an unknown or malformed token. Nothing is changed.
+    pub async fn refresh_session_id(&self, token: &str) -> Result<Option<String>, DomainError> {
+        if !looks_like_refresh_token(token) {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .refresh_token(&token_hash(token))
+            .await?
+            .map(|r| r.session_id))
+    }
+
+    /// Ends the session of a refresh token alone: logout when the access token is already
+    /// gone (browsers drop an expired access cookie). An unknown token is not an error.
+    pub async fn logout_refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<(), DomainError> {
+        let Some(sid) = self.refresh_session_id(refresh_token).await? else {
+            return Ok(());
+        };
+        let Some(session) = self.store.session(&sid).await? else {
+            return Ok(());
+        };
+        if session.revoked_at.is_none() {
+            let now = self.now();
+            revoke::revoke_session(&*self.store, self.record_lifetime(), &sid, "logout", now)
+                .await?;
+            audit!("logout", user_id = %session.user_id, session_id = %sid, ip = client.ip.as_deref());
+            self.feed_changed();
+        }
+        Ok(())
+    }
+
+    /// Changes the password of the token's user after checking the current one (wrong
+    /// answers count towards login throttling). Ends all their sessions, this one too.
+    pub async fn change_password(
+        &self,
+        access_token: &str,
+        current: SecretString,
+        new: SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), DomainError> {
+        let user = self.me(access_token).await?;
+        let now = self.now();
+        let mut throttle = throttle::Keys::new(&user.username, client.ip.as_deref());
+        if let Some(retry_after) = throttle.blocked(self, now).await? {
+            return Err(DomainError::Throttled { retry_after });
+        }
+        let verdict = self
+            .passwords
+            .verify(current, Some(user.password_hash.clone()))
+            .await?;
+        if !verdict.ok {
+            throttle.record_failure(self, now).await?;
+            audit!("password_change_refused", user_id = %user.id, ip = client.ip.as_deref());
+            return Err(DomainError::InvalidCredentials);
+        }
+        users::set_password(
+            &*self.store,
+            self.record_lifetime(),
+            &self.passwords,
+            &user.username,
+            new,
+            now,
+        )
+        .await?;
         self.feed_changed();
         Ok(())
     }

@@ -31,6 +31,11 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The request is malformed in another way (e.g. two credentials).
     InvalidRequest(&'static str),
+    /// A cookie-authenticated request failed the CSRF checks (token, Origin,
+    /// Sec-Fetch-Site); the text says which, and is safe to show.
+    CsrfFailed(&'static str),
+    /// A form post lacks this field.
+    InvalidForm(&'static str),
 }
 
 impl From<OAuthError> for ApiError {
@@ -53,22 +58,50 @@ struct Body<'a> {
     correlation_id: Option<&'a str>,
 }
 
-fn json(status: StatusCode, error: &str, description: &str) -> Response {
-    body(status, error, description, None)
+/// An error described: status, stable code, safe text and extra headers. Rendered as JSON
+/// for the API and as an HTML page for the hosted pages.
+#[derive(Debug)]
+pub struct Described {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable error code.
+    pub code: String,
+    /// Text safe to show to the client.
+    pub description: String,
+    /// Extra headers (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// For internal errors: the id under which the details were logged.
+    pub correlation_id: Option<String>,
 }
 
-fn body(
-    status: StatusCode,
-    error: &str,
-    description: &str,
-    correlation_id: Option<&str>,
-) -> Response {
-    let body = Body {
-        error,
-        error_description: description,
-        correlation_id,
-    };
-    (status, axum::Json(body)).into_response()
+impl Described {
+    fn header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn into_json(self) -> Response {
+        let body = Body {
+            error: &self.code,
+            error_description: &self.description,
+            correlation_id: self.correlation_id.as_deref(),
+        };
+        let mut r = (self.status, axum::Json(body)).into_response();
+        for (name, value) in self.headers {
+            r.headers_mut().insert(name, value);
+        }
+        r
+    }
+}
+
+fn json(status: StatusCode, error: &str, description: &str) -> Described {
+    Described {
+        status,
+        code: error.to_owned(),
+        description: description.to_owned(),
+        headers: Vec::new(),
+        correlation_id: None,
+    }
 }
 
 fn bearer_challenge(error: Option<&str>) -> HeaderValue {
@@ -81,6 +114,13 @@ fn bearer_challenge(error: Option<&str>) -> HeaderValue {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.describe().into_json()
+    }
+}
+
+impl ApiError {
+    /// Status, code, text and headers of this error: the one mapping of errors to HTTP.
+    pub fn describe(self) -> Described {
         use DomainError as D;
         match self {
             ApiError::Domain(D::InvalidCredentials) => json(
@@ -88,56 +128,43 @@ impl IntoResponse for ApiError {
                 "invalid_credentials",
                 "invalid username or password",
             ),
-            ApiError::Domain(D::Throttled { retry_after }) => {
-                let mut r = json(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_requests",
-                    "too many failed attempts; retry later",
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
-                r
-            }
+            ApiError::Domain(D::Throttled { retry_after }) => json(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many failed attempts; retry later",
+            )
+            .header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1))),
             ApiError::Domain(D::InvalidGrant) => json(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
                 "the refresh token is invalid, expired or revoked",
             ),
-            ApiError::Domain(D::MissingToken) => {
-                let mut r = json(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "a bearer token is required",
-                );
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, bearer_challenge(None));
-                r
-            }
+            ApiError::Domain(D::MissingToken) => json(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required",
+            )
+            .header(header::WWW_AUTHENTICATE, bearer_challenge(None)),
             ApiError::Domain(D::InvalidToken { expired }) => {
                 let description = if expired {
                     "token expired"
                 } else {
                     "token invalid"
                 };
-                let mut r = json(StatusCode::UNAUTHORIZED, "invalid_token", description);
-                r.headers_mut().insert(
+                json(StatusCode::UNAUTHORIZED, "invalid_token", description).header(
                     header::WWW_AUTHENTICATE,
                     bearer_challenge(Some("invalid_token")),
-                );
-                r
+                )
             }
-            ApiError::Domain(D::Forbidden) => {
-                let mut r = json(
-                    StatusCode::FORBIDDEN,
-                    "insufficient_scope",
-                    "the token does not allow this",
-                );
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    bearer_challenge(Some("insufficient_scope")),
-                );
-                r
-            }
+            ApiError::Domain(D::Forbidden) => json(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "the token does not allow this",
+            )
+            .header(
+                header::WWW_AUTHENTICATE,
+                bearer_challenge(Some("insufficient_scope")),
+            ),
             ApiError::OAuth(e) => {
                 let (status, description) = match e {
                     OAuthError::InvalidClient => {
@@ -172,14 +199,13 @@ impl IntoResponse for ApiError {
                 };
                 let mut r = json(status, &e.to_string(), description);
                 if e == OAuthError::InvalidClient {
-                    r.headers_mut().insert(
+                    r = r.header(
                         header::WWW_AUTHENTICATE,
                         HeaderValue::from_static("Basic realm=\"wristband\""),
                     );
                 }
                 if e == OAuthError::TemporarilyUnavailable {
-                    r.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    r = r.header(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 }
                 r
             }
@@ -194,25 +220,22 @@ impl IntoResponse for ApiError {
             ApiError::Domain(D::NotFound) | ApiError::NotFound => {
                 json(StatusCode::NOT_FOUND, "not_found", "no such resource")
             }
-            ApiError::Domain(D::Unavailable) => {
-                let mut r = json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "the service is temporarily unavailable",
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                r
-            }
+            ApiError::Domain(D::Unavailable) => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the service is temporarily unavailable",
+            )
+            .header(header::RETRY_AFTER, HeaderValue::from_static("1")),
             ApiError::Domain(D::Internal(detail)) => {
                 let id = crate::domain::random_id("err_").unwrap_or_else(|_| "err_unknown".into());
                 tracing::error!(correlation_id = %id, error = %detail, "internal error");
-                body(
+                let mut d = json(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
                     "internal error",
-                    Some(&id),
-                )
+                );
+                d.correlation_id = Some(id);
+                d
             }
             ApiError::MalformedBody => json(
                 StatusCode::BAD_REQUEST,
@@ -235,13 +258,40 @@ impl IntoResponse for ApiError {
                 "method not allowed on this resource",
             ),
             ApiError::InvalidRequest(text) => {
-                let mut r = json(StatusCode::BAD_REQUEST, "invalid_request", text);
-                r.headers_mut().insert(
+                json(StatusCode::BAD_REQUEST, "invalid_request", text).header(
                     header::WWW_AUTHENTICATE,
                     bearer_challenge(Some("invalid_request")),
-                );
-                r
+                )
             }
+            ApiError::CsrfFailed(text) => json(StatusCode::FORBIDDEN, "csrf_failed", text),
+            ApiError::InvalidForm(field) => json(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("the form field {field} is missing"),
+            ),
         }
+    }
+}
+
+/// An error on a hosted HTML page: the same mapping as [`ApiError`], shown as a readable
+/// page (no internals; internal errors show only a correlation id).
+#[derive(Debug)]
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(e)
+    }
+}
+
+impl From<DomainError> for PageError {
+    fn from(e: DomainError) -> Self {
+        PageError(ApiError::Domain(e))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        super::pages::error_page(self.0.describe())
     }
 }

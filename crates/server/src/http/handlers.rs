@@ -24,6 +24,27 @@ pub(super) struct Credentials {
     password: SecretString,
 }
 
+/// How `POST /v1/login` delivers the tokens.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Delivery {
+    /// In the JSON body (the default).
+    #[default]
+    Body,
+    /// In `HttpOnly` cookies, for browsers.
+    Cookie,
+}
+
+/// `POST /v1/login` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoginRequest {
+    username: String,
+    password: SecretString,
+    #[serde(default)]
+    delivery: Delivery,
+}
+
 /// `POST /v1/refresh` body.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +98,7 @@ impl From<UserRecord> for UserView {
 }
 
 /// Token responses must not be cached (RFC 6749 §5.1).
-fn no_store(body: impl IntoResponse) -> Response {
+pub(super) fn no_store(body: impl IntoResponse) -> Response {
     let mut r = body.into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -87,13 +108,20 @@ fn no_store(body: impl IntoResponse) -> Response {
 pub(super) async fn login(
     State(s): State<AppState>,
     Client(client): Client,
-    ApiJson(body): ApiJson<Credentials>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    if body.delivery == Delivery::Cookie {
+        super::cookies::check_origin(&headers, &s.service)?;
+    }
     let pair = s
         .service
         .login(&body.username, body.password, &client)
         .await?;
-    Ok(no_store(Json(TokenResponse::from(pair))))
+    Ok(match body.delivery {
+        Delivery::Body => no_store(Json(TokenResponse::from(pair))),
+        Delivery::Cookie => super::session::cookie_response(&s, &pair, true),
+    })
 }
 
 pub(super) async fn refresh(

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use wristband_jose::{Clock, SecretString, SigningKey};
 
@@ -22,11 +24,15 @@ use crate::domain::{AuthService, DomainError, KeyManager, KeySchedule, MasterKey
 use crate::metrics::{Metrics, Route};
 use crate::store::{SqliteStore, Store, StoreError};
 
+pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod feed;
 mod handlers;
 mod oauth;
+mod pages;
+mod session;
+mod tls;
 
 /// How often expired revocation records and opaque tokens are dropped.
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -45,8 +51,13 @@ pub struct AppState {
 
 /// The routes of the auth service.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let config = state.service.config();
+    let cors = cors_layer(&config.cors_allowed_origins);
+    let tls = config.tls();
+    let router = Router::new()
         .route("/v1/login", post(handlers::login))
+        .route("/v1/session/refresh", post(session::refresh))
+        .route("/v1/session/logout", post(session::logout))
         .route("/v1/refresh", post(handlers::refresh))
         .route("/v1/logout", post(handlers::logout))
         .route("/v1/logout-all", post(handlers::logout_all))
@@ -70,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
+        .merge(pages::routes())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_latency))
@@ -78,8 +90,59 @@ pub fn router(state: AppState) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
-        ]))
-        .with_state(state)
+        ]));
+    let router = match cors {
+        Some(cors) => router
+            .layer(cors)
+            .layer(middleware::map_response(no_credentials_without_origin)),
+        None => router,
+    };
+    let router = if tls {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        ))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// The CORS layer allows credentials on every preflight; without an allowed origin that
+/// grants nothing, and it is not said at all.
+async fn no_credentials_without_origin(mut r: Response) -> Response {
+    if !r
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
+        r.headers_mut()
+            .remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
+    r
+}
+
+/// CORS for the listed origins only, with credentials; `None` when none are listed.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| crate::config::parse_origin(o))
+        .filter_map(|o| HeaderValue::from_str(&o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::HeaderName::from_static(cookies::CSRF_HEADER),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 async fn track_latency(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -226,6 +289,7 @@ pub struct App {
     addr: SocketAddr,
     service: Arc<AuthService>,
     created_key: bool,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl App {
@@ -244,10 +308,15 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<App, StartError> {
         config.validate()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         if config.issuer.is_none() {
-            config.issuer = Some(format!("http://{addr}"));
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            config.issuer = Some(format!("{scheme}://{addr}"));
         }
         create_private_dir(&config.data_dir)?;
         let now = i64::try_from(clock.now().as_secs()).unwrap_or(i64::MAX);
@@ -260,6 +329,7 @@ impl App {
             addr,
             service,
             created_key,
+            tls,
         })
     }
 
@@ -333,16 +403,28 @@ impl App {
         let app = router(AppState {
             service: Arc::clone(&service),
         });
-        let result = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let make = app.into_make_service_with_connect_info::<SocketAddr>();
+        let shutdown = async move {
             shutdown.await;
             // End the feed's streams, or the drain would wait for them forever.
             service.begin_shutdown();
-        })
-        .await;
+        };
+        let result = match self.tls {
+            None => {
+                axum::serve(self.listener, make)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(config) => {
+                use axum::serve::ListenerExt;
+                // `tap_io` gives the TLS listener the connection info (peer address).
+                let listener =
+                    tls::TlsListener::new(self.listener, self.addr, config).tap_io(|_| {});
+                axum::serve(listener, make)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         janitor.abort();
         key_sync.abort();
         if let Some(w) = wakeups {

@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod cookies;
 mod errors;
 mod flows;
 mod helpers;
@@ -15,6 +16,7 @@ mod introspect;
 mod keys;
 mod oauth_token;
 mod opaque;
+mod pages;
 mod refresh;
 mod revocations;
 mod sessions;

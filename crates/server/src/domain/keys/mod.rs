@@ -247,6 +247,21 @@ impl KeyManager {
         wristband_jose::b64::encode(hmac::sign(&self.refresh, token.as_bytes()).as_ref())
     }
 
+    /// The CSRF token of a session: HMAC-SHA256 of `"csrf:" + sid` under the same server
+    /// key, base64url. The label keeps it apart from refresh-token successors (which are
+    /// computed over refresh tokens, never containing `:`).
+    pub fn csrf_token(&self, session_id: &str) -> String {
+        wristband_jose::b64::encode(hmac::sign(&self.refresh, &csrf_input(session_id)).as_ref())
+    }
+
+    /// Whether `token` is the CSRF token of `session_id`, checked in constant time.
+    pub fn csrf_matches(&self, session_id: &str, token: &str) -> bool {
+        match wristband_jose::b64::decode(token) {
+            Ok(tag) => hmac::verify(&self.refresh, &csrf_input(session_id), &tag).is_ok(),
+            Err(_) => false,
+        }
+    }
+
     /// Every stored key, oldest first.
     pub async fn list(&self) -> Result<Vec<KeyRecord>, DomainError> {
         Ok(self.store.list_keys().await?)
@@ -641,6 +656,12 @@ impl KeyManager {
 }
 
 /// Seals a new key into a record.
+fn csrf_input(session_id: &str) -> Vec<u8> {
+    let mut input = b"csrf:".to_vec();
+    input.extend_from_slice(session_id.as_bytes());
+    input
+}
+
 fn seal_key(
     master: &MasterKey,
     key: &SigningKey,

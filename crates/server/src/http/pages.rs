@@ -1,0 +1,449 @@
+//! Hosted pages for browsers: `/login` and `/account`, their forms, and the static files.
+//! Templates and files are embedded in the binary; pages carry no inline script or style,
+//! and every response here carries the security headers.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::{context, Environment};
+use serde::Serialize;
+use tower_http::set_header::SetResponseHeaderLayer;
+use wristband_jose::SecretString;
+
+use super::cookies;
+use super::error::{ApiError, Described, PageError};
+use super::extract::Client;
+use super::AppState;
+use crate::domain::{DomainError, TokenInfo};
+
+/// The Content-Security-Policy of every page.
+pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+const TEMPLATES: [(&str, &str); 4] = [
+    ("base.html", include_str!("../../templates/base.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    ("account.html", include_str!("../../templates/account.html")),
+    ("error.html", include_str!("../../templates/error.html")),
+];
+
+const SESSION_JS: &str = include_str!("../../static/session.js");
+const STYLE_CSS: &str = include_str!("../../static/style.css");
+
+static ENV: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)?;
+    }
+    Ok(env)
+});
+
+/// Renders a template (HTML auto-escaped).
+fn render(name: &str, ctx: minijinja::Value) -> Result<String, ApiError> {
+    let env = ENV
+        .as_ref()
+        .map_err(|e| DomainError::Internal(format!("templates: {e}")))?;
+    env.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| DomainError::Internal(format!("template {name}: {e}")).into())
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+fn see_other(location: &'static str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static(location));
+    r
+}
+
+/// The page shown for an error: status and a readable message, never internals.
+pub(super) fn error_page(d: Described) -> Response {
+    let title = match d.status {
+        StatusCode::UNAUTHORIZED => "Not logged in",
+        StatusCode::FORBIDDEN => "Request refused",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "The request could not be completed",
+    };
+    let message = match d.code.as_str() {
+        "csrf_failed" => format!(
+            "This form was refused to protect your account ({}). Reload the page and try again.",
+            d.description
+        ),
+        _ => capitalize(&d.description),
+    };
+    let ctx = context! { title, message, correlation_id => d.correlation_id };
+    let mut r = match render("error.html", ctx) {
+        Ok(body) => html(d.status, body),
+        Err(_) => (d.status, format!("{title}: {message}")).into_response(),
+    };
+    for (name, value) in d.headers {
+        if name != header::WWW_AUTHENTICATE {
+            r.headers_mut().insert(name, value);
+        }
+    }
+    r
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+/// The routes of the hosted pages, with the security headers.
+pub(super) fn routes() -> Router<AppState> {
+    let headers = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    let mut router = Router::new()
+        .route("/login", get(login_page).post(login_form))
+        .route("/account", get(account))
+        .route("/account/sessions/{sid}/revoke", post(revoke_session))
+        .route("/account/logout-all", post(logout_all))
+        .route("/account/logout", post(logout))
+        .route("/account/password", post(change_password))
+        .route("/static/session.js", get(session_js))
+        .route("/static/style.css", get(style_css));
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    router
+}
+
+async fn session_js() -> Response {
+    let mut r = SESSION_JS.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r
+}
+
+async fn style_css() -> Response {
+    let mut r = STYLE_CSS.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    r
+}
+
+/// The fields of a form post.
+struct Form(HashMap<String, String>);
+
+impl Form {
+    fn parse(body: &Bytes) -> Self {
+        Form(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    fn required(&self, name: &'static str) -> Result<&str, PageError> {
+        self.get(name).ok_or(PageError(ApiError::InvalidForm(name)))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    done: Option<String>,
+}
+
+fn login_html(
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Result<Response, PageError> {
+    let body = render("login.html", context! { username, error, notice })?;
+    Ok(html(status, body))
+}
+
+async fn login_page(Query(q): Query<LoginQuery>) -> Result<Response, PageError> {
+    let notice = match q.done.as_deref() {
+        Some("logout") => Some("You are logged out."),
+        Some("password") => Some("Your password was changed. Log in with the new one."),
+        Some("revoked") => Some("This session was ended."),
+        _ => None,
+    };
+    login_html(StatusCode::OK, "", None, notice)
+}
+
+async fn login_form(
+    State(s): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    cookies::check_origin(&headers, &s.service)?;
+    let form = Form::parse(&body);
+    let username = form.required("username")?;
+    let password = SecretString::new(form.required("password")?.to_owned());
+    match s.service.login(username, password, &client).await {
+        Ok(pair) => {
+            let mut r = see_other("/account");
+            cookies::set(r.headers_mut(), &s.service, &pair);
+            Ok(r)
+        }
+        Err(DomainError::InvalidCredentials) => login_html(
+            StatusCode::UNAUTHORIZED,
+            username,
+            Some("Invalid username or password."),
+            None,
+        ),
+        Err(DomainError::Throttled { retry_after }) => {
+            let mut r = login_html(
+                StatusCode::TOO_MANY_REQUESTS,
+                username,
+                Some("Too many failed attempts. Wait a little and try again."),
+                None,
+            )?;
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The logged-in browser: its access token (from the cookie) and what it says. `None`
+/// when there is no cookie or the token is no longer valid.
+async fn page_session(
+    s: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, TokenInfo)>, PageError> {
+    let Some(at) = cookies::get(headers, cookies::ACCESS_COOKIE) else {
+        return Ok(None);
+    };
+    match s.service.authenticate(&at).await {
+        Ok(info) if info.sid.is_some() => Ok(Some((at, info))),
+        Ok(_) | Err(DomainError::InvalidToken { .. } | DomainError::MissingToken) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The session id of a page session (checked to exist in [`page_session`]).
+fn sid(info: &TokenInfo) -> &str {
+    info.sid.as_deref().unwrap_or_default()
+}
+
+/// A session row of the account page.
+#[derive(Serialize)]
+struct SessionRow {
+    id: String,
+    created: String,
+    last_used: String,
+    user_agent: String,
+    ip: String,
+    current: bool,
+}
+
+async fn account_html(
+    s: &AppState,
+    at: &str,
+    info: &TokenInfo,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
+    let user = s.service.me(at).await?;
+    let current = sid(info);
+    let sessions: Vec<SessionRow> = s
+        .service
+        .sessions(at)
+        .await?
+        .into_iter()
+        .map(|r| SessionRow {
+            current: r.id == current,
+            id: r.id,
+            created: utc(r.created_at),
+            last_used: utc(r.last_used_at),
+            user_agent: r.user_agent.unwrap_or_default(),
+            ip: r.ip.unwrap_or_default(),
+        })
+        .collect();
+    let ctx = context! {
+        user => context! { id => user.id, username => user.username, role => user.role },
+        sessions,
+        csrf_token => s.service.keys().csrf_token(current),
+        csrf_cookie => cookies::CSRF_COOKIE,
+        expires_at => info.exp,
+        server_time => s.service.now(),
+        error,
+    };
+    Ok(html(status, render("account.html", ctx)?))
+}
+
+async fn account(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    match page_session(&s, &headers).await? {
+        Some((at, info)) => account_html(&s, &at, &info, StatusCode::OK, None).await,
+        None => Ok(see_other("/login")),
+    }
+}
+
+/// The session of a form post, after both CSRF checks; `None`: not logged in.
+async fn form_session(
+    s: &AppState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Option<(String, TokenInfo)>, PageError> {
+    cookies::check_origin(headers, &s.service)?;
+    let Some((at, info)) = page_session(s, headers).await? else {
+        return Ok(None);
+    };
+    let submitted = form
+        .get(cookies::CSRF_FIELD)
+        .ok_or(PageError(ApiError::CsrfFailed("missing CSRF token")))?;
+    cookies::check_token(headers, Some(submitted), &s.service, sid(&info))?;
+    Ok(Some((at, info)))
+}
+
+fn ended(location: &'static str) -> Response {
+    let mut r = see_other(location);
+    cookies::clear(r.headers_mut());
+    r
+}
+
+async fn revoke_session(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(target): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    let Some((at, info)) = form_session(&s, &headers, &form).await? else {
+        return Ok(see_other("/login"));
+    };
+    s.service.revoke_own_session(&at, &target).await?;
+    if target == sid(&info) {
+        return Ok(ended("/login?done=revoked"));
+    }
+    Ok(see_other("/account"))
+}
+
+async fn logout_all(
+    State(s): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    let Some((at, _)) = form_session(&s, &headers, &form).await? else {
+        return Ok(see_other("/login"));
+    };
+    s.service.logout_all(&at, &client).await?;
+    Ok(ended("/login?done=logout"))
+}
+
+async fn logout(
+    State(s): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    let Some((at, _)) = form_session(&s, &headers, &form).await? else {
+        return Ok(ended("/login"));
+    };
+    s.service.logout(&at, None, &client).await?;
+    Ok(ended("/login?done=logout"))
+}
+
+async fn change_password(
+    State(s): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    let Some((at, info)) = form_session(&s, &headers, &form).await? else {
+        return Ok(see_other("/login"));
+    };
+    let current = SecretString::new(form.required("current_password")?.to_owned());
+    let new = SecretString::new(form.required("new_password")?.to_owned());
+    match s.service.change_password(&at, current, new, &client).await {
+        Ok(()) => Ok(ended("/login?done=password")),
+        Err(DomainError::InvalidCredentials) => {
+            account_html(
+                &s,
+                &at,
+                &info,
+                StatusCode::FORBIDDEN,
+                Some("The current password is wrong; the password was not changed."),
+            )
+            .await
+        }
+        Err(DomainError::InvalidRequest(text)) => {
+            let text = format!("The new password was refused: {text}.");
+            account_html(&s, &at, &info, StatusCode::BAD_REQUEST, Some(&text)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of Unix seconds.
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses() {
+        assert!(ENV.is_ok(), "{:?}", ENV.as_ref().err());
+        for (name, _) in TEMPLATES {
+            assert!(ENV.as_ref().is_ok_and(|e| e.get_template(name).is_ok()));
+        }
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_800_000_000), "2027-01-15 08:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+}
