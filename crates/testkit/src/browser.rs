@@ -289,10 +289,10 @@ impl Browser {
             if url.path() == path {
                 return url;
             }
-            assert!(
-                Instant::now() < deadline,
-                "waited {WAIT:?} for path {path}; the browser is at {url}"
-            );
+            if Instant::now() > deadline {
+                let text = self.text().await;
+                panic!("waited {WAIT:?} for path {path}; the browser is at {url}:\n{text}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

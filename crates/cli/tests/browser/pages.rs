@@ -101,18 +101,18 @@ impl Site {
         (at, rt, sid)
     }
 
-    /// `POST /v1/refresh` with a refresh token: the status.
-    async fn api_refresh(&self, rt: &str) -> u16 {
-        self.http
+    /// `POST /v1/refresh` with a refresh token: the status and the `error` code, if any.
+    async fn api_refresh(&self, rt: &str) -> (u16, Value) {
+        let r = self
+            .http
             .send(
                 Method::POST,
                 &format!("{}/v1/refresh", self.api),
                 &[("content-type", "application/json")],
                 json!({"refresh_token": rt}).to_string().as_bytes(),
             )
-            .await
-            .status
-            .as_u16()
+            .await;
+        (r.status.as_u16(), r.json()["error"].clone())
     }
 
     /// Logs in through the hosted form and waits for the account page.
@@ -217,20 +217,25 @@ fn cookie_names(document_cookie: &str) -> Vec<String> {
 }
 
 /// A same-origin `fetch(path, {method: 'POST'})` from the page, with `X-CSRF-Token` set
-/// to `csrf` when given: the response status.
-async fn page_post(browser: &Browser, path: &str, csrf: Option<&str>) -> u16 {
-    let status = browser
+/// to `csrf` when given: the response status and the JSON body's `error`, if any.
+async fn page_post(browser: &Browser, path: &str, csrf: Option<&str>) -> (u16, Value) {
+    let answer = browser
         .execute_async(
             "const [path, csrf, done] = arguments;\
              const headers = csrf === null ? {} : {'X-CSRF-Token': csrf};\
              fetch(path, {method: 'POST', credentials: 'same-origin', headers})\
-               .then(r => done(r.status), e => done('fetch failed: ' + e));",
+               .then(r => r.text().then(t => {\
+                 let error = null;\
+                 try { error = JSON.parse(t).error ?? null; } catch (e) {}\
+                 done([r.status, error]);\
+               }), e => done('fetch failed: ' + e));",
             vec![json!(path), csrf.map_or(Value::Null, |c| json!(c))],
         )
         .await;
-    status
+    let status = answer[0]
         .as_u64()
-        .unwrap_or_else(|| panic!("POST {path}: {status}")) as u16
+        .unwrap_or_else(|| panic!("POST {path}: {answer}"));
+    (u16::try_from(status).unwrap(), answer[1].clone())
 }
 
 fn assert_no_errors(errors: &[LogEntry], where_: &str) {
@@ -345,10 +350,11 @@ async fn revoked_session_fails_the_next_request() {
         t.contains(&sid) && !t.contains(&other_sid)
     })
     .await;
+    // The JSON API answers a dead refresh token with 400 invalid_grant.
     assert_eq!(
         site.api_refresh(&other_rt).await,
-        401,
-        "revoked session refreshed"
+        (400, json!("invalid_grant")),
+        "the revoked session's refresh token"
     );
 
     // Revoke the browser's session from another login, as another device would.
@@ -364,17 +370,20 @@ async fn revoked_session_fails_the_next_request() {
         .await;
     assert!(r.status.is_success(), "{} {}", r.status, r.text());
 
-    // The browser still holds its cookies, and they no longer work.
+    // The browser still holds its cookies, and they no longer work: the account page
+    // sends it to the login page, and a cookie refresh is refused like the JSON one.
     assert!(browser.cookie(ACCESS).await.is_some());
     let csrf = browser.cookie(CSRF).await.expect("CSRF cookie").value;
-    assert_eq!(
-        page_post(&browser, "/v1/session/refresh", Some(&csrf)).await,
-        401,
-        "refresh with the revoked session's cookies"
-    );
     browser.reload().await;
     browser.wait_for_path("/login").await;
     browser.wait_for("input[name=password]").await;
+    assert_eq!(
+        page_post(&browser, "/v1/session/refresh", Some(&csrf)).await,
+        (400, json!("invalid_grant")),
+        "refresh with the revoked session's cookies"
+    );
+    browser.open(&site.url("/account")).await;
+    browser.wait_for_path("/login").await;
     browser.quit().await;
 }
 
@@ -434,12 +443,19 @@ async fn cross_site_form_posts_are_refused() {
 
     // Same origin, but no CSRF token or a wrong one.
     wait_for_session_script(&browser).await;
-    assert_eq!(page_post(&browser, "/v1/session/logout", None).await, 403);
+    let refused = (403, json!("csrf_failed"));
+    assert_eq!(
+        page_post(&browser, "/v1/session/logout", None).await,
+        refused
+    );
     assert_eq!(
         page_post(&browser, "/v1/session/logout", Some("not-the-token")).await,
+        refused
+    );
+    assert_eq!(
+        page_post(&browser, "/account/logout-all", None).await.0,
         403
     );
-    assert_eq!(page_post(&browser, "/account/logout-all", None).await, 403);
     browser.reload().await;
     assert_eq!(browser.url().await.path(), "/account");
     wait_for_text(&browser, "still list this session", |t| t.contains(&sid)).await;
@@ -447,7 +463,9 @@ async fn cross_site_form_posts_are_refused() {
     // With the token, the same request works: the refusals were the CSRF check.
     let csrf = browser.cookie(CSRF).await.expect("CSRF cookie").value;
     assert_eq!(
-        page_post(&browser, "/v1/session/refresh", Some(&csrf)).await,
+        page_post(&browser, "/v1/session/refresh", Some(&csrf))
+            .await
+            .0,
         200
     );
     browser.quit().await;
