@@ -15,7 +15,7 @@ const NEW_PASSWORD: &str = "a different passphrase, still long 1842";
 fn assert_security_headers(r: &TestResponse) {
     assert_eq!(r.header("content-security-policy"), Some(CSP));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(r.header("referrer-policy"), Some("same-origin"));
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
 }
