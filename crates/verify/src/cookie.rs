@@ -10,7 +10,9 @@
 //! and OPTIONS) must pass the CSRF rule of the auth service:
 //!
 //! 1. `Sec-Fetch-Site`, when present, is `same-origin` or `none`;
-//! 2. exactly one non-empty `X-CSRF-Token` header equals the one CSRF cookie
+//! 2. `Origin`, when present, names the host the request was sent to (its `Host`); an
+//!    opaque `Origin: null` is refused;
+//! 3. exactly one non-empty `X-CSRF-Token` header equals the one CSRF cookie
 //!    (double submit), compared in constant time.
 //!
 //! Otherwise the request is refused with 403 `csrf_failed`.
@@ -91,6 +93,25 @@ impl CookieSource {
             }
             if site != "same-origin" && site != "none" {
                 return Err("csrf_cross_site");
+            }
+        }
+        let mut origins = headers.get_all(http::header::ORIGIN).iter();
+        if let Some(origin) = origins.next() {
+            if origins.next().is_some() {
+                return Err("csrf_ambiguous_origin");
+            }
+            if let Some(host) = headers.get(http::header::HOST) {
+                // `scheme://host[:port]`: the authority must be the one the request was sent
+                // to. (The scheme is not compared: behind a TLS-terminating proxy the
+                // service sees plain HTTP.)
+                let authority = origin
+                    .to_str()
+                    .ok()
+                    .and_then(|o| o.split_once("://"))
+                    .map(|(_, a)| a);
+                if authority.is_none_or(|a| !a.eq_ignore_ascii_case(host.to_str().unwrap_or(""))) {
+                    return Err("csrf_cross_origin");
+                }
             }
         }
         let mut sent = headers.get_all(CSRF_HEADER).iter();
@@ -264,6 +285,32 @@ mod tests {
         for site in ["cross-site", "same-site", "Same-Origin", ""] {
             let h = [cookie, ("x-csrf-token", "s3cr3t"), ("sec-fetch-site", site)];
             assert_eq!(check(Method::POST, &h), Err("csrf_cross_site"), "{site}");
+        }
+        // Origin: the host the request was sent to, or nothing.
+        let same = [
+            cookie,
+            ("x-csrf-token", "s3cr3t"),
+            ("host", "api.example:8443"),
+            ("origin", "https://api.example:8443"),
+        ];
+        assert_eq!(check(Method::POST, &same), Ok(()));
+        for origin in [
+            "https://evil.example",
+            "null",
+            "https://api.example",
+            "api.example:8443",
+        ] {
+            let h = [
+                cookie,
+                ("x-csrf-token", "s3cr3t"),
+                ("host", "api.example:8443"),
+                ("origin", origin),
+            ];
+            assert_eq!(
+                check(Method::POST, &h),
+                Err("csrf_cross_origin"),
+                "{origin}"
+            );
         }
         let refused = |h: &[(&str, &str)]| check(Method::POST, h).is_err();
         assert!(refused(&[cookie]));
