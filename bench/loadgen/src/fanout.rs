@@ -34,9 +34,13 @@ pub(crate) enum Via {
 /// Flags of `loadgen fanout`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct FanoutArgs {
-    /// Auth service base URL.
+    /// Auth service base URL (logins, and revocations unless `--revoke-auth` is given).
     #[arg(long)]
     auth: String,
+    /// Another instance's base URL to send the revoke calls to (same database), so that
+    /// the revocation reaches the API services through the instances' coordination.
+    #[arg(long)]
+    revoke_auth: Option<String>,
     /// Username.
     #[arg(long)]
     user: String,
@@ -85,12 +89,13 @@ async fn login(client: &HttpClient, a: &FanoutArgs) -> Result<Session> {
 }
 
 async fn revoke(client: &HttpClient, a: &FanoutArgs, s: &Session) -> Result<()> {
+    let auth = a.revoke_auth.as_deref().unwrap_or(&a.auth);
     let (status, expected) = match a.via {
         Via::Logout => (
             send(
                 client,
                 Method::POST,
-                &format!("{}/v1/logout", a.auth),
+                &format!("{auth}/v1/logout"),
                 Some(&s.access),
                 None,
             )
@@ -107,7 +112,7 @@ async fn revoke(client: &HttpClient, a: &FanoutArgs, s: &Session) -> Result<()> 
             let body = format!("token={token}&token_type_hint={hint}&client_id=wristband");
             let req = http::Request::builder()
                 .method(Method::POST)
-                .uri(format!("{}/oauth2/revoke", a.auth))
+                .uri(format!("{auth}/oauth2/revoke"))
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
             (client.request(req).await?.status().as_u16(), 200)

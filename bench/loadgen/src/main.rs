@@ -64,9 +64,10 @@ enum Scenario {
     },
     /// Log in once per connection, then refresh in a chain.
     Refresh {
-        /// Auth service base URL.
-        #[arg(long)]
-        auth: String,
+        /// Auth service base URL; repeat it to spread the connections round-robin over
+        /// several instances.
+        #[arg(long, required = true)]
+        auth: Vec<String>,
         /// Username.
         #[arg(long)]
         user: String,
@@ -76,9 +77,10 @@ enum Scenario {
     },
     /// Log in repeatedly.
     Login {
-        /// Auth service base URL.
-        #[arg(long)]
-        auth: String,
+        /// Auth service base URL; repeat it to spread the connections round-robin over
+        /// several instances.
+        #[arg(long, required = true)]
+        auth: Vec<String>,
         /// Username.
         #[arg(long)]
         user: String,
@@ -133,7 +135,13 @@ struct Outcome {
     errors: u64,
 }
 
+/// The auth instance that connection `conn` talks to (round-robin).
+fn instance(auth: &[String], conn: usize) -> &str {
+    &auth[conn % auth.len()]
+}
+
 async fn worker(
+    conn: usize,
     client: HttpClient,
     scenario: Scenario,
     deadline: Instant,
@@ -152,7 +160,7 @@ async fn worker(
             let (status, body) = send(
                 &client,
                 Method::POST,
-                &format!("{auth}/v1/login"),
+                &format!("{}/v1/login", instance(auth, conn)),
                 None,
                 Some(&json!({"username": user, "password": password})),
             )
@@ -180,7 +188,7 @@ async fn worker(
             } => send(
                 &client,
                 Method::POST,
-                &format!("{auth}/v1/login"),
+                &format!("{}/v1/login", instance(auth, conn)),
                 None,
                 Some(&json!({"username": user, "password": password})),
             )
@@ -191,7 +199,7 @@ async fn worker(
                 let (status, body) = send(
                     &client,
                     Method::POST,
-                    &format!("{auth}/v1/refresh"),
+                    &format!("{}/v1/refresh", instance(auth, conn)),
                     None,
                     Some(&json!({"refresh_token": rt})),
                 )
@@ -251,8 +259,9 @@ async fn main() -> Result<()> {
             .map_or(i64::MAX, |r| i64::try_from(r).unwrap_or(i64::MAX)),
     ));
     let mut tasks = Vec::new();
-    for _ in 0..args.connections {
+    for conn in 0..args.connections {
         tasks.push(tokio::spawn(worker(
+            conn,
             client.clone(),
             args.scenario.clone(),
             deadline,
