@@ -54,7 +54,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the auth service (SQLite in --data-dir by default).
-    Serve(settings::ServeArgs),
+    Serve(Box<settings::ServeArgs>),
     /// Manage users in the auth service's store.
     User(user::UserArgs),
     /// Manage OAuth clients (services and resource servers).

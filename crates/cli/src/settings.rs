@@ -95,6 +95,15 @@ pub(crate) struct ServeArgs {
         value_delimiter = ','
     )]
     cors_allowed_origins: Vec<String>,
+    /// A proxy (address or CIDR network) whose X-Forwarded-For names the client, for
+    /// throttling and the audit trail; repeatable [default: none, the header is ignored].
+    #[arg(
+        long = "trusted-proxy",
+        env = "WRISTBAND_TRUSTED_PROXIES",
+        value_name = "NET",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
 }
 
 /// A secret from the environment, if set and not empty.
@@ -150,6 +159,8 @@ impl ServeArgs {
             tls_key: self.tls_key.clone(),
             cors_allowed_origins: (!self.cors_allowed_origins.is_empty())
                 .then(|| self.cors_allowed_origins.clone()),
+            trusted_proxies: (!self.trusted_proxies.is_empty())
+                .then(|| self.trusted_proxies.clone()),
             ..Overrides::default()
         })
     }

@@ -133,6 +133,9 @@ pub struct Config {
     /// Browser origins (`scheme://host[:port]`) allowed to call the service with
     /// credentials (CORS); empty: none besides the issuer's own.
     pub cors_allowed_origins: Vec<String>,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for
+    /// throttling and the audit trail; empty: the header is ignored.
+    pub trusted_proxies: Vec<String>,
     /// PEM certificate chain: serve HTTPS (with HSTS) instead of HTTP.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -167,6 +170,7 @@ impl Default for Config {
             key_rotation: Duration::from_secs(30 * 86_400),
             key_prepublish: None,
             cors_allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
         }
@@ -197,6 +201,7 @@ pub struct Overrides {
     pub key_prepublish: Option<Duration>,
     pub jwks_max_age: Option<Duration>,
     pub cors_allowed_origins: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -226,7 +231,12 @@ impl Config {
         if o.database.is_some() {
             self.database = o.database;
         }
-        set!(key_rotation, jwks_max_age, cors_allowed_origins);
+        set!(
+            key_rotation,
+            jwks_max_age,
+            cors_allowed_origins,
+            trusted_proxies
+        );
         macro_rules! set_opt {
             ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
         }
@@ -290,6 +300,11 @@ impl Config {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return err("tls_cert and tls_key go together");
+        }
+        if let Err(bad) = crate::http::TrustedProxies::parse(&self.trusted_proxies) {
+            return Err(ConfigError(format!(
+                "trusted_proxies: {bad:?} is not an address or a network like 10.0.0.0/8"
+            )));
         }
         for origin in &self.cors_allowed_origins {
             if parse_origin(origin).is_none() {
@@ -454,6 +469,7 @@ mod tests {
             "max_delay",
             "window",
             "cors_allowed_origins",
+            "trusted_proxies",
             "tls_cert",
             "tls_key",
         ] {

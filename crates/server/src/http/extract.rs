@@ -68,7 +68,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
-/// Who is calling: peer address and user agent.
+/// Who is calling: the client's address (the peer, or behind a trusted proxy the address it
+/// forwards) and user agent.
 #[derive(Debug, Clone)]
 pub struct Client(pub ClientInfo);
 
@@ -76,10 +77,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+            .map(|c| c.0.ip());
+        let ip = peer.map(|peer| {
+            match parts
+                .extensions
+                .get::<std::sync::Arc<super::TrustedProxies>>()
+            {
+                Some(proxies) if !proxies.is_empty() => proxies.client_ip(peer, &parts.headers),
+                _ => peer,
+            }
+            .to_string()
+        });
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

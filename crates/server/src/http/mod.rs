@@ -28,11 +28,14 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod feed;
+mod forwarded;
 mod handlers;
 mod oauth;
 mod pages;
 mod session;
 mod tls;
+
+pub use forwarded::TrustedProxies;
 
 /// How often expired revocation records and opaque tokens are dropped.
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -56,6 +59,8 @@ pub struct AppState {
 /// The routes of the auth service.
 pub fn router(state: AppState) -> Router {
     let config = state.service.config();
+    // Validated at start-up.
+    let proxies = TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default();
     let cors = cors_layer(&config.cors_allowed_origins);
     let tls = config.tls();
     let router = Router::new()
@@ -90,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_latency))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::Extension(Arc::new(proxies)))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,

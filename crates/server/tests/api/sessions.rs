@@ -250,3 +250,62 @@ async fn logout_all_ends_every_session_and_records_a_subject_cutoff() {
         .await;
     assert_eq!(r.status, 401);
 }
+
+/// The address a session records, when logging in with these headers.
+async fn recorded_ip(t: &TestApp, user: &str, headers: &[(&str, &str)]) -> String {
+    // Newest first: a second apart, this login's session leads the list.
+    t.advance(1);
+    let r = t
+        .post_json(
+            "/v1/login",
+            &json!({"username": user, "password": PASSWORD}),
+            headers,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let at = r.json()["access_token"].as_str().unwrap().to_owned();
+    list(t, &at).await[0]["ip"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    // By default anyone could write the header: it is ignored.
+    let t = TestApp::spawn().await;
+    t.add_user("alice", "user").await;
+    let forged = [("x-forwarded-for", "198.51.100.4")];
+    assert_eq!(recorded_ip(&t, "alice", &forged).await, "127.0.0.1");
+
+    // Behind a trusted proxy (here the test's own address) the right-most address the
+    // proxies did not add is the client; entries a client wrote to its left do not count.
+    let t = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".into()]).await;
+    t.add_user("alice", "user").await;
+    assert_eq!(recorded_ip(&t, "alice", &forged).await, "198.51.100.4");
+    let chain = [("x-forwarded-for", "6.6.6.6, 198.51.100.9, 127.0.0.5")];
+    assert_eq!(recorded_ip(&t, "alice", &chain).await, "198.51.100.9");
+
+    // Throttling keys on that address: one client's failures do not slow another's login
+    // to the same account through the same proxy.
+    for _ in 0..6 {
+        let r = t
+            .post_json(
+                "/v1/login",
+                &json!({"username": "alice", "password": "wrong password here"}),
+                &[("x-forwarded-for", "203.0.113.66")],
+            )
+            .await;
+        assert!(r.status == 401 || r.status == 429, "{}", r.text());
+    }
+    let r = t
+        .post_json(
+            "/v1/login",
+            &json!({"username": "alice", "password": PASSWORD}),
+            &[("x-forwarded-for", "203.0.113.66")],
+        )
+        .await;
+    assert_eq!(r.status, 429, "the attacker's address is throttled");
+    assert_eq!(
+        recorded_ip(&t, "alice", &[("x-forwarded-for", "198.51.100.4")]).await,
+        "198.51.100.4",
+        "the real user's address is not"
+    );
+}
