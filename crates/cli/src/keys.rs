@@ -13,9 +13,10 @@ use zeroize::Zeroizing;
 
 use wristband_jose::UnixTime;
 use wristband_server::config::{Config, Overrides};
+use wristband_server::domain::keys::rewrap_master_key;
 use wristband_server::domain::keys::KeyExport;
-use wristband_server::domain::{KeyEvent, KeyManager, RecordLifetime};
-use wristband_server::http::{open_keys, open_store};
+use wristband_server::domain::{KeyEvent, KeyManager, MasterKey, RecordLifetime};
+use wristband_server::http::{load_master_key, open_keys, open_store};
 use wristband_server::store::KeyState;
 
 use crate::args::AlgArg;
@@ -63,6 +64,19 @@ pub(crate) enum KeysCommand {
     Export(ExportArgs),
     /// Restore signing keys from a backup made with `keys export`.
     Import(ImportArgs),
+    /// Re-encrypt every stored key and secret under a new master key. Stop every auth
+    /// instance first, then start them all with the new key.
+    Rewrap(RewrapArgs),
+}
+
+/// Arguments of `wristband keys rewrap`.
+#[derive(Debug, Args)]
+pub(crate) struct RewrapArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// File with the new master key (32 random bytes, base64url).
+    #[arg(long, value_name = "FILE")]
+    new_master_key_file: PathBuf,
 }
 
 /// Only the store.
@@ -195,6 +209,7 @@ pub(crate) fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<Outco
                 })
             })
         }
+        KeysCommand::Rewrap(a) => rewrap(&a, out),
         KeysCommand::Import(a) => {
             let path = a.file.clone();
             with_keys(&a.store, out, move |k, _, out| {
@@ -210,6 +225,33 @@ pub(crate) fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<Outco
             })
         }
     }
+}
+
+fn rewrap(args: &RewrapArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let config = args.store.load(Overrides::default())?;
+    init_logging();
+    let new = MasterKey::read_file(&args.new_master_key_file)?;
+    if config.master_key.is_none()
+        && config.master_key_file.is_none()
+        && !config.data_dir.join("master.key").exists()
+    {
+        anyhow::bail!(
+            "no current master key: give it with --master-key-file or WRISTBAND_MASTER_KEY"
+        );
+    }
+    let old = load_master_key(&config).context("the current master key")?;
+    current_thread_runtime()?.block_on(async {
+        let db = open_store(&config).await.context("opening the store")?;
+        let (keys, secrets) = rewrap_master_key(&*db, &old, &new).await?;
+        writeln!(
+            out,
+            "re-sealed {keys} key(s) and {secrets} secret(s) under the new master key; \
+             start every instance with it (--master-key-file {})",
+            args.new_master_key_file.display()
+        )?;
+        anyhow::Ok(())
+    })?;
+    Ok(Outcome::Success)
 }
 
 type KeysFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;

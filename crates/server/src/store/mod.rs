@@ -426,6 +426,15 @@ pub trait Store: Send + Sync + 'static {
     /// The sealed secret stored under `name`; when there is none, stores `value` first.
     /// Concurrent callers all get the same winner.
     async fn secret_or_insert(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>>;
+    /// Every sealed secret, by name.
+    async fn secrets(&self) -> StoreResult<Vec<(String, Vec<u8>)>>;
+    /// Replaces sealed values in one transaction (all or none): the private keys of the
+    /// named signing keys, and the named secrets. For moving to a new master key.
+    async fn reseal(
+        &self,
+        keys: &[(String, Vec<u8>)],
+        secrets: &[(String, Vec<u8>)],
+    ) -> StoreResult<()>;
 
     /// True when this process holds (or has just taken) the leadership named `name`, for
     /// work that one instance among several must do alone, such as the key schedule. A

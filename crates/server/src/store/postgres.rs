@@ -983,6 +983,44 @@ impl Store for PgStore {
         Ok(true)
     }
 
+    async fn secrets(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT name, value FROM secrets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("value")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(map_err)
+    }
+
+    async fn reseal(
+        &self,
+        keys: &[(String, Vec<u8>)],
+        secrets: &[(String, Vec<u8>)],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for (kid, sealed) in keys {
+            sqlx::query(
+                "UPDATE signing_keys SET private_key = $1 WHERE kid = $2 AND private_key IS NOT NULL",
+            )
+            .bind(sealed)
+            .bind(kid)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        for (name, sealed) in secrets {
+            sqlx::query("UPDATE secrets SET value = $1 WHERE name = $2")
+                .bind(sealed)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn secret_or_insert(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>> {
         // A concurrent insert of the same name makes this one wait for its outcome; the
         // SELECT, a new statement, then sees the winner.

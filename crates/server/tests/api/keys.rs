@@ -457,3 +457,56 @@ async fn weak_hs256_secrets_are_refused() {
         .unwrap();
     assert!(hs256_key_from_text(&serde_json::to_string(&jwk).unwrap()).is_ok());
 }
+
+#[tokio::test]
+async fn the_master_key_can_be_replaced_and_the_old_one_then_opens_nothing() {
+    use wristband_server::domain::keys::rewrap_master_key;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wristband.db");
+    let clock = std::sync::Arc::new(wristband_jose::SystemClock);
+    let old_text = wristband_jose::b64::encode([1u8; 32]);
+    let new_text = wristband_jose::b64::encode([2u8; 32]);
+    let start = |master: &str| {
+        let mut config = crate::helpers::test_config(&dir);
+        config.master_key = Some(master.to_owned().into());
+        let clock = clock.clone();
+        let db = db.clone();
+        async move {
+            let store = std::sync::Arc::new(SqliteStore::open(&db).await.unwrap());
+            wristband_server::http::App::build_with_store(config, store, clock).await
+        }
+    };
+    let app = start(&old_text).await.unwrap();
+    app.service()
+        .keys()
+        .rotate(None, false, 1_800_000_000)
+        .await
+        .unwrap();
+    let kids_before = app.service().jwks().keys.len();
+    drop(app);
+
+    let store = SqliteStore::open(&db).await.unwrap();
+    let old = MasterKey::from_text(&old_text).unwrap();
+    let new = MasterKey::from_text(&new_text).unwrap();
+    // A wrong "current" key changes nothing.
+    let err = rewrap_master_key(&store, &new, &old).await.unwrap_err();
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    let (keys, secrets) = rewrap_master_key(&store, &old, &new).await.unwrap();
+    assert_eq!(keys, 2);
+    assert_eq!(secrets, 2, "the refresh key and the master-key check");
+    for k in store.list_keys().await.unwrap() {
+        let sealed = k.private_key.unwrap();
+        assert!(old.open(&k.kid, &sealed).is_err());
+        assert!(new.open(&k.kid, &sealed).is_ok());
+    }
+    drop(store);
+
+    let err = start(&old_text).await.unwrap_err().to_string();
+    assert!(err.contains("master key does not open"), "{err}");
+    let app = start(&new_text).await.unwrap();
+    assert_eq!(
+        app.service().jwks().keys.len(),
+        kids_before,
+        "the same keys"
+    );
+}

@@ -297,3 +297,31 @@ pub async fn secrets_first_writer_wins(store: Arc<dyn Store>) {
         b"first"
     );
 }
+
+pub async fn secrets_list_and_reseal(store: Arc<dyn Store>) {
+    store.secret_or_insert("b-secret", b"one", 1).await.unwrap();
+    store.secret_or_insert("a-secret", b"two", 1).await.unwrap();
+    let mut k = key("kid-reseal", KeyState::Current, 1);
+    k.private_key = Some(b"sealed-old".to_vec());
+    store.insert_key(&k).await.unwrap();
+    assert_eq!(
+        store.secrets().await.unwrap(),
+        vec![
+            ("a-secret".to_owned(), b"two".to_vec()),
+            ("b-secret".to_owned(), b"one".to_vec())
+        ]
+    );
+    store
+        .reseal(
+            &[("kid-reseal".to_owned(), b"sealed-new".to_vec())],
+            &[("a-secret".to_owned(), b"TWO".to_vec())],
+        )
+        .await
+        .unwrap();
+    let keys = store.list_keys().await.unwrap();
+    let k = keys.iter().find(|k| k.kid == "kid-reseal").unwrap();
+    assert_eq!(k.private_key.as_deref(), Some(&b"sealed-new"[..]));
+    let secrets = store.secrets().await.unwrap();
+    assert_eq!(secrets[0].1, b"TWO".to_vec());
+    assert_eq!(secrets[1].1, b"one".to_vec(), "untouched");
+}

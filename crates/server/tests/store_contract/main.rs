@@ -83,6 +83,7 @@ contract! {
     keys::keys_change_conflict_rolls_back,
     keys::keys_revoke_records_kid,
     keys::keys_remove_erases_private_key,
+    keys::secrets_list_and_reseal,
     keys::secrets_first_writer_wins,
     concurrency::concurrent_rotation_one_winner,
     concurrency::concurrent_failures_counted,

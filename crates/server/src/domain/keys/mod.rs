@@ -689,6 +689,45 @@ fn seal_key(
     })
 }
 
+/// Moves every sealed value in the store (private signing keys and secrets) from the `old`
+/// master key to `new`, in one transaction. Stop every auth instance first: one still
+/// running with the old key would seal the keys it creates with it. Returns how many keys
+/// and secrets were re-sealed.
+pub async fn rewrap_master_key(
+    store: &dyn Store,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<(usize, usize), DomainError> {
+    let refuse = |what: &str| {
+        DomainError::InvalidRequest(format!(
+            "{what} cannot be opened with the current master key: nothing was changed"
+        ))
+    };
+    let mut keys = Vec::new();
+    for k in store.list_keys().await? {
+        if let Some(sealed) = &k.private_key {
+            let plain = old
+                .open(&k.kid, sealed)
+                .map_err(|_| refuse(&format!("key {}", k.kid)))?;
+            keys.push((k.kid.clone(), new.seal(&k.kid, &plain)?));
+        }
+    }
+    let mut secrets = Vec::new();
+    for (name, sealed) in store.secrets().await? {
+        let plain = old
+            .open(&name, &sealed)
+            .map_err(|_| refuse(&format!("secret {name}")))?;
+        secrets.push((name.clone(), new.seal(&name, &plain)?));
+    }
+    store.reseal(&keys, &secrets).await?;
+    audit!(
+        "master_key_changed",
+        keys = keys.len(),
+        secrets = secrets.len()
+    );
+    Ok((keys.len(), secrets.len()))
+}
+
 /// Reads an HS256 secret: a private JWK (`{"kty":"oct","k":...}`, as written by
 /// `wristband keys generate --alg HS256`) or base64url text of at least 32 bytes. Short,
 /// low-entropy and well-known secrets are refused.
