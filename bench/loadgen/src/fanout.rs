@@ -124,7 +124,7 @@ async fn revoke(client: &HttpClient, a: &FanoutArgs, s: &Session) -> Result<()> 
     Ok(())
 }
 
-async fn status_at(client: &HttpClient, api: &str, token: &str) -> Result<u16> {
+pub(crate) async fn status_at(client: &HttpClient, api: &str, token: &str) -> Result<u16> {
     Ok(send(
         client,
         Method::GET,
@@ -136,7 +136,7 @@ async fn status_at(client: &HttpClient, api: &str, token: &str) -> Result<u16> {
     .0)
 }
 
-fn micros(d: Duration) -> u32 {
+pub(crate) fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 

@@ -25,6 +25,7 @@ use clap::Args;
 use http::Method;
 use serde_json::{json, Value};
 
+use crate::fanout::{micros, status_at};
 use crate::{field, percentile, send, HttpClient};
 
 /// How many failed requests are printed to stderr.
@@ -440,22 +441,6 @@ pub(crate) async fn run_rotating(
         eprintln!("{} requests did not answer 200", total.errors);
     }
     Ok(())
-}
-
-fn micros(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
-}
-
-async fn status_at(client: &HttpClient, api: &str, token: &str) -> Result<u16> {
-    Ok(send(
-        client,
-        Method::GET,
-        &format!("{api}/resource"),
-        Some(token),
-        None,
-    )
-    .await?
-    .0)
 }
 
 /// Polls `api` from `start` until it refuses `token`: microseconds since `start` to the

@@ -101,11 +101,33 @@ async fn the_cli_manages_keys_under_a_running_server_which_notices_within_5_seco
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Every key change is an audit event (written by whichever process made it).
+    let audited = std::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
+        .args([
+            "keys",
+            "rotate",
+            "--immediate",
+            "--config",
+            &d.config,
+            "--data-dir",
+        ])
+        .arg(&d.data)
+        .env("RUST_LOG", "wristband::audit=info")
+        .output()
+        .unwrap();
+    assert!(audited.status.success());
+    let log = String::from_utf8_lossy(&audited.stderr);
+    for event in ["\"key_published\"", "\"key_retired\"", "\"key_activated\""] {
+        assert!(log.contains(event), "{event} not audited: {log}");
+    }
+    let k3 = kid_in_state(&String::from_utf8_lossy(&audited.stdout), "current").unwrap();
+    assert!(log.contains(&k3) && log.contains(&k2), "{log}");
+
     // A backup restores into a fresh store only with the same master key.
     let backup = d.data.parent().unwrap().join("keys-backup.json");
     let backup = backup.to_string_lossy().into_owned();
     let out = d.cli("keys export", &["--out", &backup], None).await;
-    assert!(out.contains("wrote 1 key(s)"), "{out}");
+    assert!(out.contains("wrote 2 key(s)"), "{out}");
     let text = std::fs::read_to_string(&backup).unwrap();
     assert!(!text.contains("PRIVATE KEY") && text.contains(&k2));
 
@@ -119,7 +141,7 @@ async fn the_cli_manages_keys_under_a_running_server_which_notices_within_5_seco
             None,
         )
         .await;
-    assert!(out.contains("imported 1 key(s)"), "{out}");
+    assert!(out.contains("imported 2 key(s)"), "{out}");
     assert!(out.contains(&k2), "{out}");
 
     let third = Deployment::new();

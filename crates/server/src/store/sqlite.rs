@@ -524,15 +524,12 @@ impl Store for SqliteStore {
             query = query.bind(*key);
         }
         let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
-        let mut out = vec![ThrottleRecord::default(); keys.len()];
-        for row in &rows {
-            let key: &str = row.try_get("key").map_err(map_err)?;
-            let record = throttle_from_row(row).map_err(map_err)?;
-            for (slot, _) in out.iter_mut().zip(keys).filter(|(_, k)| **k == key) {
-                *slot = record;
-            }
-        }
-        Ok(out)
+        let found = rows
+            .iter()
+            .map(|row| Ok((row.try_get("key")?, throttle_from_row(row)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(map_err)?;
+        Ok(super::in_key_order(keys, found))
     }
 
     async fn record_failure(

@@ -389,7 +389,7 @@ impl KeyManager {
     /// One run of the rotation schedule at `now`: makes sure a key signs, publishes the
     /// next key ahead of time, promotes it when due, and removes retired keys whose tokens
     /// have all expired. Safe to run from several places at once: every change is
-    /// conditional. Returns what changed (already audited).
+    /// conditional. Returns what changed (already audited); the caller reloads the ring.
     pub async fn tick(&self, now: i64) -> Result<Vec<KeyEvent>, DomainError> {
         if let Mode::Hs256(_) = self.mode {
             return Ok(Vec::new());
@@ -449,9 +449,6 @@ impl KeyManager {
         }
         for e in &events {
             e.audit();
-        }
-        if !events.is_empty() {
-            self.reload().await?;
         }
         Ok(events)
     }
