@@ -105,7 +105,9 @@ pub(crate) struct RotateArgs {
 pub(crate) struct KidArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// The key id.
+    /// The key id. Key ids are base64url and may begin with `-`, which is taken as part of
+    /// the id, not as a flag.
+    #[arg(allow_hyphen_values = true)]
     kid: String,
 }
 

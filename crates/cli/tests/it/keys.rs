@@ -402,3 +402,21 @@ async fn hs256_mode_end_to_end_with_the_shared_secret() {
     assert!(err.contains("HS256 secret refused"), "{err}");
     assert!(!err.contains(&weak_text), "{err}");
 }
+
+#[tokio::test]
+async fn a_key_id_that_begins_with_a_hyphen_is_an_id_not_a_flag() {
+    // Key ids are base64url thumbprints: one in 64 begins with '-'.
+    let d = Deployment::new();
+    for cmd in ["retire", "revoke"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
+            .args(["keys", cmd, "--config", &d.config, "--data-dir"])
+            .arg(&d.data)
+            .arg("-4oj7x-eaEiIinIIzT7F_kc5uJ79vmPc_-tbeLgBxcA")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("unexpected argument"), "{cmd}: {err}");
+        assert!(err.contains("not found"), "{cmd}: {err}");
+    }
+}
