@@ -7,8 +7,11 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 track() { pids+=("$(cat "$1.pid")"); }
 trap cleanup EXIT
 
-cargo build --release -q -p wristband -p wristband-loadgen
-cargo build --release -q -p wristband-verify --example api_service
+# A script that compares binaries built elsewhere sets BENCH_PREBUILT=1 and its own paths.
+if [ -z "${BENCH_PREBUILT:-}" ]; then
+  cargo build --release -q -p wristband -p wristband-loadgen
+  cargo build --release -q -p wristband-verify --example api_service
+fi
 bin=${CARGO_TARGET_DIR:-target}/release
 
 # Starts a process whose stdout announces "listening on ADDR"; prints ADDR. It runs in a
