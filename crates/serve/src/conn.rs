@@ -158,26 +158,28 @@ impl Registry {
         self.changed.notified().await;
     }
 
-    /// Marks for closing the connection that has waited longest without a request in
-    /// flight, unless one is already being closed. Busy connections are never chosen.
-    pub(crate) fn evict_one(&self) {
+    /// Marks for closing the `n` connections that have waited longest without a request
+    /// in flight, unless some are already being closed. Busy connections are never chosen.
+    pub(crate) fn evict(&self, n: usize) {
         let conns = self.conns();
-        let mut oldest: Option<(Instant, &Arc<Conn>)> = None;
+        let mut waiting = Vec::new();
         for conn in conns.values() {
             let s = conn.state();
             match s.phase {
                 Phase::Evicted => return,
                 Phase::Busy => {}
-                Phase::Header | Phase::Idle => {
-                    if oldest.is_none_or(|(since, _)| s.since < since) {
-                        oldest = Some((s.since, conn));
-                    }
-                }
+                Phase::Header | Phase::Idle => waiting.push((s.since, conn)),
             }
         }
-        if let Some((_, conn)) = oldest {
-            conn.state().phase = Phase::Evicted;
-            conn.wake.notify_one();
+        waiting.sort_unstable_by_key(|(since, _)| *since);
+        for (_, conn) in waiting.into_iter().take(n) {
+            let mut s = conn.state();
+            // Still waiting: the lock was let go since the scan.
+            if s.phase != Phase::Busy {
+                s.phase = Phase::Evicted;
+                drop(s);
+                conn.wake.notify_one();
+            }
         }
     }
 }

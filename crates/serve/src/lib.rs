@@ -19,8 +19,9 @@
 //!   closed.
 //! - **Connection cap** (default: the soft file limit minus a reserve, see
 //!   [`ServeLimits::connection_cap`]). The cap *leaves room to serve*: when it is reached, a
-//!   new connection is admitted by closing the connection that has waited longest without
-//!   a request in flight (an idle keep-alive connection or one still sending its header).
+//!   new connection is admitted by closing the connections that have waited longest without
+//!   a request in flight (idle keep-alive connections or ones still sending their header;
+//!   a sixteenth of the cap at a time, so that accepting keeps pace with a flood).
 //!   A connection with a request in flight is never closed to make room; only when every
 //!   connection is busy does accepting wait, the new clients queueing in the kernel's
 //!   backlog. So a client holding the cap with half-sent requests cannot lock anyone out.
@@ -175,6 +176,9 @@ where
         request_body_timeout = ?limits.request_body_timeout,
         "serving"
     );
+    // Evicting a few at a time keeps accepting fast while a flood of slow clients
+    // replaces the waiting connections.
+    let evict_batch = (cap / 16).max(1);
     let registry = Arc::new(Registry::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -187,7 +191,7 @@ where
         // longest-waiting connection without a request in flight, or wait for one to
         // finish or close. Meanwhile further clients queue in the kernel's backlog.
         while registry.len() >= cap {
-            registry.evict_one();
+            registry.evict(evict_batch);
             tokio::select! {
                 () = registry.changed() => {}
                 () = &mut shutdown => break 'accept,
