@@ -104,6 +104,22 @@ pub(crate) struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<String>,
+    /// Close a connection that has not sent a complete request header (nor, with HTTPS,
+    /// finished its handshake) this long after it was accepted or began its next request
+    /// [default: 10s].
+    #[arg(long, env = "WRISTBAND_HEADER_READ_TIMEOUT", value_parser = duration)]
+    header_read_timeout: Option<Duration>,
+    /// Close a keep-alive connection idle this long [default: 60s].
+    #[arg(long, env = "WRISTBAND_IDLE_TIMEOUT", value_parser = duration)]
+    idle_timeout: Option<Duration>,
+    /// Answer 408 and close when a request body has not arrived this long after its header
+    /// [default: 30s].
+    #[arg(long, env = "WRISTBAND_REQUEST_BODY_TIMEOUT", value_parser = duration)]
+    request_body_timeout: Option<Duration>,
+    /// Most connections open at once; 0: from the open-file limit, keeping a reserve
+    /// [default: 0].
+    #[arg(long, env = "WRISTBAND_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
 }
 
 /// A secret from the environment, if set and not empty.
@@ -161,6 +177,10 @@ impl ServeArgs {
                 .then(|| self.cors_allowed_origins.clone()),
             trusted_proxies: (!self.trusted_proxies.is_empty())
                 .then(|| self.trusted_proxies.clone()),
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            request_body_timeout: self.request_body_timeout,
+            max_connections: self.max_connections,
             ..Overrides::default()
         })
     }

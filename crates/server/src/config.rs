@@ -140,6 +140,18 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Longest time from a connection's acceptance (including the TLS handshake), or from
+    /// the first byte of its next request, to the end of the request header.
+    #[serde(with = "duration_str")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection waiting for its next request is closed after this long.
+    #[serde(with = "duration_str")]
+    pub idle_timeout: Duration,
+    /// Longest time from the end of a request header to the end of its body.
+    #[serde(with = "duration_str")]
+    pub request_body_timeout: Duration,
+    /// Most connections open at once; 0: derived from the open-file limit.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -173,6 +185,10 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_body_timeout: Duration::from_secs(30),
+            max_connections: 0,
         }
     }
 }
@@ -204,6 +220,10 @@ pub struct Overrides {
     pub trusted_proxies: Option<Vec<String>>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub header_read_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub request_body_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
 }
 
 impl Config {
@@ -235,7 +255,11 @@ impl Config {
             key_rotation,
             jwks_max_age,
             cors_allowed_origins,
-            trusted_proxies
+            trusted_proxies,
+            header_read_timeout,
+            idle_timeout,
+            request_body_timeout,
+            max_connections
         );
         macro_rules! set_opt {
             ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
@@ -298,6 +322,14 @@ impl Config {
         if self.alg != Algorithm::HS256 && hs {
             return err("an HS256 secret is given but alg is not HS256");
         }
+        if self.header_read_timeout.is_zero()
+            || self.idle_timeout.is_zero()
+            || self.request_body_timeout.is_zero()
+        {
+            return err(
+                "header_read_timeout, idle_timeout and request_body_timeout must be positive",
+            );
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return err("tls_cert and tls_key go together");
         }
@@ -319,6 +351,16 @@ impl Config {
     /// Whether the service serves HTTPS itself.
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some()
+    }
+
+    /// The connection limits of the HTTP server.
+    pub fn serve_limits(&self) -> wristband_serve::ServeLimits {
+        wristband_serve::ServeLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            request_body_timeout: self.request_body_timeout,
+            max_connections: (self.max_connections > 0).then_some(self.max_connections),
+        }
     }
 
     /// How long a new key is published before it signs.
@@ -472,6 +514,10 @@ mod tests {
             "trusted_proxies",
             "tls_cert",
             "tls_key",
+            "header_read_timeout",
+            "idle_timeout",
+            "request_body_timeout",
+            "max_connections",
         ] {
             assert!(
                 text.contains(&format!("{key} =")),
@@ -509,6 +555,18 @@ mod tests {
             },
             Config {
                 refresh_idle_ttl: Duration::from_secs(31 * 86_400),
+                ..Config::default()
+            },
+            Config {
+                header_read_timeout: Duration::ZERO,
+                ..Config::default()
+            },
+            Config {
+                idle_timeout: Duration::ZERO,
+                ..Config::default()
+            },
+            Config {
+                request_body_timeout: Duration::ZERO,
                 ..Config::default()
             },
         ] {

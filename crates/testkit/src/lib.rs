@@ -18,6 +18,8 @@
 //!   what a test does when no browser is installed.
 //! - [`process`]: runs an example binary (such as `api_service`) as a child process and
 //!   reads the address it listens on.
+//! - [`slow_clients`]: many connections holding half-sent requests, to test that a server
+//!   closes them and keeps serving.
 //!
 //! Helpers panic on setup failures: a broken fixture should stop the test loudly.
 
@@ -34,6 +36,7 @@ pub mod mock_auth;
 pub mod postgres;
 pub mod process;
 mod proxy;
+pub mod slow_clients;
 
 pub use canary::Canary;
 pub use jwks_server::{JwksServer, Mode};

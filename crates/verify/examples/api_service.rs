@@ -25,6 +25,15 @@
 //! (so `--listen 127.0.0.1:0` works); logs go to stderr (`RUST_LOG` sets the level).
 //! SIGINT and SIGTERM shut the service down gracefully.
 //!
+//! Connections are served by `wristband-serve`: a request header must arrive within
+//! `--header-read-timeout` (default 10 s), an idle keep-alive connection is closed after
+//! `--idle-timeout` (60 s), a stalled request body gets 408 after `--request-body-timeout`
+//! (30 s), and at `--max-connections` (default: from the open-file limit, which is raised
+//! to its hard limit at start) the connections waiting without a request make room for new
+//! ones. The same settings may be given as `WRISTBAND_HEADER_READ_TIMEOUT`,
+//! `WRISTBAND_IDLE_TIMEOUT`, `WRISTBAND_REQUEST_BODY_TIMEOUT` and
+//! `WRISTBAND_MAX_CONNECTIONS`.
+//!
 //! With `--access-cookie` (for a service on the auth service's site, or behind a gateway
 //! that forwards its cookies), a request without `Authorization: Bearer` may carry the
 //! token in the `__Host-wb_at` cookie; a state-changing one then needs `X-CSRF-Token`
@@ -39,6 +48,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use wristband_jose::SecretString;
+use wristband_serve::ServeLimits;
 use wristband_verify::example::{api_service_router, shutdown_signal};
 use wristband_verify::{CookieSource, Hs256Secret, StalenessPolicy, Verifier};
 
@@ -91,6 +101,42 @@ struct Args {
     /// state-changing requests. Off by default: cookies are ignored.
     #[arg(long)]
     access_cookie: bool,
+    /// Close a connection that has not sent a complete request header this long after it
+    /// was accepted or began its next request (`10s`, `1m`, or seconds).
+    #[arg(long, env = "WRISTBAND_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    header_read_timeout: Duration,
+    /// Close a keep-alive connection idle this long.
+    #[arg(long, env = "WRISTBAND_IDLE_TIMEOUT", default_value = "60s", value_parser = duration)]
+    idle_timeout: Duration,
+    /// Answer 408 and close when a request body has not arrived this long after its header.
+    #[arg(long, env = "WRISTBAND_REQUEST_BODY_TIMEOUT", default_value = "30s", value_parser = duration)]
+    request_body_timeout: Duration,
+    /// Most connections open at once; 0: from the open-file limit, keeping a reserve. At
+    /// the cap, connections waiting without a request in flight are closed to make room.
+    #[arg(long, env = "WRISTBAND_MAX_CONNECTIONS", default_value_t = 0)]
+    max_connections: usize,
+}
+
+/// Parses `30s`, `2m`, `1h` or a bare number of seconds.
+fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("cannot parse duration {text:?} (use e.g. 30s, 2m)"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("cannot parse duration {text:?} (use e.g. 30s, 2m)")),
+    };
+    if seconds == 0 {
+        return Err("a timeout must be positive".into());
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 #[tokio::main]
@@ -102,6 +148,18 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let open_files = wristband_serve::raise_fd_limit().context("raising the open-file limit")?;
+    let limits = ServeLimits {
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        request_body_timeout: args.request_body_timeout,
+        max_connections: (args.max_connections > 0).then_some(args.max_connections),
+    };
+    tracing::info!(
+        open_files,
+        max_connections = limits.connection_cap(open_files),
+        "connection limits"
+    );
 
     let mut builder = Verifier::builder(&args.issuer, &args.audience)
         .refetch_cooldown(Duration::from_secs(args.refetch_cooldown));
@@ -161,9 +219,13 @@ async fn main() -> anyhow::Result<()> {
     writeln!(stdout, "listening on {addr}")?;
     stdout.flush()?;
 
-    axum::serve(listener, api_service_router(verifier))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    wristband_serve::serve(
+        listener,
+        api_service_router(verifier),
+        limits,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("shut down");
     Ok(())
 }

@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod connections;
 mod keys;
 mod revocation;
 mod scale_out;

@@ -13,11 +13,11 @@ use wristband_jose::UnixTime;
 use wristband_testkit::http::{Client, TestResponse};
 use wristband_testkit::process::{example_binary, ServiceProcess};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// A config file with a cheap KDF: these tests are about flows and crashes, not Argon2 cost
 /// (and the binary under test is a debug build).
-fn write_config(dir: &Path) -> String {
+pub(crate) fn write_config(dir: &Path) -> String {
     let path = dir.join("wristband.toml");
     std::fs::write(
         &path,
@@ -44,7 +44,7 @@ async fn serve(dir: &TempDir, extra: &[&str]) -> ServiceProcess {
     ServiceProcess::spawn(Path::new(env!("CARGO_BIN_EXE_wristband")), &args).await
 }
 
-fn add_user(dir: &TempDir, name: &str, role: &str) {
+pub(crate) fn add_user(dir: &TempDir, name: &str, role: &str) {
     use std::io::Write;
     let config = write_config(dir.path());
     let data = dir.path().join("data");

@@ -358,12 +358,21 @@ impl App {
         self.created_key
     }
 
-    /// Serves until `shutdown` completes, then drains requests in flight.
+    /// Serves until `shutdown` completes, then drains requests in flight. Raises the
+    /// open-file limit first, and serves with the configured connection limits
+    /// ([`wristband_serve`]).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let service = self.service;
+        let limits = service.config().serve_limits();
+        let files = wristband_serve::raise_fd_limit()?;
+        tracing::info!(
+            open_files = files,
+            max_connections = limits.connection_cap(files),
+            "connection limits"
+        );
         // Housekeeping: drop revocation records and opaque tokens that no longer matter.
         let janitor = {
             let service = Arc::clone(&service);
@@ -424,26 +433,16 @@ impl App {
         let app = router(AppState {
             service: Arc::clone(&service),
         });
-        let make = app.into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = async move {
             shutdown.await;
             // End the feed's streams, or the drain would wait for them forever.
             service.begin_shutdown();
         };
         let result = match self.tls {
-            None => {
-                axum::serve(self.listener, make)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
+            None => wristband_serve::serve(self.listener, app, limits, shutdown).await,
             Some(config) => {
-                use axum::serve::ListenerExt;
-                // `tap_io` gives the TLS listener the connection info (peer address).
-                let listener =
-                    tls::TlsListener::new(self.listener, self.addr, config).tap_io(|_| {});
-                axum::serve(listener, make)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                let listener = tls::TlsListener::new(self.listener, self.addr, config);
+                wristband_serve::serve(listener, app, limits, shutdown).await
             }
         };
         janitor.abort();

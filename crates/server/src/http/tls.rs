@@ -1,5 +1,5 @@
-//! HTTPS: a rustls (aws-lc-rs) listener for `axum::serve`, with handshakes done off the
-//! accept loop so that one slow client cannot hold up the others.
+//! HTTPS: a rustls (aws-lc-rs) listener for the serve loop, whose connections do their
+//! handshake on first use, within the header read timeout and under the connection cap.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,17 +8,17 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_rustls::rustls;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{Accept, TlsAcceptor};
 
 use crate::config::ConfigError;
-
-/// Longest time a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The rustls server configuration of a PEM certificate chain and private key.
 pub(super) fn server_config(
@@ -48,67 +48,135 @@ pub(super) fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Accepted TLS connections, handshakes done.
+/// Accepted TCP connections whose TLS handshake is done by the connection itself, on its
+/// first read: so the serve loop's header timeout and connection cap cover the handshake,
+/// and one slow client cannot hold up the others.
 pub(super) struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    listener: TcpListener,
     addr: SocketAddr,
-    acceptor: JoinHandle<()>,
+    tls: TlsAcceptor,
 }
 
 impl TlsListener {
-    /// Starts accepting on `listener`.
+    /// Accepts on `listener`.
     pub(super) fn new(
         listener: TcpListener,
         addr: SocketAddr,
         config: Arc<rustls::ServerConfig>,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(64);
-        let tls = TlsAcceptor::from(config);
-        let acceptor = tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let tls = tls.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send((stream, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        TlsListener { rx, addr, acceptor }
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.acceptor.abort();
+        TlsListener {
+            listener,
+            addr,
+            tls: TlsAcceptor::from(config),
+        }
     }
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = LazyTls;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
+        loop {
+            match self.listener.accept().await {
+                Ok((tcp, peer)) => {
+                    let state = State::Handshake(Box::new(self.tls.accept(tcp)));
+                    return (LazyTls { state, peer }, peer);
+                }
+                Err(e) => {
+                    // Out of file descriptors, most likely: give connections time to close.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.addr)
+    }
+}
+
+enum State {
+    Handshake(Box<Accept<TcpStream>>),
+    Ready(Box<TlsStream<TcpStream>>),
+    Failed,
+}
+
+/// A TLS server connection that does its handshake on first use.
+pub(super) struct LazyTls {
+    state: State,
+    peer: SocketAddr,
+}
+
+impl LazyTls {
+    /// Drives the handshake; ready once the stream can carry data.
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let State::Handshake(accept) = &mut self.state {
+            match Pin::new(accept.as_mut()).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(stream)) => self.state = State::Ready(Box::new(stream)),
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, peer = %self.peer, "TLS handshake failed");
+                    self.state = State::Failed;
+                }
+            }
+        }
+        match self.state {
+            State::Ready(_) => Poll::Ready(Ok(())),
+            _ => Poll::Ready(Err(handshake_failed())),
+        }
+    }
+}
+
+/// The error of a connection whose handshake failed.
+fn handshake_failed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "TLS handshake failed",
+    )
+}
+
+impl AsyncRead for LazyTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_handshake(cx))?;
+        match &mut this.state {
+            State::Ready(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            _ => Poll::Ready(Err(handshake_failed())),
+        }
+    }
+}
+
+impl AsyncWrite for LazyTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_handshake(cx))?;
+        match &mut this.state {
+            State::Ready(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            _ => Poll::Ready(Err(handshake_failed())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().state {
+            State::Ready(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().state {
+            State::Ready(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            _ => Poll::Ready(Ok(())),
+        }
     }
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod canary;
+mod connections;
 mod cookie;
 mod feed;
 mod hs256;
