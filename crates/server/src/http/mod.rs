@@ -155,13 +155,33 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
+/// The label value of anything outside a fixed set.
+const OTHER: &str = "other";
+
+/// The metric label of a method: one of the standard methods, else [`OTHER`].
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => OTHER,
+    }
+}
+
 async fn track_latency(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
+    // Label values from fixed sets only: a client must not be able to mint series.
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+        .map_or_else(|| OTHER.to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(req.method());
     let response = next.run(req).await;
     let status = format!("{}xx", response.status().as_u16() / 100);
     s.service

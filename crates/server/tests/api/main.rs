@@ -14,6 +14,7 @@ mod flows;
 mod helpers;
 mod introspect;
 mod keys;
+mod metrics;
 mod oauth_token;
 mod opaque;
 mod pages;
