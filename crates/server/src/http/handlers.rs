@@ -11,7 +11,7 @@ use serde_json::json;
 use wristband_jose::SecretString;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Bearer, Client};
+use super::extract::{ApiJson, ApiPath, Bearer, Client};
 use super::AppState;
 use crate::domain::TokenPair;
 use crate::store::UserRecord;
@@ -191,7 +191,7 @@ pub(super) async fn sessions(
 pub(super) async fn delete_session(
     State(s): State<AppState>,
     Bearer(token): Bearer,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     s.service.revoke_own_session(&token, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -289,13 +289,7 @@ fn optional_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Option<T>, ApiError> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::MalformedBody
-        }
-    })?;
+    let body = body.map_err(|r| super::extract::bytes_rejection(&r))?;
     if body.is_empty() {
         return Ok(None);
     }

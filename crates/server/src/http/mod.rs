@@ -115,7 +115,9 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
-    router.with_state(state)
+    router
+        .layer(middleware::map_response(error::json_errors))
+        .with_state(state)
 }
 
 /// The CORS layer allows credentials on every preflight; without an allowed origin that

@@ -38,8 +38,10 @@ pub(super) struct TokenParamForm {
 
 fn form<T>(f: Result<Form<T>, FormRejection>) -> Result<T, ApiError> {
     // Wrong content type, bad encoding or a repeated parameter (RFC 6749 §3.1).
-    f.map(|Form(v)| v)
-        .map_err(|_| ApiError::OAuth(OAuthError::InvalidRequest))
+    f.map(|Form(v)| v).map_err(|r| match r {
+        FormRejection::BytesRejection(r) => super::extract::bytes_rejection(&r),
+        _ => ApiError::OAuth(OAuthError::InvalidRequest),
+    })
 }
 
 fn form_decode(s: &str) -> Option<String> {
