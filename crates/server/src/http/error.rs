@@ -57,12 +57,17 @@ impl From<DomainError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    error_description: &'a str,
+/// The body of every error: a stable code, a text safe to show, and for internal errors
+/// the id under which the details were logged.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Stable error code, e.g. `invalid_request`, `invalid_token`, `invalid_grant`.
+    pub error: &'a str,
+    /// Text safe to show.
+    pub error_description: &'a str,
+    /// For internal errors: the id under which the details were logged.
     #[serde(skip_serializing_if = "Option::is_none")]
-    correlation_id: Option<&'a str>,
+    pub correlation_id: Option<&'a str>,
 }
 
 /// An error described: status, stable code, safe text and extra headers. Rendered as JSON
@@ -88,7 +93,7 @@ impl Described {
     }
 
     fn into_json(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             error: &self.code,
             error_description: &self.description,
             correlation_id: self.correlation_id.as_deref(),

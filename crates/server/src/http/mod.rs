@@ -31,6 +31,7 @@ pub mod feed;
 mod forwarded;
 mod handlers;
 mod oauth;
+pub mod openapi;
 mod pages;
 mod session;
 mod tls;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
+        .route(openapi::PATH, get(openapi::serve_document))
         .merge(pages::routes())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

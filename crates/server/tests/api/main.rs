@@ -17,6 +17,7 @@ mod keys;
 mod metrics;
 mod oauth_token;
 mod opaque;
+mod openapi;
 mod pages;
 mod refresh;
 mod revocations;
