@@ -16,10 +16,10 @@ pub struct Outcome {
 /// Label for an HTTP route.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Route {
-    /// Matched route pattern.
+    /// Matched route pattern (the router's fixed set), or `other`.
     pub route: String,
-    /// HTTP method.
-    pub method: String,
+    /// A standard HTTP method, or `other`.
+    pub method: &'static str,
     /// Status class (`2xx`, `4xx`, ...).
     pub status: String,
 }

@@ -21,6 +21,13 @@ pub enum ApiError {
     OAuth(OAuthError),
     /// The body is not valid JSON, or not of the expected shape.
     MalformedBody,
+    /// A path parameter is malformed (not UTF-8, or not of its type).
+    MalformedPath,
+    /// The query string is malformed.
+    MalformedQuery,
+    /// Another status produced outside the handlers (a layer or the framework), given
+    /// the JSON body here.
+    Status(StatusCode),
     /// The body is larger than the limit.
     PayloadTooLarge,
     /// The body is not `application/json`.
@@ -50,12 +57,17 @@ impl From<DomainError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    error_description: &'a str,
+/// The body of every error: a stable code, a text safe to show, and for internal errors
+/// the id under which the details were logged.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Stable error code, e.g. `invalid_request`, `invalid_token`, `invalid_grant`.
+    pub error: &'a str,
+    /// Text safe to show.
+    pub error_description: &'a str,
+    /// For internal errors: the id under which the details were logged.
     #[serde(skip_serializing_if = "Option::is_none")]
-    correlation_id: Option<&'a str>,
+    pub correlation_id: Option<&'a str>,
 }
 
 /// An error described: status, stable code, safe text and extra headers. Rendered as JSON
@@ -81,7 +93,7 @@ impl Described {
     }
 
     fn into_json(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             error: &self.code,
             error_description: &self.description,
             correlation_id: self.correlation_id.as_deref(),
@@ -242,6 +254,39 @@ impl ApiError {
                 "invalid_request",
                 "the request body is not valid JSON of the expected shape",
             ),
+            ApiError::MalformedPath => json(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "a path parameter is malformed",
+            ),
+            ApiError::MalformedQuery => json(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the query string is malformed",
+            ),
+            ApiError::Status(StatusCode::NOT_FOUND) => ApiError::NotFound.describe(),
+            ApiError::Status(StatusCode::METHOD_NOT_ALLOWED) => {
+                ApiError::MethodNotAllowed.describe()
+            }
+            ApiError::Status(StatusCode::PAYLOAD_TOO_LARGE) => ApiError::PayloadTooLarge.describe(),
+            ApiError::Status(StatusCode::UNSUPPORTED_MEDIA_TYPE) => {
+                ApiError::UnsupportedMediaType.describe()
+            }
+            ApiError::Status(status) if status.is_server_error() => {
+                let code = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "temporarily_unavailable"
+                } else {
+                    "server_error"
+                };
+                json(status, code, "the service could not answer this request")
+            }
+            ApiError::Status(status) => json(
+                status,
+                "invalid_request",
+                status
+                    .canonical_reason()
+                    .unwrap_or("the request was refused"),
+            ),
             ApiError::PayloadTooLarge => json(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -273,6 +318,31 @@ impl ApiError {
     }
 }
 
+/// The last layer: an error response made outside the handlers (a framework rejection or a
+/// layer) that is not yet the JSON body becomes it, so that every error has one shape.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let shaped = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if shaped {
+        return response;
+    }
+    let mut r = ApiError::Status(status).into_response();
+    // Keep what the layer said besides the body (Allow, Retry-After, challenges, CORS).
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            r.headers_mut().append(name, value.clone());
+        }
+    }
+    r
+}
+
 /// An error on a hosted HTML page: the same mapping as [`ApiError`], shown as a readable
 /// page (no internals; internal errors show only a correlation id).
 #[derive(Debug)]
@@ -293,5 +363,57 @@ impl From<DomainError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         super::pages::error_page(self.0.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn reshaped(status: StatusCode, content_type: &'static str) -> (Response, String) {
+        let mut r = (status, "plain words").into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        let (parts, body) = json_errors(r).await.into_parts();
+        let body = to_bytes(body, 1 << 16).await.unwrap();
+        (
+            Response::from_parts(parts, axum::body::Body::empty()),
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn errors_made_outside_the_handlers_become_the_json_body() {
+        for (status, code) in [
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        ] {
+            let (r, body) = reshaped(status, "text/plain; charset=utf-8").await;
+            assert_eq!(r.status(), status);
+            assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+            assert_eq!(r.headers()[header::ALLOW], "GET");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["error"], code, "{body}");
+            assert!(v["error_description"].is_string(), "{body}");
+        }
+        // JSON and HTML error bodies, and successes, are left as they are.
+        for (status, ct) in [
+            (StatusCode::BAD_REQUEST, "application/json"),
+            (StatusCode::NOT_FOUND, "text/html; charset=utf-8"),
+            (StatusCode::OK, "text/plain"),
+        ] {
+            let (r, body) = reshaped(status, ct).await;
+            assert_eq!(body, "plain words");
+            assert_eq!(r.headers()[header::CONTENT_TYPE], ct);
+        }
     }
 }

@@ -13,7 +13,7 @@ use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::store::RevocationRecord;
 
@@ -25,11 +25,12 @@ pub const POLL: Duration = Duration::from_secs(1);
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// A revocation on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireRevocation<'a> {
     /// Cursor / event id.
     pub id: i64,
     /// `jti`, `sid` or `sub`.
+    #[schema(value_type = String, example = "jti")]
     pub kind: &'static str,
     /// The jti, sid or sub.
     pub value: &'a str,
@@ -52,6 +53,17 @@ impl<'a> From<&'a RevocationRecord> for WireRevocation<'a> {
     }
 }
 
+/// A page of `GET /v1/revocations`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RevocationPage<'a> {
+    /// Records after the cursor asked for, oldest first.
+    pub revocations: Vec<WireRevocation<'a>>,
+    /// Where the next page starts (`after`).
+    pub cursor: i64,
+    /// Whether more records follow.
+    pub has_more: bool,
+}
+
 /// `GET /v1/revocations` query.
 #[derive(Debug, Deserialize)]
 pub(super) struct PageQuery {
@@ -69,6 +81,18 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+#[utoipa::path(get, path = "/v1/revocations", tag = "revocation feed",
+    summary = "A page of revocation records after a cursor",
+    description = "For verifiers: needs a resource-server client's token with `revocations:read`, unless the feed is configured public.",
+    security(("bearer" = []), ()),
+    params(("after" = Option<i64>, Query, description = "Cursor: records after this id (default 0)")),
+    responses(
+        (status = 200, description = "A page", body = RevocationPage),
+        (status = 400, description = "A malformed cursor", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token may not read the feed", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn page(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -80,11 +104,11 @@ pub(super) async fn page(
     let records = s.service.revocations_after(after, PAGE).await?;
     let cursor = records.last().map_or(after, |r| r.id);
     let wire: Vec<WireRevocation<'_>> = records.iter().map(Into::into).collect();
-    Ok(Json(serde_json::json!({
-        "revocations": wire,
-        "cursor": cursor,
-        "has_more": records.len() == PAGE as usize,
-    }))
+    Ok(Json(RevocationPage {
+        revocations: wire,
+        cursor,
+        has_more: records.len() == PAGE as usize,
+    })
     .into_response())
 }
 
@@ -134,6 +158,17 @@ fn revocation_stream(state: StreamState) -> impl Stream<Item = Result<Event, Inf
     })
 }
 
+#[utoipa::path(get, path = "/v1/revocations/stream", tag = "revocation feed",
+    summary = "Server-Sent Events: every revocation as it happens",
+    description = "Events are named `revocation`, carry a `WireRevocation` as data and the cursor as id; resume with `Last-Event-ID`. A heartbeat comment comes every 15 seconds. Same authorization as the page.",
+    security(("bearer" = []), ()),
+    params(("Last-Event-ID" = Option<i64>, Header, description = "Resume after this id")),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token may not read the feed", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn stream(
     State(s): State<AppState>,
     headers: HeaderMap,

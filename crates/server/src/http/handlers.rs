@@ -7,25 +7,28 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 use wristband_jose::SecretString;
 
-use super::error::ApiError;
-use super::extract::{ApiJson, Bearer, Client};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, Bearer, Client};
 use super::AppState;
 use crate::domain::TokenPair;
 use crate::store::UserRecord;
 
 /// `POST /v1/login` and `POST /v1/users` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Credentials {
+    /// The user name.
     username: String,
+    /// The password.
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
 /// How `POST /v1/login` delivers the tokens.
-#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum Delivery {
     /// In the JSON body (the default).
@@ -36,36 +39,58 @@ pub(super) enum Delivery {
 }
 
 /// `POST /v1/login` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LoginRequest {
+    /// The user name.
     username: String,
+    /// The password.
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
+    /// Where the tokens go: the JSON body (default) or `HttpOnly` cookies.
     #[serde(default)]
     delivery: Delivery,
 }
 
 /// `POST /v1/refresh` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RefreshRequest {
+    /// The refresh token of the session.
     refresh_token: String,
 }
 
 /// `POST /v1/logout` optional body.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LogoutRequest {
+    /// The session's refresh token, revoked with it.
     refresh_token: Option<String>,
 }
 
 /// A token response (wire type).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct TokenResponse {
+    /// The access token (a JWT).
     access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: u64,
+    /// The refresh token (single use; rotated on every refresh).
     refresh_token: String,
+}
+
+/// The answer of `POST /v1/login`: tokens in the body, or (with `delivery: cookie`) only
+/// their lifetimes, the tokens being in cookies.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum LoginResponse {
+    /// Tokens in the body.
+    Body(TokenResponse),
+    /// Tokens in cookies.
+    Cookie(super::session::CookieSession),
 }
 
 impl From<TokenPair> for TokenResponse {
@@ -80,10 +105,13 @@ impl From<TokenPair> for TokenResponse {
 }
 
 /// A user as clients see it (wire type): never the hash.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct UserView {
+    /// User id.
     id: String,
+    /// User name.
     username: String,
+    /// Role (`user` or `admin`).
     role: String,
 }
 
@@ -105,6 +133,20 @@ pub(super) fn no_store(body: impl IntoResponse) -> Response {
     r
 }
 
+#[utoipa::path(post, path = "/v1/login", tag = "sessions",
+    summary = "Log in with a user name and password",
+    description = "Starts a session. With `delivery: cookie` the tokens are set as `HttpOnly` cookies (and the request must come from an allowed origin); otherwise they are in the body.",
+    request_body(content = LoginRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 400, description = "The body is not valid JSON of this shape", body = ErrorBody),
+        (status = 401, description = "Invalid user name or password", body = ErrorBody),
+        (status = 403, description = "Cookie delivery from an origin that is not allowed", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn login(
     State(s): State<AppState>,
     Client(client): Client,
@@ -119,11 +161,22 @@ pub(super) async fn login(
         .login(&body.username, body.password, &client)
         .await?;
     Ok(match body.delivery {
-        Delivery::Body => no_store(Json(TokenResponse::from(pair))),
+        Delivery::Body => no_store(Json(LoginResponse::Body(pair.into()))),
         Delivery::Cookie => super::session::cookie_response(&s, &pair, true),
     })
 }
 
+#[utoipa::path(post, path = "/v1/refresh", tag = "sessions",
+    summary = "Trade a refresh token for a new token pair",
+    description = "The refresh token is single use: the answer carries its successor. Using a spent one again ends the session.",
+    request_body(content = RefreshRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 400, description = "Invalid, expired or revoked refresh token, or a malformed body", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn refresh(
     State(s): State<AppState>,
     Client(client): Client,
@@ -133,6 +186,19 @@ pub(super) async fn refresh(
     Ok(no_store(Json(TokenResponse::from(pair))))
 }
 
+#[utoipa::path(post, path = "/v1/logout", tag = "sessions",
+    summary = "End the session of the access token",
+    security(("bearer" = [])),
+    request_body(content = Option<LogoutRequest>, content_type = "application/json", description = "Optional"),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, description = "A malformed body, or more than one Authorization header", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token does not allow this", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn logout(
     State(s): State<AppState>,
     Client(client): Client,
@@ -147,6 +213,16 @@ pub(super) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/v1/logout-all", tag = "sessions",
+    summary = "End every session of the token's user",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out everywhere"),
+        (status = 400, description = "More than one Authorization header", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token does not allow this", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn logout_all(
     State(s): State<AppState>,
     Client(client): Client,
@@ -157,20 +233,43 @@ pub(super) async fn logout_all(
 }
 
 /// A session as its owner sees it (wire type).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct SessionView {
+    /// Session id.
     id: String,
+    /// Unix seconds.
     created_at: i64,
+    /// Unix seconds.
     last_used_at: i64,
+    /// Unix seconds: the session ends then whatever happens.
     expires_at: i64,
+    /// The user agent that started it.
     user_agent: Option<String>,
+    /// The client address that started it.
     ip: Option<String>,
 }
 
+/// `GET /v1/sessions` answer.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SessionList {
+    /// The caller's live sessions.
+    sessions: Vec<SessionView>,
+}
+
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
+    summary = "The caller's live sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The sessions", body = SessionList),
+        (status = 400, description = "More than one Authorization header", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token does not allow this", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
+    ))]
 pub(super) async fn sessions(
     State(s): State<AppState>,
     Bearer(token): Bearer,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SessionList>, ApiError> {
     let list: Vec<SessionView> = s
         .service
         .sessions(&token)
@@ -185,18 +284,41 @@ pub(super) async fn sessions(
             ip: r.ip,
         })
         .collect();
-    Ok(Json(json!({ "sessions": list })))
+    Ok(Json(SessionList { sessions: list }))
 }
 
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions",
+    summary = "End one of the caller's sessions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 400, description = "A malformed id, or more than one Authorization header", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token does not allow this", body = ErrorBody),
+        (status = 404, description = "No such session of the caller", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn delete_session(
     State(s): State<AppState>,
     Bearer(token): Bearer,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     s.service.revoke_own_session(&token, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/me", tag = "users",
+    summary = "The token's user",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 400, description = "More than one Authorization header", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token does not allow this", body = ErrorBody),
+        (status = 404, description = "The user no longer exists", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn me(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -204,6 +326,18 @@ pub(super) async fn me(
     Ok(Json(s.service.me(&token).await?.into()))
 }
 
+#[utoipa::path(post, path = "/v1/users", tag = "users",
+    summary = "Register a user (only when registration is allowed)",
+    request_body(content = Credentials, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered", body = UserView),
+        (status = 400, description = "A malformed body, or a password that is too weak", body = ErrorBody),
+        (status = 404, description = "Registration is not allowed", body = ErrorBody),
+        (status = 409, description = "The user name is taken", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn register(
     State(s): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
@@ -212,9 +346,14 @@ pub(super) async fn register(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    summary = "The public signing keys (RFC 7517)",
+    responses(
+        (status = 200, description = "The key set", body = super::openapi::JwkSet, headers(("Cache-Control" = String))),
+    ))]
 pub(super) async fn jwks(State(s): State<AppState>) -> Response {
     let max_age = s.service.config().jwks_max_age.as_secs();
-    let mut r = Json(s.service.jwks()).into_response();
+    let mut r = Json(super::openapi::JwkSet::from(&s.service.jwks())).into_response();
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
         h.insert(header::CACHE_CONTROL, v);
@@ -226,47 +365,128 @@ pub(super) async fn jwks(State(s): State<AppState>) -> Response {
     r
 }
 
-pub(super) async fn metadata(State(s): State<AppState>) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
+    summary = "Authorization server metadata (RFC 8414)",
+    responses(
+        (status = 200, description = "The metadata", body = ServerMetadata),
+    ))]
+pub(super) async fn metadata(State(s): State<AppState>) -> Json<ServerMetadata> {
     let iss = s.service.issuer();
     // Every algorithm of a published key: both during an algorithm migration.
     let ring = s.service.keys().ring();
-    let algs: Vec<&str> = ring.algorithms().iter().map(|a| a.as_str()).collect();
-    Json(json!({
-        "issuer": iss,
-        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
-        "login_endpoint": format!("{iss}/v1/login"),
-        "refresh_endpoint": format!("{iss}/v1/refresh"),
-        "logout_endpoint": format!("{iss}/v1/logout"),
-        "userinfo_endpoint": format!("{iss}/v1/me"),
-        "token_endpoint": format!("{iss}/oauth2/token"),
-        "revocation_endpoint": format!("{iss}/oauth2/revoke"),
-        "introspection_endpoint": format!("{iss}/oauth2/introspect"),
-        "revocation_feed_endpoint": format!("{iss}/v1/revocations"),
-        "revocation_stream_endpoint": format!("{iss}/v1/revocations/stream"),
-        "sessions_endpoint": format!("{iss}/v1/sessions"),
+    let algs = ring.algorithms().iter().map(|a| a.as_str()).collect();
+    let client_auth = vec!["client_secret_basic", "client_secret_post", "none"];
+    Json(ServerMetadata {
+        jwks_uri: format!("{iss}/.well-known/jwks.json"),
+        login_endpoint: format!("{iss}/v1/login"),
+        refresh_endpoint: format!("{iss}/v1/refresh"),
+        logout_endpoint: format!("{iss}/v1/logout"),
+        userinfo_endpoint: format!("{iss}/v1/me"),
+        token_endpoint: format!("{iss}/oauth2/token"),
+        revocation_endpoint: format!("{iss}/oauth2/revoke"),
+        introspection_endpoint: format!("{iss}/oauth2/introspect"),
+        revocation_feed_endpoint: format!("{iss}/v1/revocations"),
+        revocation_stream_endpoint: format!("{iss}/v1/revocations/stream"),
+        sessions_endpoint: format!("{iss}/v1/sessions"),
+        service_documentation: SERVICE_DOCUMENTATION,
+        wristband_openapi: format!("{iss}{}", super::openapi::PATH),
         // What the token endpoint accepts; passwords go to the login endpoint instead.
-        "grant_types_supported": ["refresh_token", "client_credentials"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "access_token_signing_alg_values_supported": algs,
-        "access_token_type": "at+jwt",
-    }))
+        grant_types_supported: vec!["refresh_token", "client_credentials"],
+        response_types_supported: Vec::new(),
+        token_endpoint_auth_methods_supported: client_auth.clone(),
+        revocation_endpoint_auth_methods_supported: client_auth,
+        introspection_endpoint_auth_methods_supported: vec![
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        access_token_signing_alg_values_supported: algs,
+        access_token_type: "at+jwt",
+        issuer: iss.to_owned(),
+    })
 }
 
-pub(super) async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// Where people read about the API: the rendered API document.
+pub(super) const SERVICE_DOCUMENTATION: &str =
+    concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/API.md");
+
+/// Authorization server metadata (RFC 8414), with Wristband's own endpoints.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ServerMetadata {
+    /// The issuer (`iss` of every token).
+    issuer: String,
+    /// The public keys.
+    jwks_uri: String,
+    /// `POST /v1/login`.
+    login_endpoint: String,
+    /// `POST /v1/refresh`.
+    refresh_endpoint: String,
+    /// `POST /v1/logout`.
+    logout_endpoint: String,
+    /// `GET /v1/me`.
+    userinfo_endpoint: String,
+    /// `POST /oauth2/token`.
+    token_endpoint: String,
+    /// `POST /oauth2/revoke`.
+    revocation_endpoint: String,
+    /// `POST /oauth2/introspect`.
+    introspection_endpoint: String,
+    /// `GET /v1/revocations`.
+    revocation_feed_endpoint: String,
+    /// `GET /v1/revocations/stream`.
+    revocation_stream_endpoint: String,
+    /// `GET /v1/sessions`.
+    sessions_endpoint: String,
+    /// Human-readable API documentation.
+    service_documentation: &'static str,
+    /// The OpenAPI document of this service (absolute URL).
+    wristband_openapi: String,
+    /// Grants of the token endpoint.
+    grant_types_supported: Vec<&'static str>,
+    /// None: there is no authorization endpoint.
+    response_types_supported: Vec<&'static str>,
+    /// Client authentication at the token endpoint.
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Client authentication at the revocation endpoint.
+    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Client authentication at the introspection endpoint.
+    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Algorithms of the published keys.
+    access_token_signing_alg_values_supported: Vec<&'static str>,
+    /// The `typ` of access tokens.
+    access_token_type: &'static str,
 }
 
+/// A health answer.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Health {
+    /// `ok` or `ready`.
+    status: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "The process answers", body = Health)))]
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    summary = "Readiness: the store answers",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn readyz(State(s): State<AppState>) -> Response {
     if s.service.ready().await {
-        Json(json!({ "status": "ready" })).into_response()
+        Json(Health { status: "ready" }).into_response()
     } else {
         ApiError::from(crate::domain::DomainError::Unavailable).into_response()
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics (OpenMetrics text)",
+    responses((status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text")))]
 pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     let mut r = s.service.metrics().encode().into_response();
     r.headers_mut().insert(
@@ -289,13 +509,7 @@ fn optional_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Option<T>, ApiError> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::MalformedBody
-        }
-    })?;
+    let body = body.map_err(|r| super::extract::bytes_rejection(&r))?;
     if body.is_empty() {
         return Ok(None);
     }

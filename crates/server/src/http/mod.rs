@@ -31,6 +31,7 @@ pub mod feed;
 mod forwarded;
 mod handlers;
 mod oauth;
+pub mod openapi;
 mod pages;
 mod session;
 mod tls;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
+        .route(openapi::PATH, get(openapi::serve_document))
         .merge(pages::routes())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
@@ -115,7 +117,9 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
-    router.with_state(state)
+    router
+        .layer(middleware::map_response(error::json_errors))
+        .with_state(state)
 }
 
 /// The CORS layer allows credentials on every preflight; without an allowed origin that
@@ -155,13 +159,33 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
+/// The label value of anything outside a fixed set.
+const OTHER: &str = "other";
+
+/// The metric label of a method: one of the standard methods, else [`OTHER`].
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => OTHER,
+    }
+}
+
 async fn track_latency(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
+    // Label values from fixed sets only: a client must not be able to mint series.
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+        .map_or_else(|| OTHER.to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(req.method());
     let response = next.run(req).await;
     let status = format!("{}xx", response.status().as_u16() / 100);
     s.service

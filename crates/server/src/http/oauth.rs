@@ -7,39 +7,124 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use wristband_jose::SecretString;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::Client;
 use super::AppState;
 use crate::domain::oauth::{ClientCredentials, OAuthError};
 
 /// `POST /oauth2/token` parameters.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct TokenForm {
+    /// `client_credentials` or `refresh_token`.
+    #[schema(example = "client_credentials")]
     grant_type: Option<String>,
+    /// Space-separated scopes asked for (client credentials).
     scope: Option<String>,
+    /// The resource server the token is for (client credentials).
     audience: Option<String>,
+    /// The refresh token (refresh grant).
     refresh_token: Option<String>,
+    /// The client id (`client_secret_post`, or a public client).
     client_id: Option<String>,
+    /// The client secret (`client_secret_post`).
+    #[schema(value_type = Option<String>, format = Password)]
     client_secret: Option<SecretString>,
 }
 
 /// `POST /oauth2/revoke` and `POST /oauth2/introspect` parameters.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct TokenParamForm {
+    /// The token.
     token: Option<String>,
+    /// `access_token` or `refresh_token`.
     token_type_hint: Option<String>,
+    /// The client id (`client_secret_post`, or a public client).
     client_id: Option<String>,
+    /// The client secret (`client_secret_post`).
+    #[schema(value_type = Option<String>, format = Password)]
     client_secret: Option<SecretString>,
+}
+
+/// A token endpoint answer (RFC 6749 §5.1).
+#[derive(Serialize, ToSchema)]
+pub(super) struct OAuthTokenResponse {
+    /// The access token (a JWT).
+    access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: u64,
+    /// The granted scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    /// The next refresh token (refresh grant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+/// One audience or several (RFC 7662 `aud`).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum Audience {
+    /// One audience.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+/// An introspection answer (RFC 7662 §2.2): only `active: false` for a token that is not
+/// active, or unknown.
+#[derive(Serialize, ToSchema, Default)]
+pub(super) struct Introspection {
+    /// Whether the token is active.
+    active: bool,
+    /// Subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    /// The client the token was issued to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    /// Expiry (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    /// Issued at (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    /// Audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<Audience>,
+    /// Issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    /// `Bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    token_type: Option<&'static str>,
+    /// Token id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    /// Space-separated scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    /// The user's role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    /// Session id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 fn form<T>(f: Result<Form<T>, FormRejection>) -> Result<T, ApiError> {
     // Wrong content type, bad encoding or a repeated parameter (RFC 6749 §3.1).
-    f.map(|Form(v)| v)
-        .map_err(|_| ApiError::OAuth(OAuthError::InvalidRequest))
+    f.map(|Form(v)| v).map_err(|r| match r {
+        FormRejection::BytesRejection(r) => super::extract::bytes_rejection(&r),
+        _ => ApiError::OAuth(OAuthError::InvalidRequest),
+    })
 }
 
 fn form_decode(s: &str) -> Option<String> {
@@ -92,6 +177,17 @@ fn no_store(body: impl IntoResponse) -> Response {
     r
 }
 
+#[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
+    summary = "Token endpoint (RFC 6749): client credentials and refresh grants",
+    security((), ("client_basic" = [])),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Issued", body = OAuthTokenResponse, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type` or `unauthorized_client`", body = ErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 503, description = "Temporarily unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn token(
     State(s): State<AppState>,
     Client(client): Client,
@@ -115,20 +211,27 @@ pub(super) async fn token(
         Some(_) => return Err(OAuthError::UnsupportedGrantType.into()),
         None => return Err(OAuthError::InvalidRequest.into()),
     };
-    let mut body = json!({
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-    });
-    if let Some(scope) = issued.scope {
-        body["scope"] = json!(scope);
-    }
-    if let Some(rt) = issued.refresh_token {
-        body["refresh_token"] = json!(rt);
-    }
-    Ok(no_store(Json(body)))
+    Ok(no_store(Json(OAuthTokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: issued.scope,
+        refresh_token: issued.refresh_token,
+    })))
 }
 
+#[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth",
+    summary = "Revocation endpoint (RFC 7009)",
+    description = "Answers 200 whether or not the token was known.",
+    security((), ("client_basic" = [])),
+    request_body(content = TokenParamForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or unknown"),
+        (status = 400, description = "`invalid_request` or `unauthorized_client`", body = ErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 503, description = "Temporarily unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn revoke(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -144,6 +247,17 @@ pub(super) async fn revoke(
     Ok(no_store(()))
 }
 
+#[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth",
+    summary = "Introspection endpoint (RFC 7662), for resource servers",
+    security(("client_basic" = [])),
+    request_body(content = TokenParamForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "What the token says", body = Introspection),
+        (status = 400, description = "`invalid_request` or `unauthorized_client`", body = ErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 503, description = "Temporarily unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn introspect(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -153,34 +267,24 @@ pub(super) async fn introspect(
     let creds = credentials(&headers, f.client_id, f.client_secret)?;
     let token = f.token.ok_or(ApiError::OAuth(OAuthError::InvalidRequest))?;
     let body = match s.service.introspect(creds, &token).await? {
-        None => json!({ "active": false }),
-        Some(info) => {
-            let aud = match info.aud.as_slice() {
-                [one] => json!(one),
-                many => json!(many),
-            };
-            let mut body = json!({
-                "active": true,
-                "sub": info.sub,
-                "client_id": info.client_id,
-                "exp": info.exp,
-                "iat": info.iat,
-                "aud": aud,
-                "iss": s.service.issuer(),
-                "token_type": "Bearer",
-                "jti": info.jti,
-            });
-            for (name, value) in [
-                ("scope", info.scope),
-                ("role", info.role),
-                ("sid", info.sid),
-            ] {
-                if let Some(v) = value {
-                    body[name] = json!(v);
-                }
-            }
-            body
-        }
+        None => Introspection::default(),
+        Some(info) => Introspection {
+            active: true,
+            aud: Some(match <[String; 1]>::try_from(info.aud) {
+                Ok([one]) => Audience::One(one),
+                Err(many) => Audience::Many(many),
+            }),
+            sub: Some(info.sub),
+            client_id: Some(info.client_id),
+            exp: Some(info.exp),
+            iat: Some(info.iat),
+            iss: Some(s.service.issuer().to_owned()),
+            token_type: Some("Bearer"),
+            jti: Some(info.jti),
+            scope: info.scope,
+            role: info.role,
+            sid: info.sid,
+        },
     };
     Ok(no_store(Json(body)))
 }

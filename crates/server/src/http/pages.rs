@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use wristband_jose::SecretString;
 
 use super::cookies;
 use super::error::{ApiError, Described, PageError};
-use super::extract::Client;
+use super::extract::{ApiBytes, ApiPath, ApiQuery, Client};
 use super::AppState;
 use crate::domain::{DomainError, TokenInfo};
 
@@ -176,6 +176,17 @@ impl Form {
     }
 }
 
+/// A form post's body; a body that cannot be read is an error page.
+struct PageBody(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for PageBody {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, PageError> {
+        Ok(PageBody(ApiBytes::from_request(req, state).await?.0))
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct LoginQuery {
     done: Option<String>,
@@ -191,7 +202,8 @@ fn login_html(
     Ok(html(status, body))
 }
 
-async fn login_page(Query(q): Query<LoginQuery>) -> Result<Response, PageError> {
+async fn login_page(query: Result<ApiQuery<LoginQuery>, ApiError>) -> Result<Response, PageError> {
+    let ApiQuery(q) = query?;
     let notice = match q.done.as_deref() {
         Some("logout") => Some("You are logged out."),
         Some("password") => Some("Your password was changed. Log in with the new one."),
@@ -205,7 +217,7 @@ async fn login_form(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
-    body: Bytes,
+    PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     cookies::check_origin(&headers, &s.service)?;
     let form = Form::parse(&body);
@@ -338,9 +350,10 @@ fn ended(location: &'static str) -> Response {
 async fn revoke_session(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(target): Path<String>,
-    body: Bytes,
+    target: Result<ApiPath<String>, ApiError>,
+    PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
+    let ApiPath(target) = target?;
     let form = Form::parse(&body);
     let Some((at, info)) = form_session(&s, &headers, &form).await? else {
         return Ok(see_other("/login"));
@@ -356,7 +369,7 @@ async fn logout_all(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
-    body: Bytes,
+    PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     let Some((at, _)) = form_session(&s, &headers, &form).await? else {
@@ -370,7 +383,7 @@ async fn logout(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
-    body: Bytes,
+    PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     let Some((at, _)) = form_session(&s, &headers, &form).await? else {
@@ -384,7 +397,7 @@ async fn change_password(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
-    body: Bytes,
+    PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     let Some((at, info)) = form_session(&s, &headers, &form).await? else {

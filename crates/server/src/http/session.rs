@@ -5,36 +5,49 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::cookies;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::Client;
 use super::handlers::no_store;
 use super::AppState;
 use crate::domain::{DomainError, TokenPair};
 
 /// The JSON answer to a cookie delivery: no token in it, only lifetimes.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CookieSession {
+    /// `Bearer` (on login only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "Bearer")]
+    token_type: Option<&'static str>,
+    /// Seconds until the access token expires.
+    expires_in: u64,
+    /// Unix seconds when the access token expires.
+    expires_at: i64,
+    /// Always `cookie`.
+    #[schema(value_type = String, example = "cookie")]
+    delivery: &'static str,
+}
+
+/// The JSON answer to a cookie delivery, with the cookies set.
 pub(super) fn cookie_response(s: &AppState, pair: &TokenPair, login: bool) -> Response {
     let expires_at = s
         .service
         .now()
         .saturating_add(i64::try_from(pair.expires_in).unwrap_or(i64::MAX));
-    let body = if login {
-        json!({
-            "token_type": "Bearer",
-            "expires_in": pair.expires_in,
-            "delivery": "cookie",
-            "expires_at": expires_at,
-        })
-    } else {
-        json!({
-            "expires_in": pair.expires_in,
-            "expires_at": expires_at,
-            "delivery": "cookie",
-        })
+    let body = CookieSession {
+        token_type: login.then_some("Bearer"),
+        expires_in: pair.expires_in,
+        expires_at,
+        delivery: "cookie",
     };
-    let mut r = no_store(Json(body));
+    let mut r = if login {
+        no_store(Json(super::handlers::LoginResponse::Cookie(body)))
+    } else {
+        no_store(Json(body))
+    };
     cookies::set(r.headers_mut(), &s.service, pair);
     r
 }
@@ -46,6 +59,16 @@ fn clearing(e: ApiError) -> Response {
     r
 }
 
+#[utoipa::path(post, path = "/v1/session/refresh", tag = "browser sessions",
+    summary = "Refresh a cookie session",
+    description = "Reads the refresh cookie; needs the CSRF header (the value of the CSRF cookie) and an allowed Origin. Sets new cookies; a dead refresh token clears them.",
+    security(("refresh_cookie" = [], "csrf_header" = [])),
+    responses(
+        (status = 200, description = "New cookies set", body = CookieSession),
+        (status = 400, description = "The refresh token is invalid, expired or revoked (the cookies are cleared)", body = ErrorBody),
+        (status = 403, description = "The CSRF checks failed", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn refresh(
     State(s): State<AppState>,
     Client(client): Client,
@@ -66,6 +89,14 @@ pub(super) async fn refresh(
     }
 }
 
+#[utoipa::path(post, path = "/v1/session/logout", tag = "browser sessions",
+    summary = "End a cookie session and clear its cookies",
+    security(("access_cookie" = [], "csrf_header" = []), ("refresh_cookie" = [], "csrf_header" = [])),
+    responses(
+        (status = 204, description = "Logged out; the cookies are cleared"),
+        (status = 403, description = "The CSRF checks failed", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn logout(
     State(s): State<AppState>,
     Client(client): Client,

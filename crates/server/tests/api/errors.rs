@@ -181,3 +181,101 @@ async fn huge_and_hostile_credentials_are_refused_cleanly() {
         .await;
     assert_eq!(r.status, 401);
 }
+
+/// Every rejection an extractor or a layer can make is the same JSON body, never text.
+#[tokio::test]
+async fn rejections_of_every_kind_are_the_json_error_body() {
+    let t = TestApp::spawn().await;
+    t.add_user("rita", "user").await;
+    let (at, _) = t.tokens("rita").await;
+    let bearer = format!("Bearer {at}");
+    let auth = [("authorization", bearer.as_str())];
+    let form_ct = ("content-type", "application/x-www-form-urlencoded");
+    let cases: Vec<(Method, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+        // A path parameter that is not UTF-8.
+        (
+            Method::DELETE,
+            "/v1/sessions/%FF",
+            auth.to_vec(),
+            vec![],
+            400,
+        ),
+        (
+            Method::DELETE,
+            "/v1/sessions/%C3%28",
+            auth.to_vec(),
+            vec![],
+            400,
+        ),
+        // A query that does not parse.
+        (
+            Method::GET,
+            "/v1/revocations?after=abc",
+            vec![],
+            vec![],
+            400,
+        ),
+        (
+            Method::GET,
+            "/v1/revocations?after=%FF",
+            vec![],
+            vec![],
+            400,
+        ),
+        // A form that is too large, of the wrong type, or not a form.
+        (
+            Method::POST,
+            "/oauth2/token",
+            vec![form_ct],
+            vec![b'a'; 70 * 1024],
+            413,
+        ),
+        (
+            Method::POST,
+            "/oauth2/token",
+            vec![("content-type", "application/json")],
+            b"{}".to_vec(),
+            400,
+        ),
+        // An optional JSON body that is too large or of the wrong type.
+        (
+            Method::POST,
+            "/v1/logout",
+            [auth.as_slice(), &[("content-type", "application/json")]].concat(),
+            vec![b' '; 70 * 1024],
+            413,
+        ),
+        (
+            Method::POST,
+            "/v1/logout",
+            [auth.as_slice(), &[("content-type", "text/plain")]].concat(),
+            b"x".to_vec(),
+            415,
+        ),
+        // Made-up methods, on a route and off it.
+        (
+            Method::from_bytes(b"BREW").unwrap(),
+            "/v1/me",
+            vec![],
+            vec![],
+            405,
+        ),
+        (
+            Method::from_bytes(b"BREW").unwrap(),
+            "/nowhere",
+            vec![],
+            vec![],
+            404,
+        ),
+        (Method::GET, "/v1/sessions/a/b", auth.to_vec(), vec![], 404),
+    ];
+    for (method, path, headers, body, status) in cases {
+        let (got, body) = send(&t, method.clone(), path, &headers, &body).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
+        assert!(
+            body["error_description"].is_string(),
+            "{method} {path}: {body}"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! The published API contract: an OpenAPI 3.1 document generated from the handlers' own
+//! annotations and wire types, served at `GET /openapi.json`. The hosted HTML pages
+//! (`/login`, `/account`, their forms and static files) are not in it.
+
+use std::sync::LazyLock;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::cookies;
+
+/// Where the document is served.
+pub const PATH: &str = "/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Wristband",
+        description = "Token-based authentication: sessions with rotating refresh tokens, \
+            OAuth 2.0 token, revocation and introspection endpoints, a revocation feed for \
+            verifiers, and the public keys. Every error is the `ErrorBody` JSON.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        super::handlers::login,
+        super::handlers::refresh,
+        super::handlers::logout,
+        super::handlers::logout_all,
+        super::session::refresh,
+        super::session::logout,
+        super::handlers::me,
+        super::handlers::sessions,
+        super::handlers::delete_session,
+        super::handlers::register,
+        super::feed::page,
+        super::feed::stream,
+        super::oauth::token,
+        super::oauth::revoke,
+        super::oauth::introspect,
+        super::handlers::jwks,
+        super::handlers::metadata,
+        serve_document,
+        super::handlers::healthz,
+        super::handlers::readyz,
+        super::handlers::metrics,
+    ),
+    components(schemas(super::error::ErrorBody)),
+    modifiers(&SecuritySchemes),
+)]
+struct ApiDoc;
+
+/// The security schemes named by the operations.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut add = |name: &str, scheme: SecurityScheme| {
+            components.add_security_scheme(name, scheme);
+        };
+        add(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from login, refresh or the token endpoint",
+                    ))
+                    .build(),
+            ),
+        );
+        add(
+            "access_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                cookies::ACCESS_COOKIE,
+                "The access token cookie set by a login with `delivery: cookie`",
+            ))),
+        );
+        add(
+            "refresh_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                cookies::REFRESH_COOKIE,
+                "The refresh token cookie (sent only to /v1/session)",
+            ))),
+        );
+        add(
+            "csrf_header",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                cookies::CSRF_HEADER,
+                "The value of the CSRF cookie, on every cookie-authenticated state change",
+            ))),
+        );
+        add(
+            "client_basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "OAuth client authentication (client_secret_basic); \
+                         client_secret_post puts client_id and client_secret in the form instead",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+static DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| serde_json::to_string(&document()).unwrap_or_default());
+
+/// The document as JSON.
+pub fn document_json() -> &'static str {
+    DOCUMENT.as_str()
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "discovery",
+    summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub(super) async fn serve_document() -> Response {
+    let mut r = document_json().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A JSON Web Key Set (RFC 7517) as published: only public members, whatever the key
+/// ring holds.
+#[derive(Serialize, ToSchema)]
+pub(super) struct JwkSet {
+    /// The keys.
+    keys: Vec<PublicJwk>,
+}
+
+/// A public JSON Web Key.
+#[derive(Serialize, ToSchema)]
+struct PublicJwk {
+    /// Key type: `RSA`, `EC`, `OKP` or `oct`.
+    kty: String,
+    /// Key id (the RFC 7638 thumbprint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+    /// The one algorithm this key is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alg: Option<String>,
+    /// `sig`.
+    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
+    use_: Option<String>,
+    /// Permitted operations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_ops: Option<Vec<String>>,
+    /// RSA modulus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    /// RSA public exponent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    e: Option<String>,
+    /// Curve of `EC` and `OKP` keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crv: Option<String>,
+    /// Public x coordinate (`EC`) or public key (`OKP`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<String>,
+    /// Public y coordinate (`EC`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    y: Option<String>,
+}
+
+impl From<&wristband_jose::Jwks> for JwkSet {
+    fn from(set: &wristband_jose::Jwks) -> Self {
+        JwkSet {
+            keys: set
+                .keys
+                .iter()
+                .map(|k| PublicJwk {
+                    kty: k.kty.clone(),
+                    kid: k.kid.clone(),
+                    alg: k.alg.clone(),
+                    use_: k.use_.clone(),
+                    key_ops: k.key_ops.clone(),
+                    n: k.n.clone(),
+                    e: k.e.clone(),
+                    crv: k.crv.clone(),
+                    x: k.x.clone(),
+                    y: k.y.clone(),
+                })
+                .collect(),
+        }
+    }
+}
