@@ -46,6 +46,8 @@ enum ClientCommand {
         #[arg(long)]
         scope: Vec<String>,
         /// An audience it may ask for; repeat for several (the first is the default).
+        /// Required for a service client; a resource server's tokens name only the
+        /// auth service's feed, whatever is given here.
         #[arg(long)]
         audience: Vec<String>,
         /// Issue opaque reference tokens instead of JWTs to this client.
@@ -146,6 +148,13 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                     Kind::Service => oauth::KIND_SERVICE,
                     Kind::ResourceServer => oauth::KIND_RESOURCE_SERVER,
                 };
+                if kind == oauth::KIND_SERVICE && audience.is_empty() {
+                    // Its tokens carry only the audiences registered for it: without one
+                    // the token endpoint would refuse it every token.
+                    anyhow::bail!(
+                        "a service client needs --audience naming the API its tokens are for"
+                    );
+                }
                 let format = if *opaque {
                     TokenFormat::Opaque
                 } else {

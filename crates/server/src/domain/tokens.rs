@@ -205,7 +205,7 @@ impl AuthService {
     }
 
     /// Verifies a client's token issued for one of that client's registered audiences
-    /// (rather than the service's own). `None` when the token names no registered client
+    /// (rather than the service's own), or for a resource server, for the feed audience. `None` when the token names no registered client
     /// with audiences, so that the original refusal stands.
     async fn verify_for_client_audiences(
         &self,
@@ -223,14 +223,21 @@ impl AuthService {
         let Some(client) = self.store.client(&client_id).await? else {
             return Ok(None);
         };
-        if client.audiences.is_empty() {
+        // A resource server's own token names the feed (see `feed_audience`), whatever
+        // audiences were registered for it.
+        let audiences = if client.kind == super::oauth::KIND_RESOURCE_SERVER {
+            vec![self.feed_audience()]
+        } else {
+            client.audiences
+        };
+        if audiences.is_empty() {
             return Ok(None);
         }
         let ring = self.keys.ring();
         let policy = self
             .keys
             .policy_template()
-            .build(ring.algorithms(), Some(client.audiences))?;
+            .build(ring.algorithms(), Some(audiences))?;
         let verified =
             UnverifiedToken::parse(token).and_then(|t| t.verify(ring.keyset(), &policy, now_t));
         Ok(Some(verified))

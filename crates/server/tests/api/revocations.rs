@@ -278,7 +278,7 @@ async fn the_feed_needs_a_resource_servers_token_with_the_scope() {
     );
 
     let svc = t
-        .add_client("svc", "service", &["read"], &[], TokenFormat::Jwt)
+        .add_client("svc", "service", &["read"], &["wristband"], TokenFormat::Jwt)
         .await;
     let r = t.client.get_bearer(&url, &t.client_token(&svc).await).await;
     assert_eq!(r.status, 403);
@@ -290,7 +290,7 @@ async fn the_feed_needs_a_resource_servers_token_with_the_scope() {
             "sneaky",
             "service",
             &["revocations:read"],
-            &[],
+            &["wristband"],
             TokenFormat::Jwt,
         )
         .await;
@@ -353,7 +353,11 @@ async fn a_resource_server_with_its_own_audience_can_read_the_feed() {
         )
         .await;
     let at = t.client_token(&rs).await;
-    assert_eq!(claims(&at)["aud"], "orders-api");
+    // Its token names the feed, not the audience registered for it (issue 11, item 7).
+    assert_eq!(
+        claims(&at)["aud"],
+        format!("{}/v1/revocations", t.base)
+    );
     let r = t.client.get_bearer(&t.url("/v1/revocations"), &at).await;
     assert_eq!(r.status, 200, "{}", r.text());
 }

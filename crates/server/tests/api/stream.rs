@@ -263,7 +263,7 @@ async fn the_stream_needs_the_same_authorization_as_the_feed() {
             "svc",
             "service",
             &[],
-            &[],
+            &["wristband"],
             wristband_server::domain::TokenFormat::Jwt,
         )
         .await;
