@@ -97,6 +97,11 @@ fn now() -> i64 {
     i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Now, to the millisecond: the time of a subject cut-off.
+fn now_ms() -> wristband_server::domain::revoke::Millis {
+    wristband_server::domain::revoke::Millis::now(&wristband_jose::SystemClock)
+}
+
 fn lifetime(config: &Config) -> RecordLifetime {
     RecordLifetime {
         access_ttl_secs: i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX),
@@ -190,7 +195,7 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                 }
             }
             ClientCommand::Remove { name } => {
-                let c = oauth::remove_client(store, lifetime(config), name, now()).await?;
+                let c = oauth::remove_client(store, lifetime(config), name, now_ms()).await?;
                 writeln!(out, "removed {} ({})", c.name, c.id)?;
             }
             ClientCommand::RotateSecret { name, json } => {

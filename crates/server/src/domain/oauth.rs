@@ -165,7 +165,7 @@ pub async fn remove_client(
     store: &dyn Store,
     life: super::RecordLifetime,
     name: &str,
-    now: i64,
+    now: super::revoke::Millis,
 ) -> Result<ClientRecord, DomainError> {
     let record = store
         .client_by_name(name)

@@ -137,7 +137,6 @@ async fn scope_and_audience_are_bounded_by_the_registration() {
         let r = ask(scope, aud).await;
         oauth_error(&r, 400, "invalid_scope");
     }
-
 }
 
 /// Issue 11, item 7: a machine token never carries the user audience unless the client
@@ -146,7 +145,9 @@ async fn scope_and_audience_are_bounded_by_the_registration() {
 async fn machine_tokens_never_carry_the_user_audience() {
     let t = TestApp::spawn().await;
     let keys = keys(&t).await;
-    let user_policy = Policy::builder(t.base.clone(), "wristband").build().unwrap();
+    let user_policy = Policy::builder(t.base.clone(), "wristband")
+        .build()
+        .unwrap();
     let now = UnixTime::from_secs(START);
 
     // A service client registered without an audience is refused a token, with a
@@ -195,10 +196,7 @@ async fn machine_tokens_never_carry_the_user_audience() {
     // The server itself does not take it as a user's token either...
     assert_eq!(t.me(&at).await.status, 403);
     // ...but the feed still accepts it by the client's identity.
-    let r = t
-        .client
-        .get_bearer(&t.url("/v1/revocations"), &at)
-        .await;
+    let r = t.client.get_bearer(&t.url("/v1/revocations"), &at).await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -522,7 +520,7 @@ async fn a_rotated_secret_replaces_the_old_one_and_a_removed_client_is_unknown()
         &*t.store,
         t.app.record_lifetime(),
         "reports",
-        now,
+        wristband_server::domain::revoke::Millis(now * 1000),
     )
     .await
     .unwrap();

@@ -242,7 +242,7 @@ async fn records_written_by_another_process_reach_the_stream_by_polling() {
         &*t.store,
         t.app.record_lifetime(),
         "alice",
-        t.now(),
+        t.now_ms(),
     )
     .await
     .unwrap();
