@@ -46,6 +46,8 @@ enum ClientCommand {
         #[arg(long)]
         scope: Vec<String>,
         /// An audience it may ask for; repeat for several (the first is the default).
+        /// Required for a service client; a resource server's tokens name only the
+        /// auth service's feed, whatever is given here.
         #[arg(long)]
         audience: Vec<String>,
         /// Issue opaque reference tokens instead of JWTs to this client.
@@ -93,6 +95,11 @@ enum SessionsCommand {
 
 fn now() -> i64 {
     i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Now, to the millisecond: the time of a subject cut-off.
+fn now_ms() -> wristband_server::domain::revoke::Millis {
+    wristband_server::domain::revoke::Millis::now(&wristband_jose::SystemClock)
 }
 
 fn lifetime(config: &Config) -> RecordLifetime {
@@ -146,6 +153,13 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                     Kind::Service => oauth::KIND_SERVICE,
                     Kind::ResourceServer => oauth::KIND_RESOURCE_SERVER,
                 };
+                if kind == oauth::KIND_SERVICE && audience.is_empty() {
+                    // Its tokens carry only the audiences registered for it: without one
+                    // the token endpoint would refuse it every token.
+                    anyhow::bail!(
+                        "a service client needs --audience naming the API its tokens are for"
+                    );
+                }
                 let format = if *opaque {
                     TokenFormat::Opaque
                 } else {
@@ -181,7 +195,7 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                 }
             }
             ClientCommand::Remove { name } => {
-                let c = oauth::remove_client(store, lifetime(config), name, now()).await?;
+                let c = oauth::remove_client(store, lifetime(config), name, now_ms()).await?;
                 writeln!(out, "removed {} ({})", c.name, c.id)?;
             }
             ClientCommand::RotateSecret { name, json } => {

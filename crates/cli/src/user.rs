@@ -92,6 +92,11 @@ fn now() -> i64 {
     i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Now, to the millisecond: the time of a subject cut-off.
+fn now_ms() -> wristband_server::domain::revoke::Millis {
+    wristband_server::domain::revoke::Millis::now(&wristband_jose::SystemClock)
+}
+
 /// Runs a user command.
 pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let config = args.store.load(Overrides::default())?;
@@ -126,11 +131,11 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
                 }
             }
             UserCommand::Disable { name } => {
-                users::set_disabled(store, life, name, true, now()).await?;
+                users::set_disabled(store, life, name, true, now_ms()).await?;
                 writeln!(out, "disabled {name}; their sessions are revoked")?;
             }
             UserCommand::Enable { name } => {
-                users::set_disabled(store, life, name, false, now()).await?;
+                users::set_disabled(store, life, name, false, now_ms()).await?;
                 writeln!(out, "enabled {name}")?;
             }
             UserCommand::Passwd {
@@ -138,18 +143,18 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
                 password_stdin,
             } => {
                 let pw = read_password(*password_stdin)?;
-                users::set_password(store, life, &passwords()?, name, pw, now()).await?;
+                users::set_password(store, life, &passwords()?, name, pw, now_ms()).await?;
                 writeln!(
                     out,
                     "changed the password of {name}; their sessions are revoked"
                 )?;
             }
             UserCommand::RevokeTokens { name } => {
-                users::revoke_tokens(store, life, name, now()).await?;
+                users::revoke_tokens(store, life, name, now_ms()).await?;
                 writeln!(out, "revoked every session and token of {name}")?;
             }
             UserCommand::SetRole { name, role } => {
-                users::set_role(store, life, name, role, now()).await?;
+                users::set_role(store, life, name, role, now_ms()).await?;
                 writeln!(out, "{name} now has role {role}")?;
             }
         }

@@ -28,6 +28,12 @@ pub const REGISTERED: &[&str] = &[
     "sid",
 ];
 
+/// The private claim carrying a token's issue time in milliseconds since the epoch (an
+/// integer whose whole seconds equal `iat`). `iat` stays an integer NumericDate; this claim
+/// lets a verifier tell a token issued in the same second as a revocation cut-off, but
+/// after it, from one issued before it.
+pub const IAT_MS: &str = "iat_ms";
+
 /// The `aud` claim: one audience or several. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audience(Vec<String>);
@@ -169,6 +175,21 @@ impl Claims {
         }
         self.extra.insert(name, value);
         Ok(self)
+    }
+
+    /// Sets the private claim [`IAT_MS`]: the issue time in milliseconds. Its whole
+    /// seconds should equal `iat`; [`Claims::issued_at_millis`] ignores it otherwise.
+    pub fn with_iat_millis(mut self, ms: u64) -> Self {
+        self.extra.insert(IAT_MS.to_owned(), Value::from(ms));
+        self
+    }
+
+    /// The issue time in milliseconds from the [`IAT_MS`] claim, when present, an integer,
+    /// and consistent with `iat` (same whole second). `None` otherwise: the caller then
+    /// uses whole-second `iat`.
+    pub fn issued_at_millis(&self) -> Option<u64> {
+        let ms = self.extra.get(IAT_MS)?.as_u64()?;
+        (ms / 1000 == self.iat.as_secs()).then_some(ms)
     }
 
     /// True when the space-separated `scope` contains `scope`.

@@ -29,12 +29,17 @@ impl UnixTime {
     /// The wall-clock time now. Prefer a [`Clock`] in code that tests must control.
     #[allow(clippy::disallowed_methods)]
     pub fn now() -> Self {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        UnixTime(secs)
+        UnixTime(now_millis() / 1000)
     }
+}
+
+/// Milliseconds since the epoch on the wall clock.
+#[allow(clippy::disallowed_methods)]
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 impl serde::Serialize for UnixTime {
@@ -47,6 +52,13 @@ impl serde::Serialize for UnixTime {
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> UnixTime;
+
+    /// The current time in milliseconds since the epoch, for the few comparisons that
+    /// need better than whole seconds (sub-second revocation cut-offs). Its whole seconds
+    /// agree with [`Clock::now`]. Default: [`Clock::now`] times 1000.
+    fn now_millis(&self) -> u64 {
+        self.now().as_secs().saturating_mul(1000)
+    }
 }
 
 /// The system's wall clock.
@@ -57,37 +69,56 @@ impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
         UnixTime::now()
     }
+
+    fn now_millis(&self) -> u64 {
+        now_millis()
+    }
 }
 
-/// A clock that stands still until told to move. For tests.
+/// A clock that stands still until told to move. For tests. It keeps milliseconds, so
+/// that tests can pin sub-second instants ([`FixedClock::set_millis`]).
 #[derive(Debug, Default)]
 pub struct FixedClock(AtomicU64);
 
 impl FixedClock {
     /// A clock showing `t`.
     pub fn new(t: UnixTime) -> Self {
-        FixedClock(AtomicU64::new(t.0))
+        FixedClock(AtomicU64::new(t.0.saturating_mul(1000)))
     }
 
     /// Sets the time.
     pub fn set(&self, t: UnixTime) {
-        self.0.store(t.0, Ordering::SeqCst);
+        self.0.store(t.0.saturating_mul(1000), Ordering::SeqCst);
     }
 
-    /// Moves the time forward.
+    /// Sets the time in milliseconds since the epoch.
+    pub fn set_millis(&self, ms: u64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward (to the millisecond).
     pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_secs(), Ordering::SeqCst);
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.0.fetch_add(ms, Ordering::SeqCst);
     }
 }
 
 impl Clock for FixedClock {
     fn now(&self) -> UnixTime {
-        UnixTime(self.0.load(Ordering::SeqCst))
+        UnixTime(self.0.load(Ordering::SeqCst) / 1000)
+    }
+
+    fn now_millis(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now(&self) -> UnixTime {
         (**self).now()
+    }
+
+    fn now_millis(&self) -> u64 {
+        (**self).now_millis()
     }
 }

@@ -79,6 +79,7 @@ fn verifier(
                     kind: RevocationKind::Kid,
                     value: format!("revoked-kid-{i}"),
                     before: None,
+                    before_ms: None,
                     expires_at: now.as_secs() + 3_600,
                 };
                 set.apply(&record, now);

@@ -40,6 +40,7 @@ fn record(id: u64, kind: RevocationKind, value: String, before: Option<u64>) -> 
         kind,
         value,
         before,
+        before_ms: None,
         expires_at: NOW + 3_600,
     }
 }

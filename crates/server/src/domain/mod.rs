@@ -284,6 +284,11 @@ impl AuthService {
         i64::try_from(self.clock.now().as_secs()).unwrap_or(i64::MAX)
     }
 
+    /// Now, to the millisecond: the time of a subject cut-off.
+    pub(crate) fn now_ms(&self) -> revoke::Millis {
+        revoke::Millis::now(&*self.clock)
+    }
+
     /// The public JWKS.
     pub fn jwks(&self) -> Jwks {
         self.keys.ring().jwks().clone()
@@ -643,7 +648,7 @@ impl AuthService {
             &self.passwords,
             &user.username,
             new,
-            now,
+            self.now_ms(),
         )
         .await?;
         self.feed_changed();
@@ -663,7 +668,7 @@ impl AuthService {
             self.record_lifetime(),
             &info.sub,
             "logout_all",
-            self.now(),
+            self.now_ms(),
         )
         .await?;
         audit!("logout_all", user_id = %info.sub, ip = client.ip.as_deref());

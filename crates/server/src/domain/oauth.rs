@@ -31,6 +31,11 @@ pub enum OAuthError {
     /// A scope or audience outside the client's registration.
     #[error("invalid_scope")]
     InvalidScope,
+    /// A service client registered without an audience asked for a token: it has no
+    /// audience its token could carry (`invalid_scope`, with a description telling the
+    /// administrator to register one).
+    #[error("invalid_scope")]
+    NoAudience,
     /// Not `client_credentials` or `refresh_token`.
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
@@ -160,7 +165,7 @@ pub async fn remove_client(
     store: &dyn Store,
     life: super::RecordLifetime,
     name: &str,
-    now: i64,
+    now: super::revoke::Millis,
 ) -> Result<ClientRecord, DomainError> {
     let record = store
         .client_by_name(name)
@@ -204,6 +209,13 @@ pub struct IssuedToken {
 }
 
 impl AuthService {
+    /// The audience of a resource server's `client_credentials` token: the issuer's feed
+    /// URL, which names the auth service's own feed and introspection. No API is
+    /// configured with it, so no API accepts such a token.
+    pub fn feed_audience(&self) -> String {
+        format!("{}/v1/revocations", self.issuer().trim_end_matches('/'))
+    }
+
     /// Authenticates a client. A registered client must present its secret (compared in
     /// constant time, by hash); the first-party client id may come without one.
     pub(crate) async fn authenticate_client(
@@ -254,14 +266,26 @@ impl AuthService {
             }
             None => client.scopes.iter().map(String::as_str).collect(),
         };
-        let aud = match audience {
-            Some(a) if client.audiences.iter().any(|x| x == a) => a.to_owned(),
-            Some(_) => return Err(OAuthError::InvalidScope),
-            None => client
-                .audiences
-                .first()
-                .cloned()
-                .unwrap_or_else(|| self.config.audience.clone()),
+        let aud = if client.kind == KIND_RESOURCE_SERVER {
+            // A resource server's token is for the auth service's own feed and
+            // introspection only: never an audience an API accepts.
+            let feed = self.feed_audience();
+            match audience {
+                Some(a) if a != feed => return Err(OAuthError::InvalidScope),
+                _ => feed,
+            }
+        } else {
+            match audience {
+                Some(a) if client.audiences.iter().any(|x| x == a) => a.to_owned(),
+                Some(_) => return Err(OAuthError::InvalidScope),
+                // Never the user audience: every API that accepts user tokens would
+                // accept this one too.
+                None => client
+                    .audiences
+                    .first()
+                    .cloned()
+                    .ok_or(OAuthError::NoAudience)?,
+            }
         };
         let scope = (!granted.is_empty()).then(|| granted.join(" "));
         let format = TokenFormat::parse(&client.token_format).unwrap_or_default();

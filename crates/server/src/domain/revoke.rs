@@ -32,6 +32,22 @@ impl RecordLifetime {
     }
 }
 
+/// A moment to the millisecond (Unix milliseconds): when a subject cut-off is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    /// The current time of `clock`, to the millisecond.
+    pub fn now(clock: &dyn wristband_jose::Clock) -> Self {
+        Millis(i64::try_from(clock.now_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Whole seconds (rounded down).
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+}
+
 /// Ends a session: its refresh tokens stop at once and its access tokens are pushed to the
 /// verifiers as revoked. Returns the record, or `None` when the session was already over.
 pub async fn revoke_session(
@@ -50,6 +66,7 @@ pub async fn revoke_session(
             RevocationKind::Sid,
             session_id,
             None,
+            None,
             now,
             life.expires(now),
         )
@@ -63,20 +80,25 @@ pub async fn revoke_session(
     Ok(Some(record))
 }
 
-/// Ends every session of a subject and revokes every token issued to it until now.
+/// Ends every session of a subject and revokes every token issued to it until now. The
+/// cut-off is recorded in whole seconds (`before`, which deployed verifiers read) and in
+/// milliseconds (`before_ms`), so that a token issued later in the same second is not
+/// covered where both sides know milliseconds.
 pub async fn revoke_subject(
     store: &dyn Store,
     life: RecordLifetime,
     user_id: &str,
     reason: &'static str,
-    now: i64,
+    at: Millis,
 ) -> Result<RevocationRecord, DomainError> {
+    let now = at.secs();
     let sessions = store.revoke_user_sessions(user_id, reason, now).await?;
     let record = store
         .add_revocation(
             RevocationKind::Sub,
             user_id,
             Some(now),
+            Some(at.0),
             now,
             life.expires(now),
         )
@@ -104,7 +126,7 @@ pub async fn revoke_token(
     }
     let expires = exp.saturating_add(RECORD_SLACK_SECS);
     let record = store
-        .add_revocation(RevocationKind::Jti, jti, None, now, expires)
+        .add_revocation(RevocationKind::Jti, jti, None, None, now, expires)
         .await?;
     audit!("token_revoked", jti, reason, revocation_id = record.id);
     Ok(Some(record))

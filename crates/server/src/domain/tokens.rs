@@ -57,6 +57,8 @@ pub struct TokenInfo {
     pub jti: String,
     /// Issued at.
     pub iat: i64,
+    /// Issued at, in milliseconds, when the token says (see [`wristband_jose::IAT_MS`]).
+    pub iat_ms: Option<i64>,
     /// Expiry.
     pub exp: i64,
 }
@@ -90,6 +92,15 @@ impl AuthService {
     ) -> Result<String, DomainError> {
         let ttl = self.config.access_ttl;
         let now_t = UnixTime::from_secs(u64::try_from(now).unwrap_or(0));
+        // The issue time to the millisecond, so that a cut-off earlier in the same second
+        // does not cover this token; `now` when the clock has moved on since the caller
+        // read it.
+        let clock_ms = self.clock.now_millis();
+        let iat_ms = if clock_ms / 1000 == now_t.as_secs() {
+            clock_ms
+        } else {
+            now_t.as_secs().saturating_mul(1000)
+        };
         let mut claims = Claims::new(
             self.issuer.clone(),
             grant.sub,
@@ -97,7 +108,8 @@ impl AuthService {
             now_t,
             ttl,
         )
-        .with_client_id(grant.client_id);
+        .with_client_id(grant.client_id)
+        .with_iat_millis(iat_ms);
         claims.scope = grant.scope;
         claims.role = grant.role;
         claims.sid = grant.sid;
@@ -118,6 +130,7 @@ impl AuthService {
                     role: claims.role.clone(),
                     sid: claims.sid.clone(),
                     iat: secs(claims.iat),
+                    iat_ms: Some(i64::try_from(iat_ms).unwrap_or(i64::MAX)),
                     exp: secs(claims.exp),
                 };
                 self.store
@@ -149,6 +162,7 @@ impl AuthService {
                     sid: r.sid,
                     jti: r.jti,
                     iat: r.iat,
+                    iat_ms: r.iat_ms.filter(|ms| ms.div_euclid(1000) == r.iat),
                     exp: r.exp,
                 },
                 _ => return Ok(None),
@@ -176,7 +190,11 @@ impl AuthService {
                     };
                 }
             };
+            let iat_ms = c
+                .issued_at_millis()
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
             TokenInfo {
+                iat_ms,
                 sub: c.sub,
                 client_id: c.client_id.unwrap_or_default(),
                 aud: c.aud.as_slice().to_vec(),
@@ -190,7 +208,14 @@ impl AuthService {
         };
         if self
             .store
-            .is_revoked(&info.jti, info.sid.as_deref(), &info.sub, info.iat, now)
+            .is_revoked(
+                &info.jti,
+                info.sid.as_deref(),
+                &info.sub,
+                info.iat,
+                info.iat_ms,
+                now,
+            )
             .await?
         {
             return Ok(None);
@@ -205,7 +230,7 @@ impl AuthService {
     }
 
     /// Verifies a client's token issued for one of that client's registered audiences
-    /// (rather than the service's own). `None` when the token names no registered client
+    /// (rather than the service's own), or for a resource server, for the feed audience. `None` when the token names no registered client
     /// with audiences, so that the original refusal stands.
     async fn verify_for_client_audiences(
         &self,
@@ -223,14 +248,21 @@ impl AuthService {
         let Some(client) = self.store.client(&client_id).await? else {
             return Ok(None);
         };
-        if client.audiences.is_empty() {
+        // A resource server's own token names the feed (see `feed_audience`), whatever
+        // audiences were registered for it.
+        let audiences = if client.kind == super::oauth::KIND_RESOURCE_SERVER {
+            vec![self.feed_audience()]
+        } else {
+            client.audiences
+        };
+        if audiences.is_empty() {
             return Ok(None);
         }
         let ring = self.keys.ring();
         let policy = self
             .keys
             .policy_template()
-            .build(ring.algorithms(), Some(client.audiences))?;
+            .build(ring.algorithms(), Some(audiences))?;
         let verified =
             UnverifiedToken::parse(token).and_then(|t| t.verify(ring.keyset(), &policy, now_t));
         Ok(Some(verified))

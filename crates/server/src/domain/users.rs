@@ -3,7 +3,7 @@
 use wristband_jose::SecretString;
 
 use super::password::{check_policy, Passwords};
-use super::revoke::{revoke_subject, RecordLifetime};
+use super::revoke::{revoke_subject, Millis, RecordLifetime};
 use super::{audit, random_id, DomainError};
 use crate::store::{Store, UserRecord};
 
@@ -78,10 +78,10 @@ pub async fn set_disabled(
     life: RecordLifetime,
     username: &str,
     disabled: bool,
-    now: i64,
+    now: Millis,
 ) -> Result<UserRecord, DomainError> {
     let user = find(store, username).await?;
-    store.set_disabled(&user.id, disabled, now).await?;
+    store.set_disabled(&user.id, disabled, now.secs()).await?;
     if disabled {
         revoke_subject(store, life, &user.id, "user_disabled", now).await?;
         audit!("user_disabled", user_id = %user.id);
@@ -99,12 +99,12 @@ pub async fn set_password(
     passwords: &Passwords,
     username: &str,
     password: SecretString,
-    now: i64,
+    now: Millis,
 ) -> Result<UserRecord, DomainError> {
     let user = find(store, username).await?;
     check_policy(password.expose(), username).map_err(DomainError::InvalidRequest)?;
     let hash = passwords.hash(password).await?;
-    store.set_password_hash(&user.id, &hash, now).await?;
+    store.set_password_hash(&user.id, &hash, now.secs()).await?;
     revoke_subject(store, life, &user.id, "password_changed", now).await?;
     audit!("password_changed", user_id = %user.id);
     Ok(user)
@@ -117,11 +117,11 @@ pub async fn set_role(
     life: RecordLifetime,
     username: &str,
     role: &str,
-    now: i64,
+    now: Millis,
 ) -> Result<UserRecord, DomainError> {
     check_role(role)?;
     let user = find(store, username).await?;
-    store.set_role(&user.id, role, now).await?;
+    store.set_role(&user.id, role, now.secs()).await?;
     revoke_subject(store, life, &user.id, "role_changed", now).await?;
     audit!("role_changed", user_id = %user.id, role);
     Ok(user)
@@ -132,7 +132,7 @@ pub async fn revoke_tokens(
     store: &dyn Store,
     life: RecordLifetime,
     username: &str,
-    now: i64,
+    now: Millis,
 ) -> Result<UserRecord, DomainError> {
     let user = find(store, username).await?;
     revoke_subject(store, life, &user.id, "admin_revoked", now).await?;

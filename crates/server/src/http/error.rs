@@ -190,6 +190,11 @@ impl ApiError {
                         StatusCode::BAD_REQUEST,
                         "scope or audience not allowed for this client",
                     ),
+                    OAuthError::NoAudience => (
+                        StatusCode::BAD_REQUEST,
+                        "this client has no registered audience: register the client with \
+                         --audience naming the API its tokens are for",
+                    ),
                     OAuthError::UnsupportedGrantType => (
                         StatusCode::BAD_REQUEST,
                         "grant_type must be client_credentials or refresh_token",

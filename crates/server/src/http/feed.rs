@@ -37,6 +37,11 @@ pub struct WireRevocation<'a> {
     /// For `sub`: tokens issued at or before this time (Unix seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<i64>,
+    /// For `sub`: the same cut-off in Unix milliseconds (tokens whose `iat_ms` is at or
+    /// before it are covered). Added after `before`, which stays for deployed verifiers;
+    /// absent on records made before it existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_ms: Option<i64>,
     /// The record can be forgotten after this time (Unix seconds).
     pub expires_at: i64,
 }
@@ -48,6 +53,7 @@ impl<'a> From<&'a RevocationRecord> for WireRevocation<'a> {
             kind: r.kind.as_str(),
             value: &r.value,
             before: r.before,
+            before_ms: r.before_ms,
             expires_at: r.expires_at,
         }
     }

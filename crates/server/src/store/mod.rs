@@ -138,6 +138,9 @@ pub struct RevocationRecord {
     pub value: String,
     /// For [`RevocationKind::Sub`]: tokens issued at or before this time.
     pub before: Option<i64>,
+    /// For [`RevocationKind::Sub`]: the same cut-off in milliseconds, when it was recorded
+    /// with that precision (records made before it existed have none).
+    pub before_ms: Option<i64>,
     /// When it was made.
     pub created_at: i64,
     /// After this time no token it covers can be valid, and it is dropped.
@@ -185,6 +188,8 @@ pub struct OpaqueTokenRecord {
     pub sid: Option<String>,
     /// Issued at.
     pub iat: i64,
+    /// Issued at, in milliseconds (none for tokens stored before it was kept).
+    pub iat_ms: Option<i64>,
     /// Expiry.
     pub exp: i64,
 }
@@ -388,6 +393,7 @@ pub trait Store: Send + Sync + 'static {
         kind: RevocationKind,
         value: &str,
         before: Option<i64>,
+        before_ms: Option<i64>,
         now: i64,
         expires_at: i64,
     ) -> StoreResult<RevocationRecord>;
@@ -399,12 +405,15 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<RevocationRecord>>;
     /// True when an unexpired record covers a token with this `jti`, `sid`, `sub` and `iat`.
+    /// A subject cut-off compares milliseconds when both the record and the token have
+    /// them (`iat_ms <= before_ms` is revoked), else whole seconds (`iat <= before`).
     async fn is_revoked(
         &self,
         jti: &str,
         sid: Option<&str>,
         sub: &str,
         iat: i64,
+        iat_ms: Option<i64>,
         now: i64,
     ) -> StoreResult<bool>;
     /// Drops expired revocations and opaque tokens; returns how many rows went.

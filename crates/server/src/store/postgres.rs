@@ -286,6 +286,7 @@ fn revocation_from_row(row: &PgRow) -> Result<RevocationRecord, sqlx::Error> {
         })?,
         value: row.try_get("value")?,
         before: row.try_get("before")?,
+        before_ms: row.try_get("before_ms")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
     })
@@ -318,6 +319,7 @@ fn opaque_from_row(row: &PgRow) -> Result<OpaqueTokenRecord, sqlx::Error> {
         role: row.try_get("role")?,
         sid: row.try_get("sid")?,
         iat: row.try_get("iat")?,
+        iat_ms: row.try_get("iat_ms")?,
         exp: row.try_get("exp")?,
     })
 }
@@ -345,7 +347,7 @@ const CLIENT_COLS: &str =
 const USER_COLS: &str = "id, username, password_hash, role, disabled, created_at";
 const SESSION_COLS: &str = "id, user_id, client_id, created_at, last_used_at, \
      absolute_expires_at, generation, rotated_at, revoked_at, user_agent, ip";
-const REVOCATION_COLS: &str = "id, kind, value, before, created_at, expires_at";
+const REVOCATION_COLS: &str = "id, kind, value, before, before_ms, created_at, expires_at";
 const KEY_COLS: &str = "kid, alg, state, private_key, public_jwk, created_at, activates_at, \
                         activated_at, retired_at, removes_at, revoked_at";
 
@@ -707,18 +709,20 @@ impl Store for PgStore {
         kind: RevocationKind,
         value: &str,
         before: Option<i64>,
+        before_ms: Option<i64>,
         now: i64,
         expires_at: i64,
     ) -> StoreResult<RevocationRecord> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         lock_revocations(&mut tx).await?;
         let row = sqlx::query(&format!(
-            "INSERT INTO revocations (kind, value, before, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING {REVOCATION_COLS}"
+            "INSERT INTO revocations (kind, value, before, before_ms, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {REVOCATION_COLS}"
         ))
         .bind(kind.as_str())
         .bind(value)
         .bind(before)
+        .bind(before_ms)
         .bind(now)
         .bind(expires_at)
         .fetch_one(&mut *tx)
@@ -757,18 +761,21 @@ impl Store for PgStore {
         sid: Option<&str>,
         sub: &str,
         iat: i64,
+        iat_ms: Option<i64>,
         now: i64,
     ) -> StoreResult<bool> {
         let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $1 AND ( \
                (kind = 'jti' AND value = $2) OR (kind = 'sid' AND value = $3) OR \
-               (kind = 'sub' AND value = $4 AND before >= $5)))",
+               (kind = 'sub' AND value = $4 AND CASE WHEN before_ms IS NOT NULL AND $6::BIGINT IS NOT NULL \
+                 THEN before_ms >= $6::BIGINT ELSE before >= $5 END)))",
         )
         .bind(now)
         .bind(jti)
         .bind(sid)
         .bind(sub)
         .bind(iat)
+        .bind(iat_ms)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -857,8 +864,8 @@ impl Store for PgStore {
 
     async fn put_opaque_token(&self, hash: &[u8], t: &OpaqueTokenRecord) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO opaque_tokens (hash, jti, sub, client_id, aud, scope, role, sid, iat, exp) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO opaque_tokens (hash, jti, sub, client_id, aud, scope, role, sid, iat, iat_ms, exp) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(hash)
         .bind(&t.jti)
@@ -869,6 +876,7 @@ impl Store for PgStore {
         .bind(&t.role)
         .bind(&t.sid)
         .bind(t.iat)
+        .bind(t.iat_ms)
         .bind(t.exp)
         .execute(&self.pool)
         .await
@@ -878,7 +886,7 @@ impl Store for PgStore {
 
     async fn opaque_token(&self, hash: &[u8]) -> StoreResult<Option<OpaqueTokenRecord>> {
         sqlx::query(
-            "SELECT jti, sub, client_id, aud, scope, role, sid, iat, exp \
+            "SELECT jti, sub, client_id, aud, scope, role, sid, iat, iat_ms, exp \
              FROM opaque_tokens WHERE hash = $1",
         )
         .bind(hash)

@@ -190,6 +190,7 @@ fn revocation_from_row(row: &SqliteRow) -> Result<RevocationRecord, sqlx::Error>
         })?,
         value: row.try_get("value")?,
         before: row.try_get("before")?,
+        before_ms: row.try_get("before_ms")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
     })
@@ -222,6 +223,7 @@ fn opaque_from_row(row: &SqliteRow) -> Result<OpaqueTokenRecord, sqlx::Error> {
         role: row.try_get("role")?,
         sid: row.try_get("sid")?,
         iat: row.try_get("iat")?,
+        iat_ms: row.try_get("iat_ms")?,
         exp: row.try_get("exp")?,
     })
 }
@@ -462,7 +464,7 @@ impl Store for SqliteStore {
         }
         let row = sqlx::query(
             "INSERT INTO revocations (kind, value, before, created_at, expires_at) \
-             VALUES ('sid', ?, NULL, ?, ?) RETURNING id, kind, value, before, created_at, expires_at",
+             VALUES ('sid', ?, NULL, ?, ?) RETURNING id, kind, value, before, before_ms, created_at, expires_at",
         )
         .bind(session_id)
         .bind(now)
@@ -586,16 +588,18 @@ impl Store for SqliteStore {
         kind: RevocationKind,
         value: &str,
         before: Option<i64>,
+        before_ms: Option<i64>,
         now: i64,
         expires_at: i64,
     ) -> StoreResult<RevocationRecord> {
         let row = sqlx::query(
-            "INSERT INTO revocations (kind, value, before, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id, kind, value, before, created_at, expires_at",
+            "INSERT INTO revocations (kind, value, before, before_ms, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id, kind, value, before, before_ms, created_at, expires_at",
         )
         .bind(kind.as_str())
         .bind(value)
         .bind(before)
+        .bind(before_ms)
         .bind(now)
         .bind(expires_at)
         .fetch_one(&self.pool)
@@ -611,7 +615,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<RevocationRecord>> {
         let rows = sqlx::query(
-            "SELECT id, kind, value, before, created_at, expires_at FROM revocations \
+            "SELECT id, kind, value, before, before_ms, created_at, expires_at FROM revocations \
              WHERE id > ? AND expires_at > ? ORDER BY id LIMIT ?",
         )
         .bind(after)
@@ -632,18 +636,21 @@ impl Store for SqliteStore {
         sid: Option<&str>,
         sub: &str,
         iat: i64,
+        iat_ms: Option<i64>,
         now: i64,
     ) -> StoreResult<bool> {
         let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > ?1 AND ( \
                (kind = 'jti' AND value = ?2) OR (kind = 'sid' AND value = ?3) OR \
-               (kind = 'sub' AND value = ?4 AND before >= ?5)))",
+               (kind = 'sub' AND value = ?4 AND CASE WHEN before_ms IS NOT NULL AND ?6 IS NOT NULL \
+                 THEN before_ms >= ?6 ELSE before >= ?5 END)))",
         )
         .bind(now)
         .bind(jti)
         .bind(sid)
         .bind(sub)
         .bind(iat)
+        .bind(iat_ms)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -732,8 +739,8 @@ impl Store for SqliteStore {
 
     async fn put_opaque_token(&self, hash: &[u8], t: &OpaqueTokenRecord) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO opaque_tokens (hash, jti, sub, client_id, aud, scope, role, sid, iat, exp) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO opaque_tokens (hash, jti, sub, client_id, aud, scope, role, sid, iat, iat_ms, exp) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(hash)
         .bind(&t.jti)
@@ -744,6 +751,7 @@ impl Store for SqliteStore {
         .bind(&t.role)
         .bind(&t.sid)
         .bind(t.iat)
+        .bind(t.iat_ms)
         .bind(t.exp)
         .execute(&self.pool)
         .await
@@ -753,7 +761,7 @@ impl Store for SqliteStore {
 
     async fn opaque_token(&self, hash: &[u8]) -> StoreResult<Option<OpaqueTokenRecord>> {
         sqlx::query(
-            "SELECT jti, sub, client_id, aud, scope, role, sid, iat, exp FROM opaque_tokens WHERE hash = ?",
+            "SELECT jti, sub, client_id, aud, scope, role, sid, iat, iat_ms, exp FROM opaque_tokens WHERE hash = ?",
         )
         .bind(hash)
         .fetch_optional(&self.pool)

@@ -53,6 +53,7 @@ async fn login_issues_rfc9068_tokens_that_verify_with_the_published_jwks() {
         "aud",
         "exp",
         "iat",
+        "iat_ms",
         "nbf",
         "jti",
         "client_id",
@@ -63,6 +64,9 @@ async fn login_issues_rfc9068_tokens_that_verify_with_the_published_jwks() {
     .map(String::from)
     .collect();
     assert_eq!(names, expected);
+    // `iat` stays an integer NumericDate; `iat_ms` is the same instant in milliseconds.
+    let iat = decoded.payload["iat"].as_u64().unwrap();
+    assert_eq!(decoded.payload["iat_ms"].as_u64().unwrap() / 1000, iat);
     assert!(!decoded.payload.to_string().contains("alice"));
 }
 
@@ -131,7 +135,7 @@ async fn disabling_a_user_or_changing_the_password_ends_sessions() {
         t.app.passwords(),
         "dave",
         wristband_jose::SecretString::new("a different long passphrase".into()),
-        now,
+        wristband_server::domain::revoke::Millis(now * 1000),
     )
     .await
     .unwrap();
@@ -146,7 +150,7 @@ async fn disabling_a_user_or_changing_the_password_ends_sessions() {
         t.app.record_lifetime(),
         "dave",
         true,
-        now,
+        wristband_server::domain::revoke::Millis(now * 1000),
     )
     .await
     .unwrap();

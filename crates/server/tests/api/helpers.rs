@@ -217,6 +217,16 @@ impl TestApp {
         i64::try_from(wristband_jose::Clock::now(&*self.clock).as_secs()).unwrap()
     }
 
+    /// The pinned time, to the millisecond (what a subject cut-off records).
+    pub fn now_ms(&self) -> wristband_server::domain::revoke::Millis {
+        wristband_server::domain::revoke::Millis::now(&*self.clock)
+    }
+
+    /// Pins the clock at `ms` Unix milliseconds.
+    pub fn set_millis(&self, ms: i64) {
+        self.clock.set_millis(u64::try_from(ms).unwrap());
+    }
+
     /// Registers a client directly in the store.
     pub async fn add_client(
         &self,

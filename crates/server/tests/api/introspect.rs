@@ -19,7 +19,7 @@ fn active(r: &wristband_testkit::http::TestResponse) -> serde_json::Value {
 }
 
 async fn svc(t: &TestApp, name: &str) -> TestClient {
-    t.add_client(name, "service", &["jobs"], &[], TokenFormat::Jwt)
+    t.add_client(name, "service", &["jobs"], &["jobs-api"], TokenFormat::Jwt)
         .await
 }
 
@@ -151,7 +151,7 @@ async fn introspection_of_an_active_token_has_every_field() {
     assert_eq!(j["sub"], c.id.as_str());
     assert_eq!(j["client_id"], c.id.as_str());
     assert_eq!(j["scope"], "jobs");
-    assert_eq!(j["aud"], "wristband");
+    assert_eq!(j["aud"], "jobs-api");
     assert_eq!(j["iss"], t.base.as_str());
     assert_eq!(j["token_type"], "Bearer");
     assert_eq!(j["iat"], t.now());

@@ -9,6 +9,7 @@
 )]
 
 mod cookies;
+mod cutoffs;
 mod errors;
 mod flows;
 mod helpers;

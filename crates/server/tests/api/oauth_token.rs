@@ -137,15 +137,67 @@ async fn scope_and_audience_are_bounded_by_the_registration() {
         let r = ask(scope, aud).await;
         oauth_error(&r, 400, "invalid_scope");
     }
+}
 
-    // A client registered without audiences gets the service's default one.
+/// Issue 11, item 7: a machine token never carries the user audience unless the client
+/// was registered with it, so an API configured with the user audience refuses it.
+#[tokio::test]
+async fn machine_tokens_never_carry_the_user_audience() {
+    let t = TestApp::spawn().await;
+    let keys = keys(&t).await;
+    let user_policy = Policy::builder(t.base.clone(), "wristband")
+        .build()
+        .unwrap();
+    let now = UnixTime::from_secs(START);
+
+    // A service client registered without an audience is refused a token, with a
+    // description that tells the administrator what to do.
     let plain = t
         .add_client("plain", "service", &[], &[], TokenFormat::Jwt)
         .await;
-    let at = t.client_token(&plain).await;
-    let c2 = claims(&at);
-    assert_eq!(c2["aud"], "wristband");
-    assert!(c2.get("scope").is_none());
+    let r = t
+        .post_form(
+            "/oauth2/token",
+            &[("grant_type", "client_credentials")],
+            &[("authorization", &plain.basic())],
+        )
+        .await;
+    oauth_error(&r, 400, "invalid_scope");
+    assert!(
+        r.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("--audience"),
+        "{}",
+        r.text()
+    );
+
+    // A resource server's token names only the auth service's feed: an API configured
+    // with the user audience refuses it, whatever audience it asks for.
+    let rs = t.resource_server("orders-api").await;
+    let at = t.client_token(&rs).await;
+    let c = claims(&at);
+    assert_eq!(c["aud"], format!("{}/v1/revocations", t.base));
+    let refused = UnverifiedToken::parse(&at)
+        .unwrap()
+        .verify(&keys, &user_policy, now)
+        .unwrap_err();
+    assert_eq!(refused.kind(), wristband_jose::ErrorKind::WrongAudience);
+    for aud in ["wristband", "orders-api"] {
+        let r = t
+            .post_form(
+                "/oauth2/token",
+                &[("grant_type", "client_credentials"), ("audience", aud)],
+                &[("authorization", &rs.basic())],
+            )
+            .await;
+        oauth_error(&r, 400, "invalid_scope");
+    }
+    // The server itself does not take it as a user's token either...
+    assert_eq!(t.me(&at).await.status, 403);
+    // ...but the feed still accepts it by the client's identity.
+    let r = t.client.get_bearer(&t.url("/v1/revocations"), &at).await;
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 #[tokio::test]
@@ -468,7 +520,7 @@ async fn a_rotated_secret_replaces_the_old_one_and_a_removed_client_is_unknown()
         &*t.store,
         t.app.record_lifetime(),
         "reports",
-        now,
+        wristband_server::domain::revoke::Millis(now * 1000),
     )
     .await
     .unwrap();

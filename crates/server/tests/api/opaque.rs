@@ -135,7 +135,7 @@ async fn with_the_global_setting_logins_issue_opaque_tokens_that_work_everywhere
 async fn a_jwt_client_still_gets_jwts_when_logins_are_opaque() {
     let t = TestApp::spawn_with(|c| c.access_token_format = TokenFormat::Opaque).await;
     let c = t
-        .add_client("svc", "service", &[], &[], TokenFormat::Jwt)
+        .add_client("svc", "service", &[], &["wristband"], TokenFormat::Jwt)
         .await;
     let at = t.client_token(&c).await;
     assert_eq!(at.split('.').count(), 3);

@@ -64,7 +64,7 @@ async fn user_disable_password_change_and_role_change_record_a_subject_cutoff() 
         let now = t.now();
         match change {
             0 => {
-                users::set_disabled(&*t.store, life, name, true, now)
+                users::set_disabled(&*t.store, life, name, true, t.now_ms())
                     .await
                     .unwrap();
             }
@@ -75,13 +75,13 @@ async fn user_disable_password_change_and_role_change_record_a_subject_cutoff() 
                     t.app.passwords(),
                     name,
                     SecretString::new("another quite long passphrase".into()),
-                    now,
+                    t.now_ms(),
                 )
                 .await
                 .unwrap();
             }
             _ => {
-                users::set_role(&*t.store, life, name, "admin", now)
+                users::set_role(&*t.store, life, name, "admin", t.now_ms())
                     .await
                     .unwrap();
             }
@@ -89,7 +89,7 @@ async fn user_disable_password_change_and_role_change_record_a_subject_cutoff() 
         assert_eq!(t.me(&at).await.status, 401, "{name}: access token refused");
         assert_eq!(t.refresh(&rt).await.status, 400, "{name}: session ended");
         expected.push(json!({"kind": "sub", "value": id, "before": now,
-            "expires_at": now + TTL + SLACK}));
+            "before_ms": now * 1000, "expires_at": now + TTL + SLACK}));
     }
     let records: Vec<Value> = t
         .revocations(&reader_at)
@@ -204,6 +204,7 @@ async fn the_feed_is_paginated_by_cursor() {
                 RevocationKind::Jti,
                 &format!("jti-{i}"),
                 None,
+                None,
                 now,
                 now + 100,
             )
@@ -278,7 +279,13 @@ async fn the_feed_needs_a_resource_servers_token_with_the_scope() {
     );
 
     let svc = t
-        .add_client("svc", "service", &["read"], &[], TokenFormat::Jwt)
+        .add_client(
+            "svc",
+            "service",
+            &["read"],
+            &["wristband"],
+            TokenFormat::Jwt,
+        )
         .await;
     let r = t.client.get_bearer(&url, &t.client_token(&svc).await).await;
     assert_eq!(r.status, 403);
@@ -290,7 +297,7 @@ async fn the_feed_needs_a_resource_servers_token_with_the_scope() {
             "sneaky",
             "service",
             &["revocations:read"],
-            &[],
+            &["wristband"],
             TokenFormat::Jwt,
         )
         .await;
@@ -353,7 +360,8 @@ async fn a_resource_server_with_its_own_audience_can_read_the_feed() {
         )
         .await;
     let at = t.client_token(&rs).await;
-    assert_eq!(claims(&at)["aud"], "orders-api");
+    // Its token names the feed, not the audience registered for it (issue 11, item 7).
+    assert_eq!(claims(&at)["aud"], format!("{}/v1/revocations", t.base));
     let r = t.client.get_bearer(&t.url("/v1/revocations"), &at).await;
     assert_eq!(r.status, 200, "{}", r.text());
 }

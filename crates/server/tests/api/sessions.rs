@@ -168,7 +168,13 @@ async fn a_user_cannot_delete_another_users_session_and_clients_are_refused() {
 
     // A service client's token has no session: 403 on both routes.
     let svc = t
-        .add_client("svc", "service", &["read"], &[], TokenFormat::Jwt)
+        .add_client(
+            "svc",
+            "service",
+            &["read"],
+            &["wristband"],
+            TokenFormat::Jwt,
+        )
         .await;
     let svc_at = t.client_token(&svc).await;
     let r = t.client.get_bearer(&t.url("/v1/sessions"), &svc_at).await;

@@ -242,7 +242,7 @@ async fn records_written_by_another_process_reach_the_stream_by_polling() {
         &*t.store,
         t.app.record_lifetime(),
         "alice",
-        t.now(),
+        t.now_ms(),
     )
     .await
     .unwrap();
@@ -263,7 +263,7 @@ async fn the_stream_needs_the_same_authorization_as_the_feed() {
             "svc",
             "service",
             &[],
-            &[],
+            &["wristband"],
             wristband_server::domain::TokenFormat::Jwt,
         )
         .await;

@@ -76,6 +76,7 @@ pub async fn opaque_tokens_put_get(store: Arc<dyn Store>) {
     bare.scope = None;
     bare.role = None;
     bare.sid = None;
+    bare.iat_ms = None;
     store.put_opaque_token(&hash("t1"), &full).await.unwrap();
     store.put_opaque_token(&hash("t2"), &bare).await.unwrap();
     assert_eq!(store.opaque_token(&hash("t1")).await.unwrap(), Some(full));

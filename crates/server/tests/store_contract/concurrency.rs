@@ -184,7 +184,7 @@ pub async fn concurrent_revocations_feed_never_skips(store: Arc<dyn Store>) {
                     RevocationKind::Sid
                 };
                 let r = store
-                    .add_revocation(kind, &format!("w{w}-{i}"), None, 1_000, 9_000)
+                    .add_revocation(kind, &format!("w{w}-{i}"), None, None, 1_000, 9_000)
                     .await
                     .unwrap();
                 ids.push(r.id);

@@ -66,6 +66,7 @@ pub fn opaque(jti: &str) -> OpaqueTokenRecord {
         role: Some("admin".to_owned()),
         sid: Some("s1".to_owned()),
         iat: 1_000,
+        iat_ms: Some(1_000_250),
         exp: 2_000,
     }
 }

@@ -150,7 +150,7 @@ async fn a_revocation_on_one_instance_wakes_the_others_at_once() {
     while wakeups.try_recv().is_ok() {}
 
     let start = std::time::Instant::now();
-    a.add_revocation(RevocationKind::Jti, "jti-1", None, 100, 200)
+    a.add_revocation(RevocationKind::Jti, "jti-1", None, None, 100, 200)
         .await
         .unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(2), wakeups.recv())

@@ -10,7 +10,14 @@ pub async fn revocations_feed_cursor_limit_expiry(store: Arc<dyn Store>) {
     let mut made = Vec::new();
     for (i, expires) in [5_000, 1_500, 5_000, 5_000, 2_000].into_iter().enumerate() {
         let r = store
-            .add_revocation(RevocationKind::Jti, &format!("j{i}"), None, 1_000, expires)
+            .add_revocation(
+                RevocationKind::Jti,
+                &format!("j{i}"),
+                None,
+                None,
+                1_000,
+                expires,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -61,16 +68,16 @@ pub async fn revocations_feed_cursor_limit_expiry(store: Arc<dyn Store>) {
 
 pub async fn revocations_ids_survive_prune(store: Arc<dyn Store>) {
     let a = store
-        .add_revocation(RevocationKind::Jti, "a", None, 100, 200)
+        .add_revocation(RevocationKind::Jti, "a", None, None, 100, 200)
         .await
         .unwrap();
     let b = store
-        .add_revocation(RevocationKind::Jti, "b", None, 100, 200)
+        .add_revocation(RevocationKind::Jti, "b", None, None, 100, 200)
         .await
         .unwrap();
     assert_eq!(store.prune(300).await.unwrap(), 2);
     let c = store
-        .add_revocation(RevocationKind::Jti, "c", None, 300, 400)
+        .add_revocation(RevocationKind::Jti, "c", None, None, 300, 400)
         .await
         .unwrap();
     assert!(
@@ -85,30 +92,35 @@ pub async fn revocations_ids_survive_prune(store: Arc<dyn Store>) {
 
 pub async fn revocations_is_revoked(store: Arc<dyn Store>) {
     store
-        .add_revocation(RevocationKind::Jti, "jti-1", None, 1_000, 9_000)
+        .add_revocation(RevocationKind::Jti, "jti-1", None, None, 1_000, 9_000)
         .await
         .unwrap();
     store
-        .add_revocation(RevocationKind::Sid, "sid-1", None, 1_000, 9_000)
+        .add_revocation(RevocationKind::Sid, "sid-1", None, None, 1_000, 9_000)
         .await
         .unwrap();
     store
-        .add_revocation(RevocationKind::Sub, "alice", Some(500), 1_000, 9_000)
+        .add_revocation(RevocationKind::Sub, "alice", Some(500), None, 1_000, 9_000)
         .await
         .unwrap();
     store
-        .add_revocation(RevocationKind::Kid, "key-1", None, 1_000, 9_000)
+        .add_revocation(RevocationKind::Kid, "key-1", None, None, 1_000, 9_000)
         .await
         .unwrap();
     store
-        .add_revocation(RevocationKind::Jti, "old", None, 1_000, 2_000)
+        .add_revocation(RevocationKind::Jti, "old", None, None, 1_000, 2_000)
         .await
         .unwrap();
 
     let now = 1_500;
     let check = |jti: &'static str, sid: Option<&'static str>, sub: &'static str, iat: i64| {
         let store = Arc::clone(&store);
-        async move { store.is_revoked(jti, sid, sub, iat, now).await.unwrap() }
+        async move {
+            store
+                .is_revoked(jti, sid, sub, iat, None, now)
+                .await
+                .unwrap()
+        }
     };
     assert!(check("jti-1", None, "bob", 1_000).await);
     assert!(!check("jti-2", None, "bob", 1_000).await);
@@ -126,26 +138,80 @@ pub async fn revocations_is_revoked(store: Arc<dyn Store>) {
     // Expired records no longer count.
     assert!(check("old", None, "bob", 1_000).await);
     assert!(!store
-        .is_revoked("old", None, "bob", 1_000, 2_000)
+        .is_revoked("old", None, "bob", 1_000, None, 2_000)
         .await
         .unwrap());
     assert!(store
-        .is_revoked("jti-1", None, "bob", 1_000, 8_999)
+        .is_revoked("jti-1", None, "bob", 1_000, None, 8_999)
         .await
         .unwrap());
     assert!(!store
-        .is_revoked("jti-1", None, "bob", 1_000, 9_000)
+        .is_revoked("jti-1", None, "bob", 1_000, None, 9_000)
         .await
         .unwrap());
 }
 
+/// Issue 11, item 10: a subject cut-off recorded to the millisecond covers a token issued
+/// earlier in the same second but not one issued later; without milliseconds on either
+/// side the whole-second rule stands.
+pub async fn revocations_subject_cutoff_milliseconds(store: Arc<dyn Store>) {
+    let r = store
+        .add_revocation(
+            RevocationKind::Sub,
+            "alice",
+            Some(1_000),
+            Some(1_000_200),
+            1_000,
+            9_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.before, r.before_ms), (Some(1_000), Some(1_000_200)));
+    // An old-style record, without milliseconds.
+    store
+        .add_revocation(RevocationKind::Sub, "bob", Some(1_000), None, 1_000, 9_000)
+        .await
+        .unwrap();
+    let check = |sub: &'static str, iat: i64, iat_ms: Option<i64>| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .is_revoked("x", None, sub, iat, iat_ms, 1_500)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        check("alice", 1_000, Some(1_000_100)).await,
+        "issued before"
+    );
+    assert!(
+        check("alice", 1_000, Some(1_000_200)).await,
+        "at the cut-off"
+    );
+    assert!(
+        !check("alice", 1_000, Some(1_000_700)).await,
+        "issued after"
+    );
+    assert!(check("alice", 1_000, None).await, "a token without iat_ms");
+    assert!(check("alice", 999, Some(999_900)).await);
+    assert!(!check("alice", 1_001, Some(1_001_000)).await);
+    assert!(check("bob", 1_000, Some(1_000_700)).await, "an old record");
+    assert!(!check("bob", 1_001, Some(1_001_000)).await);
+    let feed = store.revocations_after(0, 1_500, 10).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|r| r.before_ms).collect::<Vec<_>>(),
+        vec![Some(1_000_200), None]
+    );
+}
+
 pub async fn revocations_kid_kind(store: Arc<dyn Store>) {
     let r = store
-        .add_revocation(RevocationKind::Kid, "key-9", None, 10, 20)
+        .add_revocation(RevocationKind::Kid, "key-9", None, None, 10, 20)
         .await
         .unwrap();
     let s = store
-        .add_revocation(RevocationKind::Sub, "bob", Some(7), 10, 20)
+        .add_revocation(RevocationKind::Sub, "bob", Some(7), None, 10, 20)
         .await
         .unwrap();
     assert_eq!(
@@ -161,15 +227,15 @@ pub async fn revocations_kid_kind(store: Arc<dyn Store>) {
 
 pub async fn revocations_prune(store: Arc<dyn Store>) {
     let live = store
-        .add_revocation(RevocationKind::Jti, "live", None, 100, 1_001)
+        .add_revocation(RevocationKind::Jti, "live", None, None, 100, 1_001)
         .await
         .unwrap();
     store
-        .add_revocation(RevocationKind::Jti, "gone", None, 100, 1_000)
+        .add_revocation(RevocationKind::Jti, "gone", None, None, 100, 1_000)
         .await
         .unwrap();
     store
-        .add_revocation(RevocationKind::Sid, "gone2", None, 100, 500)
+        .add_revocation(RevocationKind::Sid, "gone2", None, None, 100, 500)
         .await
         .unwrap();
     let mut t_live = opaque("t-live");

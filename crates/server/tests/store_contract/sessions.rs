@@ -207,7 +207,7 @@ pub async fn sessions_revoke_recorded_once(store: Arc<dyn Store>) {
         vec![rec]
     );
     assert!(store
-        .is_revoked("j", Some("s1"), "u1", 1_000, 1_200)
+        .is_revoked("j", Some("s1"), "u1", 1_000, None, 1_200)
         .await
         .unwrap());
 }

@@ -21,6 +21,12 @@ pub struct RevocationRecord {
     /// For [`RevocationKind::Sub`]: tokens issued at or before this time are revoked.
     #[serde(default)]
     pub before: Option<u64>,
+    /// For [`RevocationKind::Sub`]: the same cut-off in milliseconds, sent by auth
+    /// services that record it. When both it and the token's `iat_ms` claim are present,
+    /// a token is revoked when `iat_ms <= before_ms`; otherwise the whole-second rule
+    /// applies.
+    #[serde(default)]
+    pub before_ms: Option<u64>,
     /// After this time the record covers no token that could still be valid.
     pub expires_at: u64,
 }
@@ -42,14 +48,53 @@ pub enum RevocationKind {
     Kid,
 }
 
+/// A subject cut-off: whole seconds, and milliseconds when the record carried them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Cutoff {
+    secs: u64,
+    millis: Option<u64>,
+}
+
+impl Cutoff {
+    /// From a record; milliseconds are kept only when they agree with the seconds.
+    fn new(secs: u64, millis: Option<u64>) -> Self {
+        Cutoff {
+            secs,
+            millis: millis.filter(|ms| ms / 1000 == secs),
+        }
+    }
+
+    /// The later of two cut-offs. Within the same second, milliseconds are kept only
+    /// when both have them (otherwise the whole second, which covers more, stands).
+    fn max(self, other: Cutoff) -> Cutoff {
+        match self.secs.cmp(&other.secs) {
+            std::cmp::Ordering::Greater => self,
+            std::cmp::Ordering::Less => other,
+            std::cmp::Ordering::Equal => Cutoff {
+                secs: self.secs,
+                millis: self.millis.zip(other.millis).map(|(a, b)| a.max(b)),
+            },
+        }
+    }
+
+    /// True when a token issued at `iat` (and `iat_ms`, if known) is covered: compared in
+    /// milliseconds when both sides have them, else in whole seconds.
+    fn covers(self, iat: u64, iat_ms: Option<u64>) -> bool {
+        match (self.millis, iat_ms) {
+            (Some(before), Some(issued)) => issued <= before,
+            _ => iat <= self.secs,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Maps {
     /// jti -> expires_at.
     jti: HashMap<Box<str>, u64>,
     /// sid -> expires_at.
     sid: HashMap<Box<str>, u64>,
-    /// sub -> (cut-off, expires_at).
-    sub: HashMap<Box<str>, (u64, u64)>,
+    /// sub -> its cut-off and expires_at.
+    sub: HashMap<Box<str>, (Cutoff, u64)>,
     /// Signing key id -> expires_at.
     kid: HashMap<Box<str>, u64>,
 }
@@ -87,7 +132,8 @@ fn kid_bit(kid: &str) -> u64 {
 ///
 /// - a `jti` record revokes the token with that `jti`;
 /// - a `sid` record revokes every token whose `sid` equals it;
-/// - a `sub` record revokes every token of that subject with `iat <= before`;
+/// - a `sub` record revokes every token of that subject with `iat <= before`, or, when
+///   the record has `before_ms` and the token an `iat_ms` claim, `iat_ms <= before_ms`;
 /// - a `kid` record revokes every token whose header names that key
 ///   ([`RevocationSet::is_kid_revoked`]). That check first consults a 64-bit filter of
 ///   the revoked kids (one atomic load, no lock), so while no key is revoked, which is
@@ -153,8 +199,11 @@ impl RevocationSet {
             }
             RevocationKind::Sub => {
                 // A `sub` record without a cut-off covers everything issued until it expires.
-                let before = r.before.unwrap_or(r.expires_at);
-                let e = maps.sub.entry(value).or_insert((0, 0));
+                let before = match r.before {
+                    Some(b) => Cutoff::new(b, r.before_ms),
+                    None => Cutoff::new(r.expires_at, None),
+                };
+                let e = maps.sub.entry(value).or_default();
                 *e = (e.0.max(before), e.1.max(r.expires_at));
             }
             RevocationKind::Kid => {
@@ -236,7 +285,7 @@ impl RevocationSet {
         }
         if !maps.sub.is_empty() {
             if let Some((before, _)) = maps.sub.get(claims.sub.as_str()) {
-                return claims.iat.as_secs() <= *before;
+                return before.covers(claims.iat.as_secs(), claims.issued_at_millis());
             }
         }
         false
@@ -272,6 +321,7 @@ mod tests {
             kind,
             value: value.into(),
             before,
+            before_ms: None,
             expires_at: exp,
         }
     }
@@ -313,6 +363,89 @@ mod tests {
         assert!(!set.is_revoked(&b));
         assert_eq!(set.prune(UnixTime::from_secs(2_000)), 2);
         assert!(set.is_empty());
+    }
+
+    fn claims_ms(sub: &str, iat_ms: u64) -> Claims {
+        claims(sub, iat_ms / 1000, None).with_iat_millis(iat_ms)
+    }
+
+    fn sub_ms(id: i64, value: &str, before_ms: u64) -> RevocationRecord {
+        RevocationRecord {
+            before_ms: Some(before_ms),
+            ..rec(
+                id,
+                RevocationKind::Sub,
+                value,
+                Some(before_ms / 1000),
+                1_800,
+            )
+        }
+    }
+
+    /// Issue 11, item 10: a cut-off at S.200 covers a token issued at S.100 but not one
+    /// issued at S.700, when both sides know milliseconds.
+    #[test]
+    fn same_second_cutoffs_compare_milliseconds() {
+        let now = UnixTime::from_secs(1_000);
+        let set = RevocationSet::new();
+        set.apply(&sub_ms(1, "alice", 990_200), now);
+        assert!(
+            set.is_revoked(&claims_ms("alice", 990_100)),
+            "issued before"
+        );
+        assert!(
+            set.is_revoked(&claims_ms("alice", 990_200)),
+            "at the cut-off"
+        );
+        assert!(
+            !set.is_revoked(&claims_ms("alice", 990_700)),
+            "issued after"
+        );
+        assert!(
+            set.is_revoked(&claims_ms("alice", 989_999)),
+            "an earlier second"
+        );
+        assert!(
+            !set.is_revoked(&claims_ms("alice", 991_000)),
+            "a later second"
+        );
+        // A token without iat_ms falls back to whole seconds: the same second is covered.
+        assert!(set.is_revoked(&claims("alice", 990, None)));
+        // An iat_ms that disagrees with iat is ignored (whole seconds again).
+        let mut odd = claims("alice", 990, None);
+        odd.extra
+            .insert("iat_ms".into(), serde_json::json!(995_000));
+        assert!(set.is_revoked(&odd));
+        // A later cut-off in the same second moves it forward; an earlier one does not.
+        set.apply(&sub_ms(2, "alice", 990_800), now);
+        assert!(set.is_revoked(&claims_ms("alice", 990_700)));
+        set.apply(&sub_ms(3, "alice", 990_300), now);
+        assert!(set.is_revoked(&claims_ms("alice", 990_700)));
+        assert!(!set.is_revoked(&claims_ms("alice", 990_900)));
+    }
+
+    /// A record from an auth service that sends no `before_ms` parses and keeps the
+    /// whole-second rule, even for tokens that carry `iat_ms`.
+    #[test]
+    fn old_format_records_keep_the_whole_second_rule() {
+        let now = UnixTime::from_secs(1_000);
+        let old: RevocationRecord = serde_json::from_str(
+            r#"{"id":1,"kind":"sub","value":"bob","before":990,"expires_at":1800}"#,
+        )
+        .unwrap();
+        assert_eq!(old.before_ms, None);
+        let set = RevocationSet::new();
+        set.apply(&old, now);
+        assert!(set.is_revoked(&claims_ms("bob", 990_700)), "same second");
+        assert!(!set.is_revoked(&claims_ms("bob", 991_000)), "next second");
+        // Merged with a millisecond record of the same second, the whole second stands.
+        set.apply(&sub_ms(2, "bob", 990_200), now);
+        assert!(set.is_revoked(&claims_ms("bob", 990_700)));
+        let new: RevocationRecord = serde_json::from_str(
+            r#"{"id":3,"kind":"sub","value":"carol","before":990,"before_ms":990200,"expires_at":1800}"#,
+        )
+        .unwrap();
+        assert_eq!(new.before_ms, Some(990_200));
     }
 
     #[test]
