@@ -391,7 +391,10 @@ impl App {
     ) -> std::io::Result<()> {
         let service = self.service;
         let limits = service.config().serve_limits();
-        let files = wristband_serve::raise_fd_limit()?;
+        let files = wristband_serve::raise_fd_limit().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            wristband_serve::fd_limit()
+        });
         tracing::info!(
             open_files = files,
             max_connections = limits.connection_cap(files),

@@ -278,4 +278,37 @@ async fn rejections_of_every_kind_are_the_json_error_body() {
             "{method} {path}: {body}"
         );
     }
+#[tokio::test]
+async fn a_stalled_login_body_gets_408_with_the_json_error_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let t = TestApp::spawn_with(|c| {
+        c.request_body_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let addr = t.base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The header promises 100 bytes; 10 come, then nothing.
+    s.write_all(
+        b"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"username",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the connection is answered and closed")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{text}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(body["error"], "request_timeout");
+    assert!(body["error_description"].is_string());
 }

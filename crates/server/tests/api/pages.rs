@@ -505,6 +505,49 @@ async fn tls_serves_https_with_hsts() {
 }
 
 #[tokio::test]
+async fn tls_clients_that_never_handshake_are_closed_and_make_room_at_the_cap() {
+    use std::time::Duration;
+
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed();
+    let cert_path = certs.path().join("cert.pem");
+    let key_path = certs.path().join("key.pem");
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let app = TestApp::spawn_with(|c| {
+        c.tls_cert = Some(cert_path.clone());
+        c.tls_key = Some(key_path.clone());
+        c.header_read_timeout = Duration::from_secs(1);
+        c.max_connections = 4;
+    })
+    .await;
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    // Twice the cap in connections that never send a ClientHello.
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // A real client is served at once: waiting handshakes make room.
+    let r = tokio::time::timeout(Duration::from_secs(2), https_get(addr, &cert, "/healthz"))
+        .await
+        .expect("an HTTPS client is served while silent connections fill the cap");
+    assert_eq!(r.status(), 200);
+    // Every silent connection is closed by the header read timeout (or evicted before).
+    for mut s in silent {
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::io::AsyncReadExt::read_to_end(&mut s, &mut buf),
+        )
+        .await;
+        assert!(
+            closed.is_ok(),
+            "a connection without a handshake stayed open"
+        );
+    }
+}
+
+#[tokio::test]
 async fn tls_with_a_missing_key_file_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = crate::helpers::test_config(&dir);
