@@ -385,3 +385,38 @@ async fn a_stream_ends_when_its_token_expires() {
     t.advance(1);
     assert!(sse.ends_within(RECHECK_BOUND).await, "ended at exp");
 }
+
+/// Issue 11, item 8: when the stream ends at its token's expiry, a `wristband-verify`
+/// follower reconnects with a fresh token and keeps receiving records.
+#[tokio::test]
+async fn a_follower_heals_after_its_stream_ends_at_expiry() {
+    let t = TestApp::spawn().await;
+    let rs = t.resource_server("follower").await;
+    let v = wristband_verify::Verifier::builder(t.base.clone(), "wristband")
+        .client_credentials(rs.id, rs.secret)
+        .revocation_feed()
+        .clock(t.clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let feed = v.revocation_feed().unwrap();
+    // Bounded real-time polling of the background follower.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    until("the stream is open", || feed.stream_connects() >= 1).await;
+    let connects = feed.stream_connects();
+    t.advance(901);
+    until("the follower reconnected", || {
+        feed.stream_connects() > connects
+    })
+    .await;
+    t.add_user("alice", "user").await;
+    let (at, _) = t.tokens("alice").await;
+    assert_eq!(t.logout(&at, None).await.status, 204);
+    until("the new record arrived", || !feed.records().is_empty()).await;
+}
