@@ -407,10 +407,11 @@ impl AuthService {
     }
 
     /// Checks a bearer token allowed to read the revocation feed: a resource server's token
-    /// with the `revocations:read` scope.
-    pub async fn authorize_feed(&self, token: Option<&str>) -> Result<(), DomainError> {
+    /// with the `revocations:read` scope. Returns the reader, so that an open stream can
+    /// check again that it may still read ([`AuthService::feed_reader_valid`]).
+    pub async fn authorize_feed(&self, token: Option<&str>) -> Result<FeedReader, DomainError> {
         if self.config.revocation_feed_public {
-            return Ok(());
+            return Ok(FeedReader { token: None });
         }
         let info = self
             .authenticate(token.ok_or(DomainError::MissingToken)?)
@@ -419,14 +420,71 @@ impl AuthService {
             .scope
             .as_deref()
             .is_some_and(|s| s.split(' ').any(|x| x == SCOPE_REVOCATIONS_READ));
-        let is_rs = matches!(
+        let client = match self.store.client(&info.client_id).await? {
+            Some(c) if c.kind == KIND_RESOURCE_SERVER => c,
+            _ => return Err(DomainError::Forbidden),
+        };
+        if !scoped {
+            return Err(DomainError::Forbidden);
+        }
+        Ok(FeedReader {
+            token: Some((info, client.secret_hash)),
+        })
+    }
+
+    /// True while the reader of an open feed stream may still read: its token has not
+    /// expired or been revoked, and its client still exists with the secret it had when
+    /// the stream opened. One store read for the records and one for the client.
+    pub async fn feed_reader_valid(&self, reader: &FeedReader) -> Result<bool, DomainError> {
+        let Some((info, secret_hash)) = &reader.token else {
+            return Ok(true);
+        };
+        let now = self.now();
+        if now >= info.exp {
+            return Ok(false);
+        }
+        let revoked = self
+            .store
+            .is_revoked(
+                &info.jti,
+                info.sid.as_deref(),
+                &info.sub,
+                info.iat,
+                info.iat_ms,
+                now,
+            )
+            .await?;
+        if revoked {
+            return Ok(false);
+        }
+        Ok(matches!(
             self.store.client(&info.client_id).await?,
             Some(c) if c.kind == KIND_RESOURCE_SERVER
-        );
-        if scoped && is_rs {
-            Ok(())
-        } else {
-            Err(DomainError::Forbidden)
-        }
+                && verify_slices_are_equal(&c.secret_hash, secret_hash).is_ok()
+        ))
+    }
+}
+
+/// Who reads the revocation feed, as [`AuthService::authorize_feed`] found it.
+#[derive(Clone)]
+pub struct FeedReader {
+    /// The reader's token and its client's secret hash at the time; `None` when the feed
+    /// is public.
+    token: Option<(TokenInfo, Vec<u8>)>,
+}
+
+impl FeedReader {
+    /// When the reader's token expires (Unix seconds); `None` for a public feed.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.token.as_ref().map(|(info, _)| info.exp)
+    }
+}
+
+impl std::fmt::Debug for FeedReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedReader")
+            .field("client_id", &self.token.as_ref().map(|(i, _)| &i.client_id))
+            .field("expires_at", &self.expires_at())
+            .finish_non_exhaustive()
     }
 }

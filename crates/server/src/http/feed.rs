@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
+use crate::domain::oauth::FeedReader;
 use crate::store::RevocationRecord;
 
 /// Records per page of `GET /v1/revocations`, and per batch of the stream.
@@ -23,6 +24,9 @@ pub const PAGE: u32 = 500;
 pub const POLL: Duration = Duration::from_secs(1);
 /// Heartbeat interval of the stream.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How often an open stream checks that its reader may still read (token not revoked,
+/// client not removed, secret not rotated). Expiry is checked on every poll.
+pub const READER_RECHECK: Duration = Duration::from_secs(5);
 
 /// A revocation on the wire.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -120,6 +124,8 @@ pub(super) async fn page(
 
 struct StreamState {
     app: AppState,
+    reader: FeedReader,
+    next_check: tokio::time::Instant,
     cursor: i64,
     pending: std::collections::VecDeque<RevocationRecord>,
     wake: watch::Receiver<u64>,
@@ -134,12 +140,43 @@ fn event(r: &RevocationRecord) -> Event {
         .data(data)
 }
 
+/// True while the stream's reader may read: its token's expiry on every call, the rest
+/// every [`READER_RECHECK`]. A store that cannot be reached does not end the stream (the
+/// records cannot be read either; the next check decides).
+async fn reader_may_read(st: &mut StreamState) -> bool {
+    if st
+        .reader
+        .expires_at()
+        .is_some_and(|exp| st.app.service.now() >= exp)
+    {
+        return false;
+    }
+    let now = tokio::time::Instant::now();
+    if now < st.next_check {
+        return true;
+    }
+    st.next_check = now + READER_RECHECK;
+    match st.app.service.feed_reader_valid(&st.reader).await {
+        Ok(valid) => valid,
+        Err(e) => {
+            tracing::warn!(error = %e, "revocation stream: reader check failed");
+            true
+        }
+    }
+}
+
 fn revocation_stream(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(state, |mut st| async move {
         loop {
             if *st.stopping.borrow() {
                 // The server is shutting down: end the stream; the client resumes elsewhere
                 // or later with Last-Event-ID.
+                return None;
+            }
+            if !reader_may_read(&mut st).await {
+                // The reader's token expired or was revoked, or its client was removed or
+                // its secret rotated: end the stream. A follower reconnects with a fresh
+                // token, if it can still get one.
                 return None;
             }
             if let Some(r) = st.pending.pop_front() {
@@ -179,7 +216,7 @@ pub(super) async fn stream(
     State(s): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    s.service.authorize_feed(bearer(&headers)).await?;
+    let reader = s.service.authorize_feed(bearer(&headers)).await?;
     let cursor = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -188,6 +225,8 @@ pub(super) async fn stream(
     let wake = s.service.subscribe_feed();
     let stopping = s.service.stopping();
     let state = StreamState {
+        reader,
+        next_check: tokio::time::Instant::now() + READER_RECHECK,
         stopping,
         app: s,
         cursor,

@@ -282,3 +282,141 @@ async fn the_stream_needs_the_same_authorization_as_the_feed() {
         "sid"
     );
 }
+
+impl SseReader {
+    /// True when the server closes the stream within `wait` (events before the end are
+    /// skipped); false when it is still open at the deadline.
+    async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match tokio::time::timeout(left, self.stream.readable()).await {
+                Err(_) => return false,
+                Ok(r) => r.unwrap(),
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.try_read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// The reader's state is checked at least every 5 s: allow one period and a margin.
+const RECHECK_BOUND: Duration = Duration::from_secs(7);
+
+/// Two resource servers, each with an open stream: the one under test, and a bystander
+/// whose stream must stay open.
+async fn two_readers(t: &TestApp) -> (crate::helpers::TestClient, String, SseReader, SseReader) {
+    let rs = t.resource_server("watched").await;
+    let at = t.client_token(&rs).await;
+    let other = t.resource_server("bystander").await;
+    let other_at = t.client_token(&other).await;
+    let sse = SseReader::open(t, Some(&at), None).await;
+    assert_eq!(sse.status, 200, "{}", sse.headers);
+    let bystander = SseReader::open(t, Some(&other_at), None).await;
+    assert_eq!(bystander.status, 200, "{}", bystander.headers);
+    (rs, at, sse, bystander)
+}
+
+/// Issue 11, item 8: a removed client's open stream ends.
+#[tokio::test]
+async fn a_stream_ends_when_its_client_is_removed() {
+    let t = TestApp::spawn().await;
+    let (_, _, mut sse, mut bystander) = two_readers(&t).await;
+    wristband_server::domain::oauth::remove_client(
+        &*t.store,
+        t.app.record_lifetime(),
+        "watched",
+        t.now_ms(),
+    )
+    .await
+    .unwrap();
+    assert!(sse.ends_within(RECHECK_BOUND).await, "the stream ended");
+    assert!(
+        !bystander.ends_within(Duration::from_millis(300)).await,
+        "another reader's stream stays open"
+    );
+}
+
+/// Issue 11, item 8: rotating a client's secret ends its open streams.
+#[tokio::test]
+async fn a_stream_ends_when_its_clients_secret_is_rotated() {
+    let t = TestApp::spawn().await;
+    let (_, _, mut sse, mut bystander) = two_readers(&t).await;
+    wristband_server::domain::oauth::rotate_client_secret(&*t.store, "watched")
+        .await
+        .unwrap();
+    assert!(sse.ends_within(RECHECK_BOUND).await, "the stream ended");
+    assert!(!bystander.ends_within(Duration::from_millis(300)).await);
+}
+
+/// Issue 11, item 8: revoking the reader's token (RFC 7009) ends its stream.
+#[tokio::test]
+async fn a_stream_ends_when_its_token_is_revoked() {
+    let t = TestApp::spawn().await;
+    let (rs, at, mut sse, mut bystander) = two_readers(&t).await;
+    let r = t.revoke(&rs, &at, Some("access_token")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(sse.ends_within(RECHECK_BOUND).await, "the stream ended");
+    assert!(!bystander.ends_within(Duration::from_millis(300)).await);
+}
+
+/// Issue 11, item 8: a stream does not outlive its token.
+#[tokio::test]
+async fn a_stream_ends_when_its_token_expires() {
+    let t = TestApp::spawn().await;
+    let rs = t.resource_server("watched").await;
+    let at = t.client_token(&rs).await;
+    let exp = claims(&at)["exp"].as_i64().unwrap();
+    let mut sse = SseReader::open(&t, Some(&at), None).await;
+    assert_eq!(sse.status, 200, "{}", sse.headers);
+    t.advance(u64::try_from(exp - t.now() - 1).unwrap());
+    assert!(
+        !sse.ends_within(Duration::from_millis(1500)).await,
+        "open until the token's exp"
+    );
+    t.advance(1);
+    assert!(sse.ends_within(RECHECK_BOUND).await, "ended at exp");
+}
+
+/// Issue 11, item 8: when the stream ends at its token's expiry, a `wristband-verify`
+/// follower reconnects with a fresh token and keeps receiving records.
+#[tokio::test]
+async fn a_follower_heals_after_its_stream_ends_at_expiry() {
+    let t = TestApp::spawn().await;
+    let rs = t.resource_server("follower").await;
+    let v = wristband_verify::Verifier::builder(t.base.clone(), "wristband")
+        .client_credentials(rs.id, rs.secret)
+        .revocation_feed()
+        .clock(t.clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let feed = v.revocation_feed().unwrap();
+    // Bounded real-time polling of the background follower.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    until("the stream is open", || feed.stream_connects() >= 1).await;
+    let connects = feed.stream_connects();
+    t.advance(901);
+    until("the follower reconnected", || {
+        feed.stream_connects() > connects
+    })
+    .await;
+    t.add_user("alice", "user").await;
+    let (at, _) = t.tokens("alice").await;
+    assert_eq!(t.logout(&at, None).await.status, 204);
+    until("the new record arrived", || !feed.records().is_empty()).await;
+}
