@@ -43,6 +43,9 @@ pub(super) struct LoginRequest {
     password: SecretString,
     #[serde(default)]
     delivery: Delivery,
+    /// The device token of an earlier successful login (else the device cookie is used).
+    #[serde(default)]
+    device_token: Option<String>,
 }
 
 /// `POST /v1/refresh` body.
@@ -66,6 +69,9 @@ pub(super) struct TokenResponse {
     token_type: &'static str,
     expires_in: u64,
     refresh_token: String,
+    /// Only in login answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<String>,
 }
 
 impl From<TokenPair> for TokenResponse {
@@ -75,6 +81,7 @@ impl From<TokenPair> for TokenResponse {
             token_type: "Bearer",
             expires_in: p.expires_in,
             refresh_token: p.refresh_token,
+            device_token: None,
         }
     }
 }
@@ -114,13 +121,24 @@ pub(super) async fn login(
     if body.delivery == Delivery::Cookie {
         super::cookies::check_origin(&headers, &s.service)?;
     }
-    let pair = s
+    let device = body
+        .device_token
+        .or_else(|| super::cookies::get(&headers, super::cookies::DEVICE_COOKIE));
+    let done = s
         .service
-        .login(&body.username, body.password, &client)
+        .login_device(&body.username, body.password, device.as_deref(), &client)
         .await?;
+    // Body delivery sets no cookie: the device token is in the answer instead.
     Ok(match body.delivery {
-        Delivery::Body => no_store(Json(TokenResponse::from(pair))),
-        Delivery::Cookie => super::session::cookie_response(&s, &pair, true),
+        Delivery::Body => no_store(Json(TokenResponse {
+            device_token: Some(done.device_token),
+            ..TokenResponse::from(done.pair)
+        })),
+        Delivery::Cookie => {
+            let mut r = super::session::cookie_response(&s, &done.pair, true);
+            super::cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
+            r
+        }
     })
 }
 
@@ -206,9 +224,13 @@ pub(super) async fn me(
 
 pub(super) async fn register(
     State(s): State<AppState>,
+    Client(client): Client,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let user = s.service.register(&body.username, body.password).await?;
+    let user = s
+        .service
+        .register(&body.username, body.password, &client)
+        .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
