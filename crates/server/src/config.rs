@@ -52,6 +52,13 @@ pub struct ThrottleConfig {
     /// Failures are forgotten this long after the first one.
     #[serde(with = "duration_str")]
     pub window: Duration,
+    /// Failures allowed for one known device (a valid device token) before delays start.
+    pub device_free_failures: u32,
+    /// How long a device token (and its cookie) stays valid after a successful login.
+    #[serde(with = "duration_str")]
+    pub device_cookie_max_age: Duration,
+    /// Registrations allowed from one IP per `window` (with `allow_registration`).
+    pub registrations_per_ip: u32,
 }
 
 impl Default for ThrottleConfig {
@@ -62,6 +69,9 @@ impl Default for ThrottleConfig {
             ip_free_failures: 50,
             max_delay: Duration::from_secs(15 * 60),
             window: Duration::from_secs(60 * 60),
+            device_free_failures: 5,
+            device_cookie_max_age: Duration::from_secs(365 * 86_400),
+            registrations_per_ip: 10,
         }
     }
 }
@@ -305,6 +315,10 @@ impl Config {
         if self.throttle.window.is_zero() || self.throttle.max_delay.is_zero() {
             return err("throttle window and max_delay must be positive");
         }
+        if self.throttle.device_cookie_max_age.is_zero() || self.throttle.registrations_per_ip == 0
+        {
+            return err("throttle device_cookie_max_age and registrations_per_ip must be positive");
+        }
         if self.key_prepublish() < self.jwks_max_age {
             return err(
                 "key_prepublish must be at least jwks_max_age, so that every verifier \
@@ -510,6 +524,9 @@ mod tests {
             "pair_free_failures",
             "max_delay",
             "window",
+            "device_free_failures",
+            "device_cookie_max_age",
+            "registrations_per_ip",
             "cors_allowed_origins",
             "trusted_proxies",
             "tls_cert",

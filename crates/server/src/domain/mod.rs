@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{RevocationRecord, SessionRecord, Store, StoreError, UserRecord};
 
+mod device;
 pub mod keys;
 pub mod oauth;
 pub mod password;
@@ -48,6 +49,13 @@ pub enum DomainError {
     /// Too many failed logins; retry after this many seconds.
     #[error("too many attempts")]
     Throttled {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Too many requests of a kind from one address (registrations); retry after this
+    /// many seconds.
+    #[error("too many requests")]
+    RateLimited {
         /// Seconds to wait.
         retry_after: u64,
     },
@@ -121,6 +129,24 @@ pub struct TokenPair {
     pub refresh_token: String,
     /// The session both belong to.
     pub session_id: String,
+}
+
+/// A successful login: the tokens, and a fresh device token that lets this client log in
+/// to this account again even while the account is throttled for everyone else.
+#[derive(Clone)]
+pub struct DeviceLogin {
+    /// The new session's tokens.
+    pub pair: TokenPair,
+    /// The device token to keep (a cookie for browsers, a field for API clients).
+    pub device_token: String,
+}
+
+impl fmt::Debug for DeviceLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceLogin")
+            .field("pair", &self.pair)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for TokenPair {
@@ -250,9 +276,12 @@ impl AuthService {
             .await?)
     }
 
-    /// Drops revocation records and opaque tokens that can no longer matter.
+    /// Drops revocation records, opaque tokens and throttle records that can no longer
+    /// matter.
     pub async fn prune(&self) -> Result<u64, DomainError> {
-        Ok(self.store.prune(self.now()).await?)
+        let now = self.now();
+        let records = self.store.prune(now).await?;
+        Ok(records + throttle::prune(self, now).await?)
     }
 
     /// The issuer URL.
@@ -330,18 +359,51 @@ impl AuthService {
         self.store.ping().await.is_ok()
     }
 
-    /// Checks a password and starts a new session.
+    /// Checks a password and starts a new session (a client without a device token).
     pub async fn login(
         &self,
         username: &str,
         password: SecretString,
         client: &ClientInfo,
     ) -> Result<TokenPair, DomainError> {
+        Ok(self
+            .login_device(username, password, None, client)
+            .await?
+            .pair)
+    }
+
+    /// Checks a password and starts a new session. A malformed username is refused before
+    /// anything is read or written. With a valid `device_token` for this account the
+    /// client is throttled on that device alone; without one (or with a foreign, forged or
+    /// expired one) per account, per address and per (account, address). A success
+    /// returns a fresh device token.
+    pub async fn login_device(
+        &self,
+        username: &str,
+        password: SecretString,
+        device_token: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<DeviceLogin, DomainError> {
+        users::check_username(username)?;
+        let folded = users::fold_username(username);
         let now = self.now();
-        let mut throttle = throttle::Keys::new(username, client.ip.as_deref());
+        let max_age =
+            i64::try_from(self.config.throttle.device_cookie_max_age.as_secs()).unwrap_or(i64::MAX);
+        let device = device_token
+            .filter(|t| device::verify(self.keys.device_key(), &folded, t, now, max_age));
+        let mut throttle = match device {
+            Some(token) => throttle::Keys::device(token),
+            None => throttle::Keys::new(&folded, client.ip.as_deref()),
+        };
+        let known_device = device.is_some();
         if let Some(retry_after) = throttle.blocked(self, now).await? {
             self.metrics.login("throttled");
-            audit!("login_throttled", ip = client.ip.as_deref(), retry_after);
+            audit!(
+                "login_throttled",
+                ip = client.ip.as_deref(),
+                known_device,
+                retry_after
+            );
             return Err(DomainError::Throttled { retry_after });
         }
         if password.expose().len() > password::MAX_PASSWORD_BYTES {
@@ -349,7 +411,7 @@ impl AuthService {
             throttle.record_failure(self, now).await?;
             return Err(DomainError::InvalidCredentials);
         }
-        let user = self.store.user_by_name(username).await?;
+        let user = self.store.user_by_name(&folded).await?;
         let verdict = self
             .passwords
             .verify(
@@ -371,6 +433,7 @@ impl AuthService {
                     "login_failed",
                     user_id = other.as_ref().map(|u| u.id.as_str()),
                     ip = client.ip.as_deref(),
+                    known_device,
                     reason
                 );
                 return Err(DomainError::InvalidCredentials);
@@ -384,7 +447,10 @@ impl AuthService {
         }
         let pair = self.start_session(&user, client, now).await?;
         self.metrics.login("ok");
-        Ok(pair)
+        Ok(DeviceLogin {
+            pair,
+            device_token: device::issue(self.keys.device_key(), &folded, now)?,
+        })
     }
 
     async fn start_session(
@@ -730,14 +796,21 @@ impl AuthService {
         }
     }
 
-    /// Self-service registration (only when enabled).
+    /// Self-service registration (only when enabled), limited per client address to
+    /// `registrations_per_ip` attempts per throttle window.
     pub async fn register(
         &self,
         username: &str,
         password: SecretString,
+        client: &ClientInfo,
     ) -> Result<UserRecord, DomainError> {
         if !self.config.allow_registration {
             return Err(DomainError::NotFound);
+        }
+        let now = self.now();
+        if let Err(e) = throttle::registration(self, client.ip.as_deref(), now).await {
+            audit!("registration_limited", ip = client.ip.as_deref());
+            return Err(e);
         }
         let user = users::add_user(
             &*self.store,
@@ -745,7 +818,7 @@ impl AuthService {
             username,
             password,
             "user",
-            self.now(),
+            now,
         )
         .await?;
         Ok(user)

@@ -1,18 +1,40 @@
-//! Login throttling with growing delays, per account, per IP and per (account, IP).
+//! Login throttling with growing delays, per account, per IP and per (account, IP), and
+//! per known device; and the per-address registration limit.
 //!
 //! Each key gets a number of free failures, after which every further failure doubles the
 //! wait, up to `max_delay`. Failures are forgotten `window` after the first one. A real user
 //! is therefore never locked out for good: at worst they wait `max_delay`, and an attacker
-//! guessing from other addresses only trips the looser account-wide limit.
+//! guessing from other addresses only trips the looser account-wide limit, which a client
+//! holding a valid device token (see [`super::device`]) does not wait for: it has a
+//! budget of its own.
 
-use super::{AuthService, DomainError};
+use super::{token_hash, AuthService, DomainError};
 use crate::store::ThrottleRecord;
 
+/// What a throttle key counts, which sets its free failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Account,
+    Pair,
+    Ip,
+    /// One known device of one account (a valid device token).
+    Device,
+}
+
+/// A throttle key of bounded size: the kind, then the SHA-256 of what it counts
+/// (base64url), so that neither a long input nor a username reaches the table.
+fn key(kind: &str, material: &str) -> String {
+    format!(
+        "{kind}:{}",
+        wristband_jose::b64::encode(token_hash(material))
+    )
+}
+
 pub(super) struct Keys {
-    keys: Vec<(String, u32)>,
-    /// Whether the (account, IP) key had failures when [`Keys::blocked`] read it: a
+    keys: Vec<(String, Kind)>,
+    /// Whether the key a success clears had failures when [`Keys::blocked`] read it: a
     /// success has nothing to forget otherwise.
-    pair_failures: bool,
+    clear_failures: bool,
 }
 
 /// The delay, in seconds, that `failures` failures earn.
@@ -25,33 +47,48 @@ fn delay(failures: i64, free: u32, max_delay: u64) -> u64 {
     (1u64 << exp).min(max_delay)
 }
 
+fn window_secs(service: &AuthService) -> i64 {
+    i64::try_from(service.config.throttle.window.as_secs()).unwrap_or(i64::MAX)
+}
+
 impl Keys {
+    /// An untrusted client: limited per account, per (account, IP) and per IP. `username`
+    /// is folded to lower case, so that every spelling of a name shares its keys.
     pub(super) fn new(username: &str, ip: Option<&str>) -> Self {
-        let account = username.to_lowercase();
+        let account = super::users::fold_username(username);
         let ip = ip.unwrap_or("-");
         Keys {
             keys: vec![
-                (format!("acct:{account}"), 0),
-                (format!("pair:{account}|{ip}"), 1),
-                (format!("ip:{ip}"), 2),
+                (key("pair", &format!("{account}|{ip}")), Kind::Pair),
+                (key("acct", &account), Kind::Account),
+                (key("ip", ip), Kind::Ip),
             ],
-            pair_failures: true,
+            clear_failures: true,
         }
     }
 
-    fn free(service: &AuthService, kind: u32) -> u32 {
+    /// A known device (its device token verified for the account): its own budget only,
+    /// whatever the account-wide and per-address keys say.
+    pub(super) fn device(token: &str) -> Self {
+        Keys {
+            keys: vec![(key("dev", token), Kind::Device)],
+            clear_failures: true,
+        }
+    }
+
+    fn free(service: &AuthService, kind: Kind) -> u32 {
         let t = &service.config.throttle;
         match kind {
-            0 => t.account_free_failures,
-            1 => t.pair_free_failures,
-            _ => t.ip_free_failures,
+            Kind::Account => t.account_free_failures,
+            Kind::Pair => t.pair_free_failures,
+            Kind::Ip => t.ip_free_failures,
+            Kind::Device => t.device_free_failures,
         }
     }
 
-    fn blocked_until(service: &AuthService, kind: u32, r: &ThrottleRecord, now: i64) -> i64 {
+    fn blocked_until(service: &AuthService, kind: Kind, r: &ThrottleRecord, now: i64) -> i64 {
         let t = &service.config.throttle;
-        let window = i64::try_from(t.window.as_secs()).unwrap_or(i64::MAX);
-        if r.failures == 0 || r.window_start.saturating_add(window) <= now {
+        if r.failures == 0 || r.window_start.saturating_add(window_secs(service)) <= now {
             return 0;
         }
         let d = delay(r.failures, Self::free(service, kind), t.max_delay.as_secs());
@@ -76,7 +113,7 @@ impl Keys {
         for ((_, kind), r) in self.keys.iter().zip(&records) {
             until = until.max(Self::blocked_until(service, *kind, r, now));
         }
-        self.pair_failures = records.get(1).is_some_and(|r| r.failures > 0);
+        self.clear_failures = records.first().is_some_and(|r| r.failures > 0);
         Ok((until > now).then(|| u64::try_from(until - now).unwrap_or(u64::MAX)))
     }
 
@@ -85,23 +122,53 @@ impl Keys {
         service: &AuthService,
         now: i64,
     ) -> Result<(), DomainError> {
-        let window = i64::try_from(service.config.throttle.window.as_secs()).unwrap_or(i64::MAX);
+        let window = window_secs(service);
         for (key, _) in &self.keys {
             service.store.record_failure(key, now, window).await?;
         }
         Ok(())
     }
 
-    /// A success forgets this account's failures from this address only: failures from
-    /// elsewhere (an attack in progress) keep counting. When the read in [`Keys::blocked`]
-    /// found none, there is nothing to delete and the write is skipped: a failure recorded
-    /// since then counts as one made after this success.
+    /// A success forgets the failures of the first key only: this account from this
+    /// address, or this device. Failures from elsewhere (an attack in progress) keep
+    /// counting. When the read in [`Keys::blocked`] found none, there is nothing to delete
+    /// and the write is skipped: a failure recorded since then counts as one made after
+    /// this success.
     pub(super) async fn clear_on_success(&self, service: &AuthService) -> Result<(), DomainError> {
-        if self.pair_failures {
-            service.store.clear_throttle(&self.keys[1].0).await?;
+        if let Some((key, _)) = self.keys.first().filter(|_| self.clear_failures) {
+            service.store.clear_throttle(key).await?;
         }
         Ok(())
     }
+}
+
+/// Counts one registration attempt from `ip` and refuses it (with the seconds until the
+/// window ends) once `registrations_per_ip` attempts were made in the current window.
+pub(super) async fn registration(
+    service: &AuthService,
+    ip: Option<&str>,
+    now: i64,
+) -> Result<(), DomainError> {
+    let window = window_secs(service);
+    let r = service
+        .store
+        .record_failure(&key("reg", ip.unwrap_or("-")), now, window)
+        .await?;
+    let limit = i64::from(service.config.throttle.registrations_per_ip);
+    if r.failures > limit {
+        let ends = r.window_start.saturating_add(window);
+        let retry_after = u64::try_from(ends.saturating_sub(now)).unwrap_or(1).max(1);
+        return Err(DomainError::RateLimited { retry_after });
+    }
+    Ok(())
+}
+
+/// Drops throttle records whose window is over.
+pub(super) async fn prune(service: &AuthService, now: i64) -> Result<u64, DomainError> {
+    Ok(service
+        .store
+        .prune_throttle(now, window_secs(service))
+        .await?)
 }
 
 #[cfg(test)]

@@ -23,6 +23,12 @@ pub fn check_username(name: &str) -> Result<(), DomainError> {
     }
 }
 
+/// The form of a login name that uniqueness, lookups and throttling use: ASCII lower case
+/// (names are ASCII, see [`check_username`]). Names are stored as typed.
+pub fn fold_username(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
 /// Checks a role: 1 to 32 characters of `[a-z0-9_-]`.
 pub fn check_role(role: &str) -> Result<(), DomainError> {
     let ok = !role.is_empty()

@@ -5,6 +5,10 @@
 //! - `__Secure-wb_rt`: the refresh token, sent only to `/v1/session/*`.
 //! - `__Host-wb_csrf`: the session's CSRF token, HMAC of its id under a server key; readable
 //!   by scripts, which echo it in `X-CSRF-Token` (forms: the `csrf_token` field).
+//!
+//! And one device cookie, kept across logouts: `__Host-wb_device`, the device token of the
+//! last successful login (`HttpOnly; Secure; SameSite=Strict; Path=/`, for
+//! `device_cookie_max_age`), which exempts this browser from the account-wide lockout.
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
@@ -18,6 +22,8 @@ pub const ACCESS_COOKIE: &str = "__Host-wb_at";
 pub const REFRESH_COOKIE: &str = "__Secure-wb_rt";
 /// The CSRF cookie (not `HttpOnly`).
 pub const CSRF_COOKIE: &str = "__Host-wb_csrf";
+/// The device-token cookie: survives logout, so that the next login is a known device's.
+pub const DEVICE_COOKIE: &str = "__Host-wb_device";
 /// The header carrying the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The form field carrying the CSRF token.
@@ -77,6 +83,15 @@ pub fn set(headers: &mut HeaderMap, service: &AuthService, pair: &TokenPair) {
     for c in session_cookies(service, pair) {
         append(headers, &c);
     }
+}
+
+/// Adds the device cookie carrying `device_token`.
+pub fn set_device(headers: &mut HeaderMap, service: &AuthService, device_token: &str) {
+    let max_age = service.config().throttle.device_cookie_max_age.as_secs();
+    append(
+        headers,
+        &cookie(DEVICE_COOKIE, device_token, "/", max_age, true),
+    );
 }
 
 /// Adds cookies that delete all three session cookies.

@@ -146,6 +146,12 @@ impl ApiError {
                 "too many failed attempts; retry later",
             )
             .header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1))),
+            ApiError::Domain(D::RateLimited { retry_after }) => json(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many requests from this address; retry later",
+            )
+            .header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1))),
             ApiError::Domain(D::InvalidGrant) => json(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",

@@ -50,6 +50,9 @@ pub(super) struct LoginRequest {
     /// Where the tokens go: the JSON body (default) or `HttpOnly` cookies.
     #[serde(default)]
     delivery: Delivery,
+    /// The device token of an earlier successful login (else the device cookie is used).
+    #[serde(default)]
+    device_token: Option<String>,
 }
 
 /// `POST /v1/refresh` body.
@@ -80,6 +83,9 @@ pub(super) struct TokenResponse {
     expires_in: u64,
     /// The refresh token (single use; rotated on every refresh).
     refresh_token: String,
+    /// Only in login answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<String>,
 }
 
 /// The answer of `POST /v1/login`: tokens in the body, or (with `delivery: cookie`) only
@@ -100,6 +106,7 @@ impl From<TokenPair> for TokenResponse {
             token_type: "Bearer",
             expires_in: p.expires_in,
             refresh_token: p.refresh_token,
+            device_token: None,
         }
     }
 }
@@ -139,7 +146,7 @@ pub(super) fn no_store(body: impl IntoResponse) -> Response {
     request_body(content = LoginRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
-        (status = 400, description = "The body is not valid JSON of this shape", body = ErrorBody),
+        (status = 400, description = "The body is not valid JSON of this shape, or the user name is malformed", body = ErrorBody),
         (status = 401, description = "Invalid user name or password", body = ErrorBody),
         (status = 403, description = "Cookie delivery from an origin that is not allowed", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
@@ -156,13 +163,24 @@ pub(super) async fn login(
     if body.delivery == Delivery::Cookie {
         super::cookies::check_origin(&headers, &s.service)?;
     }
-    let pair = s
+    let device = body
+        .device_token
+        .or_else(|| super::cookies::get(&headers, super::cookies::DEVICE_COOKIE));
+    let done = s
         .service
-        .login(&body.username, body.password, &client)
+        .login_device(&body.username, body.password, device.as_deref(), &client)
         .await?;
+    // Body delivery sets no cookie: the device token is in the answer instead.
     Ok(match body.delivery {
-        Delivery::Body => no_store(Json(LoginResponse::Body(pair.into()))),
-        Delivery::Cookie => super::session::cookie_response(&s, &pair, true),
+        Delivery::Body => no_store(Json(LoginResponse::Body(TokenResponse {
+            device_token: Some(done.device_token),
+            ..TokenResponse::from(done.pair)
+        }))),
+        Delivery::Cookie => {
+            let mut r = super::session::cookie_response(&s, &done.pair, true);
+            super::cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
+            r
+        }
     })
 }
 
@@ -335,14 +353,19 @@ pub(super) async fn me(
         (status = 404, description = "Registration is not allowed", body = ErrorBody),
         (status = 409, description = "The user name is taken", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(super) async fn register(
     State(s): State<AppState>,
+    Client(client): Client,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let user = s.service.register(&body.username, body.password).await?;
+    let user = s
+        .service
+        .register(&body.username, body.password, &client)
+        .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 

@@ -223,12 +223,24 @@ async fn login_form(
     let form = Form::parse(&body);
     let username = form.required("username")?;
     let password = SecretString::new(form.required("password")?.to_owned());
-    match s.service.login(username, password, &client).await {
-        Ok(pair) => {
+    let device = cookies::get(&headers, cookies::DEVICE_COOKIE);
+    match s
+        .service
+        .login_device(username, password, device.as_deref(), &client)
+        .await
+    {
+        Ok(done) => {
             let mut r = see_other("/account");
-            cookies::set(r.headers_mut(), &s.service, &pair);
+            cookies::set(r.headers_mut(), &s.service, &done.pair);
+            cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
             Ok(r)
         }
+        Err(DomainError::InvalidRequest(_)) => login_html(
+            StatusCode::BAD_REQUEST,
+            "",
+            Some("Usernames are 1 to 64 letters, digits and . _ @ + -"),
+            None,
+        ),
         Err(DomainError::InvalidCredentials) => login_html(
             StatusCode::UNAUTHORIZED,
             username,

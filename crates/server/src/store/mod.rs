@@ -194,6 +194,29 @@ pub struct OpaqueTokenRecord {
     pub exp: i64,
 }
 
+/// Users whose names differ only by case, found when opening a database made before
+/// usernames became case-insensitive: the store refuses to open until they are renamed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "usernames are now case-insensitive, but these users differ only by case: {}. \
+     Rename all but one in each group before upgrading, e.g. with \
+     UPDATE users SET username = 'new-name' WHERE username = 'old-name'",
+    .groups.join("; ")
+)]
+pub struct UsernameCollision {
+    /// Each group of colliding names, as stored, comma-separated.
+    pub groups: Vec<String>,
+}
+
+/// [`UsernameCollision`] as a store error, when any group was found.
+pub(crate) fn refuse_collisions(groups: Vec<String>) -> StoreResult<()> {
+    if groups.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Other(Box::new(UsernameCollision { groups })))
+    }
+}
+
 /// Throttle records found for some of `keys`, answered in the order asked (unknown keys
 /// empty, repeated keys repeated): what [`Store::throttles`] returns.
 pub(crate) fn in_key_order(
@@ -313,9 +336,10 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the store answers.
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Adds a user; [`StoreError::Conflict`] when the name is taken.
+    /// Adds a user; [`StoreError::Conflict`] when the name is taken in any case (`ALICE`
+    /// when `alice` exists). The name is stored as typed.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
-    /// A user by login name.
+    /// A user by login name, whatever its case (ASCII).
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
     /// A user by id.
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
@@ -383,6 +407,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ThrottleRecord>;
     /// Forgets a key's throttle state.
     async fn clear_throttle(&self, key: &str) -> StoreResult<()>;
+    /// Drops throttle records whose window is over (`window_start + window_secs <= now`):
+    /// they no longer count. Returns how many went.
+    async fn prune_throttle(&self, now: i64, window_secs: i64) -> StoreResult<u64>;
 
     /// The live sessions of a user, newest first.
     async fn user_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;

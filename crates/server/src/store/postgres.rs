@@ -154,6 +154,7 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
+        Self::check_username_collisions(&pool).await?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
@@ -166,6 +167,32 @@ impl PgStore {
             schema,
             leader: std::sync::Arc::default(),
         })
+    }
+
+    /// Before migration 0003 makes usernames unique regardless of case: refuses a database
+    /// where two users differ only by case, naming them.
+    async fn check_username_collisions(pool: &PgPool) -> StoreResult<()> {
+        let groups = sqlx::query(
+            "SELECT string_agg(username, ', ' ORDER BY username COLLATE \"C\") AS names \
+             FROM users GROUP BY lower(username) HAVING count(*) > 1 ORDER BY lower(username)",
+        );
+        // A new database has no users table yet.
+        let has_users: bool = sqlx::query_scalar("SELECT to_regclass('users') IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .map_err(map_err)?;
+        if !has_users {
+            return Ok(());
+        }
+        let groups = groups
+            .fetch_all(pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| row.try_get::<String, _>("names"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        super::refuse_collisions(groups)
     }
 
     /// Drops the schema this store was opened in, with everything in it, and closes the
@@ -380,8 +407,8 @@ impl Store for PgStore {
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         self.one(
-            &format!("SELECT {USER_COLS} FROM users WHERE username = $1"),
-            username,
+            &format!("SELECT {USER_COLS} FROM users WHERE lower(username) = $1"),
+            &username.to_ascii_lowercase(),
             user_from_row,
         )
         .await
@@ -684,6 +711,15 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn prune_throttle(&self, now: i64, window_secs: i64) -> StoreResult<u64> {
+        sqlx::query("DELETE FROM login_throttle WHERE window_start <= $1")
+            .bind(now.saturating_sub(window_secs))
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
             .map_err(map_err)
     }
 

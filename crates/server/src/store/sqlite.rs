@@ -72,11 +72,41 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
+        Self::check_username_collisions(&pool).await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(SqliteStore { pool })
+    }
+
+    /// Before migration 0004 makes usernames unique regardless of case: refuses a database
+    /// where two users differ only by case, naming them.
+    async fn check_username_collisions(pool: &SqlitePool) -> StoreResult<()> {
+        let has_users =
+            sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users'")
+                .fetch_optional(pool)
+                .await
+                .map_err(map_err)?
+                .is_some();
+        if !has_users {
+            return Ok(());
+        }
+        let groups = sqlx::query(
+            "SELECT group_concat(username, ', ') AS names FROM \
+               (SELECT username FROM users WHERE lower(username) IN \
+                 (SELECT lower(username) FROM users GROUP BY lower(username) HAVING count(*) > 1) \
+               ORDER BY lower(username), username) \
+             GROUP BY lower(username) ORDER BY lower(username)",
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| row.try_get::<String, _>("names"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_err)?;
+        super::refuse_collisions(groups)
     }
 
     /// Runs `PRAGMA integrity_check` and returns its first line (`ok` when healthy).
@@ -265,8 +295,8 @@ impl Store for SqliteStore {
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         self.one(
-            &format!("SELECT {USER_COLS} FROM users WHERE username = ?"),
-            username,
+            &format!("SELECT {USER_COLS} FROM users WHERE lower(username) = ?"),
+            &username.to_ascii_lowercase(),
             user_from_row,
         )
         .await
@@ -563,6 +593,15 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await
             .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn prune_throttle(&self, now: i64, window_secs: i64) -> StoreResult<u64> {
+        sqlx::query("DELETE FROM login_throttle WHERE window_start <= ?")
+            .bind(now.saturating_sub(window_secs))
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
             .map_err(map_err)
     }
 

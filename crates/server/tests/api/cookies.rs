@@ -102,7 +102,8 @@ pub async fn cookie_login(app: &TestApp, user: &str) -> Jar {
     assert_eq!(r.status, 200, "{}", r.text());
     let mut jar = Jar::default();
     jar.update(&r);
-    assert_eq!(jar.0.len(), 3, "{:?}", jar);
+    // The three session cookies and the device cookie.
+    assert_eq!(jar.0.len(), 4, "{:?}", jar);
     jar
 }
 
@@ -144,7 +145,12 @@ async fn cookie_login_sets_the_three_cookies_with_the_contract_attributes() {
     let c = set_cookies(&r);
     assert_eq!(
         c.keys().cloned().collect::<Vec<_>>(),
-        vec![AT.to_owned(), CSRF.to_owned(), RT.to_owned()]
+        vec![
+            AT.to_owned(),
+            CSRF.to_owned(),
+            "__Host-wb_device".to_owned(),
+            RT.to_owned()
+        ]
     );
     let refresh_ttl = (30 * 86_400).to_string();
 

@@ -179,7 +179,9 @@ async fn huge_and_hostile_credentials_are_refused_cleanly() {
             &[],
         )
         .await;
-    assert_eq!(r.status, 401);
+    // Not a possible username: refused as malformed before any lookup.
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "invalid_request");
 }
 
 /// Every rejection an extractor or a layer can make is the same JSON body, never text.

@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod abuse;
 mod cookies;
 mod cutoffs;
 mod errors;

@@ -134,7 +134,7 @@ async fn form_login_sets_the_cookies_and_redirects_to_the_account() {
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/account"));
     let c = set_cookies(&r);
-    assert_eq!(c.len(), 3);
+    assert_eq!(c.len(), 4, "the session cookies and the device cookie");
     assert!(c[AT].has("HttpOnly") && c[RT].has("HttpOnly") && !c[CSRF].has("HttpOnly"));
     assert_eq!(c[RT].attr("Path"), Some("/v1/session"));
     let mut jar = Jar::default();

@@ -20,6 +20,7 @@ mod keys;
 mod revocations;
 mod sessions;
 mod throttle;
+mod upgrade;
 mod users;
 
 /// Generates `sqlite::<name>` and `postgres::<name>` tests from `module::name` functions
@@ -55,6 +56,7 @@ contract! {
     users::ping,
     users::users_create_and_read,
     users::users_conflict,
+    users::users_case_insensitive,
     users::users_list_byte_order,
     users::users_updates,
     sessions::sessions_create_and_lookup,
@@ -68,6 +70,7 @@ contract! {
     throttle::throttle_counts_and_resets,
     throttle::throttle_clear,
     throttle::throttle_reads_several_keys_at_once,
+    throttle::throttle_prune_expired,
     revocations::revocations_feed_cursor_limit_expiry,
     revocations::revocations_ids_survive_prune,
     revocations::revocations_is_revoked,

@@ -96,3 +96,27 @@ pub async fn throttle_reads_several_keys_at_once(store: Arc<dyn Store>) {
     );
     assert!(store.throttles(&[]).await.unwrap().is_empty());
 }
+
+pub async fn throttle_prune_expired(store: Arc<dyn Store>) {
+    // Windows of 60 s: "old" started at 100, "fresh" at 130, "renewed" at 100 but began a
+    // new window at 165.
+    store.record_failure("old", 100, 60).await.unwrap();
+    store.record_failure("old", 150, 60).await.unwrap();
+    store.record_failure("fresh", 130, 60).await.unwrap();
+    store.record_failure("renewed", 100, 60).await.unwrap();
+    store.record_failure("renewed", 165, 60).await.unwrap();
+    assert_eq!(store.prune_throttle(159, 60).await.unwrap(), 0);
+    assert_eq!(store.prune_throttle(160, 60).await.unwrap(), 1);
+    let got = store.throttles(&["old", "fresh", "renewed"]).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            ThrottleRecord::default(),
+            rec(1, 130, 130),
+            rec(1, 165, 165)
+        ],
+        "only the window that is over went"
+    );
+    assert_eq!(store.prune_throttle(1_000, 60).await.unwrap(), 2);
+    assert_eq!(store.prune_throttle(1_000, 60).await.unwrap(), 0);
+}

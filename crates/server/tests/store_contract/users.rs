@@ -25,7 +25,11 @@ pub async fn users_create_and_read(store: Arc<dyn Store>) {
     assert_eq!(store.user_by_id("u-bob").await.unwrap(), Some(bob.clone()));
     assert_eq!(store.user_by_name("u-alice").await.unwrap(), None);
     assert_eq!(store.user_by_id("alice").await.unwrap(), None);
-    assert_eq!(store.user_by_name("ALICE").await.unwrap(), None);
+    assert_eq!(
+        store.user_by_name("ALICE").await.unwrap(),
+        Some(alice.clone()),
+        "names are found whatever their case"
+    );
     assert_eq!(store.list_users().await.unwrap(), vec![alice, bob]);
 }
 
@@ -37,13 +41,30 @@ pub async fn users_conflict(store: Arc<dyn Store>) {
     assert_eq!(store.user_by_id("u2").await.unwrap(), None);
 }
 
+pub async fn users_case_insensitive(store: Arc<dyn Store>) {
+    let alice = user("u1", "aLice");
+    store.create_user(&alice).await.unwrap();
+    assert!(is_conflict(store.create_user(&user("u2", "ALICE")).await));
+    assert!(is_conflict(store.create_user(&user("u3", "alice")).await));
+    for name in ["alice", "ALICE", "aLice"] {
+        let found = store.user_by_name(name).await.unwrap();
+        assert_eq!(found.as_ref(), Some(&alice), "{name}");
+    }
+    assert_eq!(
+        store.list_users().await.unwrap()[0].username,
+        "aLice",
+        "stored as typed"
+    );
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+}
+
 pub async fn users_list_byte_order(store: Arc<dyn Store>) {
     for (id, name) in [
         ("1", "bob"),
         ("2", "Zed"),
         ("3", "alice"),
         ("4", "_x"),
-        ("5", "Alice"),
+        ("5", "Bea"),
     ] {
         store.create_user(&user(id, name)).await.unwrap();
     }
@@ -54,7 +75,7 @@ pub async fn users_list_byte_order(store: Arc<dyn Store>) {
         .into_iter()
         .map(|u| u.username)
         .collect();
-    assert_eq!(names, ["Alice", "Zed", "_x", "alice", "bob"]);
+    assert_eq!(names, ["Bea", "Zed", "_x", "alice", "bob"]);
 }
 
 pub async fn users_updates(store: Arc<dyn Store>) {

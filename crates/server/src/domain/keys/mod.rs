@@ -31,6 +31,8 @@ pub use ring::{KeyRing, PolicyTemplate};
 
 /// Name of the sealed refresh-token HMAC key in the store.
 const REFRESH_SECRET: &str = "refresh-hmac";
+/// What the device-token key is derived from the refresh secret with.
+const DEVICE_KEY_LABEL: &[u8] = b"wristband device-token key v1";
 /// Name of the value that proves the master key opens this store's secrets.
 const MASTER_CHECK: &str = "master-key-check";
 /// Plaintext of the master-key check.
@@ -119,6 +121,8 @@ pub struct KeyManager {
     template: PolicyTemplate,
     mode: Mode,
     refresh: hmac::Key,
+    /// Signs device tokens: derived from the refresh secret, never used for anything else.
+    device: hmac::Key,
     ring: RwLock<Arc<KeyRing>>,
     /// Opened private keys by kid, so that a reload does not parse them again.
     opened: RwLock<HashMap<String, Arc<SigningKey>>>,
@@ -205,6 +209,13 @@ impl KeyManager {
             }
         }
 
+        let refresh = hmac::Key::new(hmac::HMAC_SHA256, &secret);
+        // A separate key for device tokens, so that no device-token MAC can ever be
+        // presented as a refresh-token successor or a CSRF token, and the other way round.
+        let device = hmac::Key::new(
+            hmac::HMAC_SHA256,
+            hmac::sign(&refresh, DEVICE_KEY_LABEL).as_ref(),
+        );
         let placeholder = Arc::new(hs_or_placeholder(&mode, &template)?);
         let manager = KeyManager {
             store,
@@ -212,7 +223,8 @@ impl KeyManager {
             schedule,
             template,
             mode,
-            refresh: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            refresh,
+            device,
             ring: RwLock::new(placeholder),
             opened: RwLock::new(HashMap::new()),
         };
@@ -252,6 +264,11 @@ impl KeyManager {
     /// computed over refresh tokens, never containing `:`).
     pub fn csrf_token(&self, session_id: &str) -> String {
         wristband_jose::b64::encode(hmac::sign(&self.refresh, &csrf_input(session_id)).as_ref())
+    }
+
+    /// The key that signs device tokens (see [`crate::domain::device`]).
+    pub(crate) fn device_key(&self) -> &hmac::Key {
+        &self.device
     }
 
     /// Whether `token` is the CSRF token of `session_id`, checked in constant time.
