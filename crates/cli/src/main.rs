@@ -5,7 +5,7 @@
 //! on the service's store), [`client`] (OAuth clients and sessions), [`demo`] (the live walkthrough), [`keys`] (key generation),
 //! [`token`] (sign and decode),
 //! [`verify`] (local verification against a key or JWKS) and [`audit`] (common mistakes).
-//! [`keyfile`] reads and writes key files, [`fetch`] downloads a JWKS over HTTP, and
+//! [`keyfile`] reads and writes key files,
 //! [`args`] holds the value parsers shared by several commands, and [`settings`] the
 //! layered configuration of the commands that use the store.
 
@@ -15,7 +15,6 @@ mod args;
 mod audit;
 mod client;
 mod demo;
-mod fetch;
 mod keyfile;
 mod keys;
 mod serve;
