@@ -63,8 +63,7 @@ enum Command {
     /// Play the walkthrough live: auth service, two API services, login, outage, reuse.
     Demo,
     /// Generate signing keys, and manage the auth service's keys (rotate, retire, revoke).
-    #[command(subcommand)]
-    Keys(keys::KeysCommand),
+    Keys(keys::KeysArgs),
     /// Sign, decode, verify and audit access tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -89,7 +88,7 @@ fn main() -> ExitCode {
         Command::Client(args) => client::run_client(&args, &mut out),
         Command::Sessions(args) => client::run_sessions(&args, &mut out),
         Command::Demo => demo::run(&mut out),
-        Command::Keys(cmd) => keys::run(cmd, &mut out),
+        Command::Keys(args) => keys::run(args, &mut out),
         Command::Token(cmd) => token::run(cmd, &mut out),
     }
     .and_then(|outcome| {
