@@ -443,3 +443,47 @@ fn serve_refuses_a_data_directory_it_cannot_make_private() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn read_only_listings_on_postgresql_write_nothing() {
+    use wristband_server::store::{PgStore, Store};
+    use wristband_testkit::postgres;
+
+    let test = "read_only_listings_on_postgresql";
+    let schema = postgres::schema_name(test);
+    let store = match PgStore::connect_with_schema(&postgres::url(), &schema).await {
+        Ok(store) => store,
+        Err(e) => {
+            postgres::not_run(test, &e);
+            return;
+        }
+    };
+    let base = postgres::url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let s = Setup::new("");
+    let db = ["--config", &s.config, "--database", &url];
+    let mut args = vec!["user"];
+    args.extend_from_slice(&db);
+    args.extend_from_slice(&["add", "bob", "--password-stdin"]);
+    ok(&run(&args, &[], Some(PASSWORD)));
+    // No key yet: a command that ran the key schedule would create one.
+    assert!(store.list_keys().await.unwrap().is_empty());
+    for group in ["user", "client", "keys"] {
+        let mut args = vec![group, "list"];
+        args.extend_from_slice(&db);
+        let out = ok(&run(&args, &[], None));
+        if group == "user" {
+            assert!(out.contains("bob"), "{out}");
+        }
+    }
+    assert!(
+        store.list_keys().await.unwrap().is_empty(),
+        "keys list created a key"
+    );
+    assert!(
+        !s.data.exists(),
+        "listing on PostgreSQL created the data directory"
+    );
+    store.drop_schema().await.unwrap();
+}
