@@ -10,7 +10,7 @@ use wristband_jose::UnixTime;
 use wristband_server::config::{Config, Overrides};
 use wristband_server::domain::oauth::{self, NewClient};
 use wristband_server::domain::{revoke, RecordLifetime, TokenFormat};
-use wristband_server::http::open_store;
+use wristband_server::http::{open_store, open_store_read_only};
 use wristband_server::store::Store;
 
 use crate::settings::{init_logging, StoreArgs};
@@ -123,13 +123,20 @@ fn print_secret(out: &mut impl Write, c: &NewClient, as_json: bool) -> anyhow::R
     Ok(())
 }
 
+/// Opens the store, read-only (no migrations, no writes) when `read_only`, and runs `f`.
 async fn with_store<T>(
     args: &StoreArgs,
+    read_only: bool,
     f: impl AsyncFnOnce(&Config, &dyn Store) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let config = args.load(Overrides::default())?;
     init_logging();
-    let store = open_store(&config).await.context("opening the store")?;
+    let store = if read_only {
+        open_store_read_only(&config).await
+    } else {
+        open_store(&config).await
+    }
+    .context("opening the store")?;
     f(&config, &*store).await
 }
 
@@ -139,7 +146,8 @@ fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyho
 
 /// Runs a client command.
 pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    block_on(with_store(&args.store, async |config, store| {
+    let read_only = matches!(args.command, ClientCommand::List);
+    block_on(with_store(&args.store, read_only, async |config, store| {
         match &args.command {
             ClientCommand::Add {
                 name,
@@ -209,7 +217,7 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
 
 /// Runs a sessions command.
 pub(crate) fn run_sessions(args: &SessionsArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    block_on(with_store(&args.store, async |config, store| {
+    block_on(with_store(&args.store, false, async |config, store| {
         match &args.command {
             SessionsCommand::Revoke { id } => {
                 match revoke::revoke_session(store, lifetime(config), id, "admin_revoked", now())

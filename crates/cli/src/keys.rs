@@ -16,8 +16,8 @@ use wristband_server::config::{Config, Overrides};
 use wristband_server::domain::keys::rewrap_master_key;
 use wristband_server::domain::keys::KeyExport;
 use wristband_server::domain::{KeyEvent, KeyManager, MasterKey, RecordLifetime};
-use wristband_server::http::{load_master_key, open_keys, open_store};
-use wristband_server::store::KeyState;
+use wristband_server::http::{load_master_key, open_keys, open_store, open_store_read_only};
+use wristband_server::store::{KeyRecord, KeyState};
 
 use crate::args::AlgArg;
 use crate::keyfile::write_new_file;
@@ -38,7 +38,16 @@ pub(crate) const SECRET_JWK: &str = "secret.jwk.json";
 const SECRET_MODE: u32 = 0o600;
 const PUBLIC_MODE: u32 = 0o644;
 
-/// `wristband keys ...`
+/// `wristband keys ...`: the store flags, which may come before or after the subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct KeysArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+/// The subcommands of `wristband keys`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeysCommand {
     /// Generate a signing key and write it to a directory.
@@ -48,8 +57,9 @@ pub(crate) enum KeysCommand {
     /// written as `secret.jwk.json` (mode 0600) only: it has no public half to publish.
     /// The key id (`kid`) is the RFC 7638 thumbprint of the public key.
     Generate(GenerateArgs),
-    /// List the auth service's signing keys and their states.
-    List(StoreOnly),
+    /// List the auth service's signing keys and their states (read-only: the rotation
+    /// schedule is left to the server).
+    List,
     /// Publish a new signing key; it signs after the pre-publication time (or at once with
     /// --immediate). A running server picks the change up within 5 seconds.
     Rotate(RotateArgs),
@@ -72,25 +82,14 @@ pub(crate) enum KeysCommand {
 /// Arguments of `wristband keys rewrap`.
 #[derive(Debug, Args)]
 pub(crate) struct RewrapArgs {
-    #[command(flatten)]
-    store: StoreArgs,
     /// File with the new master key (32 random bytes, base64url).
     #[arg(long, value_name = "FILE")]
     new_master_key_file: PathBuf,
 }
 
-/// Only the store.
-#[derive(Debug, Args)]
-pub(crate) struct StoreOnly {
-    #[command(flatten)]
-    store: StoreArgs,
-}
-
 /// Arguments of `wristband keys rotate`.
 #[derive(Debug, Args)]
 pub(crate) struct RotateArgs {
-    #[command(flatten)]
-    store: StoreArgs,
     /// Algorithm of the new key (to migrate, e.g. from RS256 to EdDSA) [default: the
     /// configured alg].
     #[arg(long, value_enum)]
@@ -103,8 +102,6 @@ pub(crate) struct RotateArgs {
 /// A key id on the store.
 #[derive(Debug, Args)]
 pub(crate) struct KidArgs {
-    #[command(flatten)]
-    store: StoreArgs,
     /// The key id. Key ids are base64url and may begin with `-`, which is taken as part of
     /// the id, not as a flag.
     #[arg(allow_hyphen_values = true)]
@@ -114,8 +111,6 @@ pub(crate) struct KidArgs {
 /// Arguments of `wristband keys export`.
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
-    #[command(flatten)]
-    store: StoreArgs,
     /// Backup file to create (mode 0600).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -124,8 +119,6 @@ pub(crate) struct ExportArgs {
 /// Arguments of `wristband keys import`.
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
-    #[command(flatten)]
-    store: StoreArgs,
     /// Backup file written by `keys export`.
     file: PathBuf,
 }
@@ -149,15 +142,14 @@ pub(crate) struct GenerateArgs {
 }
 
 /// Runs a `keys` subcommand.
-pub(crate) fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    match cmd {
+pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let store = &args.store;
+    match args.command {
         KeysCommand::Generate(args) => generate(&args, out),
-        KeysCommand::List(a) => with_keys(&a.store, out, |k, _, out| {
-            Box::pin(async move { list(k, out).await })
-        }),
+        KeysCommand::List => list_read_only(store, out),
         KeysCommand::Rotate(a) => {
             let alg = a.alg.map(Algorithm::from);
-            with_keys(&a.store, out, move |k, _, out| {
+            with_keys(store, out, move |k, _, out| {
                 Box::pin(async move {
                     let events = k.rotate(alg, a.immediate, now()).await?;
                     print_events(&events, out)?;
@@ -167,7 +159,7 @@ pub(crate) fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<Outco
         }
         KeysCommand::Retire(a) => {
             let kid = a.kid.clone();
-            with_keys(&a.store, out, move |k, _, out| {
+            with_keys(store, out, move |k, _, out| {
                 Box::pin(async move {
                     print_events(&k.retire(&kid, now()).await?, out)?;
                     list(k, out).await
@@ -176,7 +168,7 @@ pub(crate) fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<Outco
         }
         KeysCommand::Revoke(a) => {
             let kid = a.kid.clone();
-            with_keys(&a.store, out, move |k, config, out| {
+            with_keys(store, out, move |k, config, out| {
                 Box::pin(async move {
                     let life = RecordLifetime {
                         access_ttl_secs: i64::try_from(config.access_ttl.as_secs())
@@ -194,7 +186,7 @@ pub(crate) fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<Outco
         }
         KeysCommand::Export(a) => {
             let path = a.out.clone();
-            with_keys(&a.store, out, move |k, _, out| {
+            with_keys(store, out, move |k, _, out| {
                 Box::pin(async move {
                     let backup = k.export().await?;
                     let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(&backup)?);
@@ -211,10 +203,10 @@ pub(crate) fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<Outco
                 })
             })
         }
-        KeysCommand::Rewrap(a) => rewrap(&a, out),
+        KeysCommand::Rewrap(a) => rewrap(store, &a, out),
         KeysCommand::Import(a) => {
             let path = a.file.clone();
-            with_keys(&a.store, out, move |k, _, out| {
+            with_keys(store, out, move |k, _, out| {
                 Box::pin(async move {
                     let text = std::fs::read_to_string(&path)
                         .with_context(|| format!("reading {}", path.display()))?;
@@ -229,8 +221,8 @@ pub(crate) fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<Outco
     }
 }
 
-fn rewrap(args: &RewrapArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let config = args.store.load(Overrides::default())?;
+fn rewrap(store: &StoreArgs, args: &RewrapArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let config = store.load(Overrides::default())?;
     init_logging();
     let new = MasterKey::read_file(&args.new_master_key_file)?;
     if config.master_key.is_none()
@@ -289,8 +281,25 @@ fn print_events(events: &[KeyEvent], out: &mut dyn Write) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `keys list`: the stored keys, read without writing (no migrations, no rotation, no
+/// master key created).
+fn list_read_only(store: &StoreArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let config = store.load(Overrides::default())?;
+    init_logging();
+    current_thread_runtime()?.block_on(async {
+        let db = open_store_read_only(&config)
+            .await
+            .context("opening the store")?;
+        print_keys(db.list_keys().await?, out)
+    })?;
+    Ok(Outcome::Success)
+}
+
 async fn list(keys: &KeyManager, out: &mut dyn Write) -> anyhow::Result<()> {
-    let rows = keys.list().await?;
+    print_keys(keys.list().await?, out)
+}
+
+fn print_keys(rows: Vec<KeyRecord>, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "{:<44} {:<6} {:<8} since", "kid", "alg", "state")?;
     for r in rows {
         let (since, note) = match r.state {

@@ -5,7 +5,7 @@
 //! on the service's store), [`client`] (OAuth clients and sessions), [`demo`] (the live walkthrough), [`keys`] (key generation),
 //! [`token`] (sign and decode),
 //! [`verify`] (local verification against a key or JWKS) and [`audit`] (common mistakes).
-//! [`keyfile`] reads and writes key files, [`fetch`] downloads a JWKS over HTTP, and
+//! [`keyfile`] reads and writes key files,
 //! [`args`] holds the value parsers shared by several commands, and [`settings`] the
 //! layered configuration of the commands that use the store.
 
@@ -15,7 +15,6 @@ mod args;
 mod audit;
 mod client;
 mod demo;
-mod fetch;
 mod keyfile;
 mod keys;
 mod serve;
@@ -64,8 +63,7 @@ enum Command {
     /// Play the walkthrough live: auth service, two API services, login, outage, reuse.
     Demo,
     /// Generate signing keys, and manage the auth service's keys (rotate, retire, revoke).
-    #[command(subcommand)]
-    Keys(keys::KeysCommand),
+    Keys(keys::KeysArgs),
     /// Sign, decode, verify and audit access tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -90,7 +88,7 @@ fn main() -> ExitCode {
         Command::Client(args) => client::run_client(&args, &mut out),
         Command::Sessions(args) => client::run_sessions(&args, &mut out),
         Command::Demo => demo::run(&mut out),
-        Command::Keys(cmd) => keys::run(cmd, &mut out),
+        Command::Keys(args) => keys::run(args, &mut out),
         Command::Token(cmd) => token::run(cmd, &mut out),
     }
     .and_then(|outcome| {

@@ -1,5 +1,7 @@
-//! Settings of the commands that use the auth service's store: defaults, then the TOML file
-//! (`--config`), then `WRISTBAND_*` environment variables, then flags.
+//! Settings of the commands that use the auth service's store: one loader for all of them
+//! ([`Config::load`]): defaults, then the TOML file (`--config`), then `WRISTBAND_*`
+//! environment variables, then flags. The store flags are global: they may come before or
+//! after the subcommand.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use wristband_jose::SecretString;
 use wristband_server::config::{Config, Overrides};
 
 use crate::args::AlgArg;
@@ -16,93 +17,93 @@ fn duration(s: &str) -> Result<Duration, String> {
     wristband_server::config::parse_duration(s).map_err(|e| e.to_string())
 }
 
-/// Where the data lives: shared by `serve` and `user`.
+/// Where the data lives: shared by `serve`, `user`, `client`, `sessions` and `keys`. Each
+/// flag may also be set in its `WRISTBAND_*` variable (`WRISTBAND_CONFIG`,
+/// `WRISTBAND_DATA_DIR`, `WRISTBAND_DATABASE`, `WRISTBAND_MASTER_KEY_FILE`).
 #[derive(Debug, Args)]
 pub(crate) struct StoreArgs {
     /// TOML configuration file (see wristband.example.toml).
-    #[arg(long, env = "WRISTBAND_CONFIG")]
+    #[arg(long, global = true)]
     pub(crate) config: Option<PathBuf>,
     /// Directory for the SQLite database and keys [default: ./wristband-data].
-    #[arg(long, env = "WRISTBAND_DATA_DIR")]
+    #[arg(long, global = true)]
     pub(crate) data_dir: Option<PathBuf>,
     /// Database URL instead of the SQLite file in the data directory: `sqlite:PATH`, or
     /// `postgres://USER@HOST/DB` for several auth instances on one PostgreSQL.
-    #[arg(long, env = "WRISTBAND_DATABASE")]
+    #[arg(long, global = true)]
     pub(crate) database: Option<String>,
     /// File with the master key that encrypts the signing keys in the store [default:
     /// <data-dir>/master.key]. The key itself may be given in WRISTBAND_MASTER_KEY instead.
-    #[arg(long, env = "WRISTBAND_MASTER_KEY_FILE")]
+    #[arg(long, global = true)]
     pub(crate) master_key_file: Option<PathBuf>,
 }
 
 /// Flags of `wristband serve`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Every setting may also be given in the configuration file or in a \
+    WRISTBAND_* environment variable (--access-ttl: WRISTBAND_ACCESS_TTL, and so on; see \
+    wristband.example.toml). Flags win over the environment, which wins over the file. \
+    The other commands on the store (user, client, sessions, keys) read the same file and \
+    variables."
+)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
     /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "WRISTBAND_LISTEN")]
+    #[arg(long)]
     listen: Option<SocketAddr>,
     /// Issuer URL [default: http://<listen>].
-    #[arg(long, env = "WRISTBAND_ISSUER")]
+    #[arg(long)]
     issuer: Option<String>,
     /// Audience of issued tokens [default: wristband].
-    #[arg(long, env = "WRISTBAND_AUDIENCE")]
+    #[arg(long)]
     audience: Option<String>,
     /// Signing algorithm [default: RS256].
-    #[arg(long, env = "WRISTBAND_ALG", value_enum)]
+    #[arg(long, value_enum)]
     alg: Option<AlgArg>,
     /// Access-token lifetime, 1m to 60m [default: 15m].
-    #[arg(long, env = "WRISTBAND_ACCESS_TTL", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     access_ttl: Option<Duration>,
     /// Session idle lifetime [default: 14d].
-    #[arg(long, env = "WRISTBAND_REFRESH_IDLE_TTL", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     refresh_idle_ttl: Option<Duration>,
     /// Session absolute lifetime [default: 30d].
-    #[arg(long, env = "WRISTBAND_REFRESH_ABSOLUTE_TTL", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     refresh_absolute_ttl: Option<Duration>,
     /// Grace window for the previous refresh token, 0s to 60s [default: 10s].
-    #[arg(long, env = "WRISTBAND_REFRESH_GRACE", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     refresh_grace: Option<Duration>,
     /// Enable POST /v1/users (self-service registration).
-    #[arg(long, env = "WRISTBAND_ALLOW_REGISTRATION")]
+    #[arg(long)]
     allow_registration: Option<bool>,
     /// HS256 mode: file with the shared secret (base64url or an `oct` JWK). The secret
     /// itself may be given in WRISTBAND_HS256_SECRET instead.
-    #[arg(long, env = "WRISTBAND_HS256_SECRET_FILE")]
+    #[arg(long)]
     hs256_secret_file: Option<PathBuf>,
     /// Replace the signing key this long after it started to sign; 0s: only by hand
     /// [default: 30d].
-    #[arg(long, env = "WRISTBAND_KEY_ROTATION", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     key_rotation: Option<Duration>,
     /// Publish a new key this long before it signs [default: twice --jwks-max-age].
-    #[arg(long, env = "WRISTBAND_KEY_PREPUBLISH", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     key_prepublish: Option<Duration>,
     /// Cache-Control max-age of the JWKS [default: 5m].
-    #[arg(long, env = "WRISTBAND_JWKS_MAX_AGE", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     jwks_max_age: Option<Duration>,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key); adds HSTS.
-    #[arg(long, env = "WRISTBAND_TLS_CERT", requires = "tls_key")]
+    #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, env = "WRISTBAND_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// A browser origin allowed to call the service with credentials (CORS), e.g.
     /// https://app.example.com; repeat for several (environment: comma-separated).
-    #[arg(
-        long = "cors-allowed-origin",
-        env = "WRISTBAND_CORS_ALLOWED_ORIGINS",
-        value_delimiter = ','
-    )]
+    #[arg(long = "cors-allowed-origin", value_delimiter = ',')]
     cors_allowed_origins: Vec<String>,
     /// A proxy (address or CIDR network) whose X-Forwarded-For names the client, for
     /// throttling and the audit trail; repeatable [default: none, the header is ignored].
-    #[arg(
-        long = "trusted-proxy",
-        env = "WRISTBAND_TRUSTED_PROXIES",
-        value_name = "NET",
-        value_delimiter = ','
-    )]
+    #[arg(long = "trusted-proxy", value_name = "NET", value_delimiter = ',')]
     trusted_proxies: Vec<String>,
     /// Close a connection that has not sent a complete request header (nor, with HTTPS,
     /// finished its handshake) this long after it was accepted or began its next request
@@ -122,34 +123,21 @@ pub(crate) struct ServeArgs {
     max_connections: Option<usize>,
 }
 
-/// A secret from the environment, if set and not empty.
-fn env_secret(name: &str) -> Option<SecretString> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(SecretString::new)
-}
-
 impl StoreArgs {
-    /// The configuration: file, then these overrides.
+    /// The configuration of a command on the store: file, environment, then these flags
+    /// and `extra`.
     pub(crate) fn load(&self, extra: Overrides) -> anyhow::Result<Config> {
-        let base = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?
-            }
-            None => Config::default(),
-        };
-        let config = base.apply(Overrides {
+        let flags = Overrides {
             data_dir: self.data_dir.clone(),
             database: self.database.clone(),
             master_key_file: self.master_key_file.clone(),
-            master_key: env_secret("WRISTBAND_MASTER_KEY"),
             ..extra
-        });
-        config.validate()?;
-        Ok(config)
+        };
+        Ok(Config::load(
+            self.config.as_deref(),
+            |name| std::env::var(name).ok(),
+            flags,
+        )?)
     }
 }
 
@@ -167,7 +155,6 @@ impl ServeArgs {
             refresh_grace: self.refresh_grace,
             allow_registration: self.allow_registration,
             hs256_secret_file: self.hs256_secret_file.clone(),
-            hs256_secret: env_secret("WRISTBAND_HS256_SECRET"),
             key_rotation: self.key_rotation,
             key_prepublish: self.key_prepublish,
             jwks_max_age: self.jwks_max_age,

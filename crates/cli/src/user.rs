@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use wristband_jose::{SecretString, UnixTime};
 use wristband_server::config::Overrides;
 use wristband_server::domain::{users, Passwords, RecordLifetime};
-use wristband_server::http::open_store;
+use wristband_server::http::{open_store, open_store_read_only};
 
 use crate::settings::{current_thread_runtime, init_logging, StoreArgs};
 use crate::Outcome;
@@ -103,7 +103,13 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
     init_logging();
     let rt = current_thread_runtime()?;
     rt.block_on(async {
-        let store = open_store(&config).await.context("opening the store")?;
+        // Listing never writes: no migrations, read-only where the database allows it.
+        let store = if matches!(args.command, UserCommand::List) {
+            open_store_read_only(&config).await
+        } else {
+            open_store(&config).await
+        }
+        .context("opening the store")?;
         let store = &*store;
         let passwords = || Passwords::new(config.argon2, 1);
         let life = RecordLifetime {

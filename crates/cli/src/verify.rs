@@ -10,7 +10,7 @@ use clap::{ArgGroup, Args};
 use wristband_jose::{Algorithm, ErrorKind, KeySet, Policy, UnverifiedToken};
 
 use crate::args::{now, parse_leeway, parse_lifetime, read_token, AlgArg};
-use crate::{fetch, keyfile, timefmt, Outcome};
+use crate::{keyfile, timefmt, Outcome};
 
 /// Arguments of `wristband token verify`.
 #[derive(Debug, Args)]
@@ -18,9 +18,13 @@ use crate::{fetch, keyfile, timefmt, Outcome};
 pub(crate) struct VerifyArgs {
     /// The token; read from standard input when omitted or `-`.
     token: Option<String>,
-    /// JWKS to take the key from, by `kid`: an http:// URL or a file.
+    /// JWKS to take the key from, by `kid`: an https:// or http:// URL, or a file.
     #[arg(long, value_name = "URL|FILE")]
     jwks: Option<String>,
+    /// PEM file with the CA certificate(s) to trust for an https:// --jwks URL, instead of
+    /// the system's root certificates (for a private CA).
+    #[arg(long, value_name = "FILE", requires = "jwks")]
+    cacert: Option<PathBuf>,
     /// Key file: public PEM, public JWK, JWKS, or a private key or HS256 secret file.
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
@@ -102,14 +106,43 @@ fn load_keys(args: &VerifyArgs, allowed: &[Algorithm]) -> anyhow::Result<KeySet>
         Algorithm::RS256
     };
     match (&args.jwks, &args.key) {
-        (Some(jwks), _) if fetch::is_url(jwks) => {
-            keyfile::keyset_from_jwks(&fetch::fetch_jwks(jwks)?, jwks)
+        (Some(jwks), _) if is_url(jwks) => {
+            keyfile::keyset_from_jwks(&fetch_jwks(jwks, args.cacert.as_deref())?, jwks)
         }
         (Some(jwks), _) => keyfile::load_verifying_keys(jwks.as_ref(), rsa_alg),
         (None, Some(key)) => keyfile::load_verifying_keys(key, rsa_alg),
         // clap's required group makes this unreachable; answer sensibly anyway.
         (None, None) => Err(anyhow::anyhow!("give --jwks or --key")),
     }
+}
+
+/// True when `--jwks` names a URL rather than a file.
+fn is_url(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// Fetches a JWKS document with the verifier's client: https with the system's roots, or
+/// only the CAs of `cacert`; bounded in size and time.
+fn fetch_jwks(url: &str, cacert: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let ca_pem = cacert
+        .map(|path| {
+            std::fs::read(path).with_context(|| format!("reading --cacert {}", path.display()))
+        })
+        .transpose()?;
+    let options = wristband_verify::FetchOptions {
+        ca_pem,
+        ..wristband_verify::FetchOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP client")?;
+    let body = runtime
+        .block_on(wristband_verify::fetch_document(url, &options))
+        .with_context(|| format!("fetching {url}"))?;
+    Ok(body.to_vec())
 }
 
 /// Explains a rejection on stderr: the internal reason, its cause, and a hint drawn from

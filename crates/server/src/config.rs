@@ -1,9 +1,10 @@
-//! Typed, layered settings: defaults, then a TOML file, then environment variables and flags
-//! (the CLI maps both onto [`Overrides`]). Unknown keys are refused; everything is
-//! validated by [`Config::validate`] before the service starts.
+//! Typed, layered settings: defaults, then a TOML file, then `WRISTBAND_*` environment
+//! variables, then flags (the CLI maps its flags onto [`Overrides`]). [`Config::load`] is the
+//! one loader of every command. Unknown keys are refused; everything is validated by
+//! [`Config::validate`] before the service starts.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -236,7 +237,113 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
 }
 
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "WRISTBAND_CONFIG";
+
+impl Overrides {
+    /// The settings given in `WRISTBAND_*` environment variables, read through `var` (the
+    /// process environment in production: `|name| std::env::var(name).ok()`). Empty values
+    /// count as unset; a value that cannot be parsed is an error naming the variable.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let bad = |name: &str, what: &str| {
+            ConfigError(format!(
+                "{name}: {:?} is not {what}",
+                get(name).unwrap_or_default()
+            ))
+        };
+        let duration = |name: &str| -> Result<Option<Duration>, ConfigError> {
+            get(name)
+                .map(|v| parse_duration(&v).map_err(|e| ConfigError(format!("{name}: {}", e.0))))
+                .transpose()
+        };
+        let path = |name: &str| get(name).map(PathBuf::from);
+        let list = |name: &str| {
+            get(name).map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let listen = match get("WRISTBAND_LISTEN") {
+            Some(v) => Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| bad("WRISTBAND_LISTEN", "an address like 127.0.0.1:8080"))?,
+            ),
+            None => None,
+        };
+        let alg = match get("WRISTBAND_ALG") {
+            Some(v) => Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| bad("WRISTBAND_ALG", "RS256, PS256, ES256, EdDSA or HS256"))?,
+            ),
+            None => None,
+        };
+        let allow_registration = match get("WRISTBAND_ALLOW_REGISTRATION")
+            .as_deref()
+            .map(str::trim)
+        {
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(_) => return Err(bad("WRISTBAND_ALLOW_REGISTRATION", "true or false")),
+            None => None,
+        };
+        Ok(Overrides {
+            listen,
+            data_dir: path("WRISTBAND_DATA_DIR"),
+            database: get("WRISTBAND_DATABASE"),
+            issuer: get("WRISTBAND_ISSUER"),
+            audience: get("WRISTBAND_AUDIENCE"),
+            alg,
+            access_ttl: duration("WRISTBAND_ACCESS_TTL")?,
+            refresh_idle_ttl: duration("WRISTBAND_REFRESH_IDLE_TTL")?,
+            refresh_absolute_ttl: duration("WRISTBAND_REFRESH_ABSOLUTE_TTL")?,
+            refresh_grace: duration("WRISTBAND_REFRESH_GRACE")?,
+            allow_registration,
+            master_key_file: path("WRISTBAND_MASTER_KEY_FILE"),
+            master_key: get("WRISTBAND_MASTER_KEY").map(SecretString::new),
+            hs256_secret_file: path("WRISTBAND_HS256_SECRET_FILE"),
+            hs256_secret: get("WRISTBAND_HS256_SECRET").map(SecretString::new),
+            key_rotation: duration("WRISTBAND_KEY_ROTATION")?,
+            key_prepublish: duration("WRISTBAND_KEY_PREPUBLISH")?,
+            jwks_max_age: duration("WRISTBAND_JWKS_MAX_AGE")?,
+            cors_allowed_origins: list("WRISTBAND_CORS_ALLOWED_ORIGINS"),
+            trusted_proxies: list("WRISTBAND_TRUSTED_PROXIES"),
+            tls_cert: path("WRISTBAND_TLS_CERT"),
+            tls_key: path("WRISTBAND_TLS_KEY"),
+        })
+    }
+}
+
 impl Config {
+    /// The one loader of every command: defaults, then the TOML file (`file`, else the one
+    /// named by `WRISTBAND_CONFIG`), then the `WRISTBAND_*` environment variables read
+    /// through `var`, then `flags`; validated.
+    pub fn load(
+        file: Option<&Path>,
+        var: impl Fn(&str) -> Option<String>,
+        flags: Overrides,
+    ) -> Result<Self, ConfigError> {
+        let from_env = var(CONFIG_ENV)
+            .filter(|v| !v.trim().is_empty())
+            .map(PathBuf::from);
+        let base = match file.map(Path::to_path_buf).or(from_env) {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+                Config::from_toml(&text)
+                    .map_err(|e| ConfigError(format!("in {}: {}", path.display(), e.0)))?
+            }
+            None => Config::default(),
+        };
+        let config = base.apply(Overrides::from_env(var)?).apply(flags);
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Parses a TOML file's text; unknown keys are errors.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError(e.message().to_owned()))
@@ -551,6 +658,56 @@ mod tests {
         assert_eq!(c.access_ttl, Duration::from_secs(300));
         assert_eq!(c.argon2.memory_kib, 4096);
         assert_eq!(c.argon2.iterations, 2);
+    }
+
+    #[test]
+    fn the_loader_layers_defaults_file_environment_and_flags() {
+        let dir = std::env::temp_dir().join(format!("wristband-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("w.toml");
+        std::fs::write(
+            &file,
+            "access_ttl = \"5m\"\naudience = \"file\"\nalg = \"ES256\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| match name {
+            "WRISTBAND_CONFIG" => Some(file.display().to_string()),
+            "WRISTBAND_ACCESS_TTL" => Some("60m".into()),
+            "WRISTBAND_AUDIENCE" => Some("env".into()),
+            "WRISTBAND_KEY_ROTATION" => Some("7d".into()),
+            "WRISTBAND_TRUSTED_PROXIES" => Some("10.0.0.0/8, 192.168.0.1".into()),
+            "WRISTBAND_ISSUER" => Some(String::new()),
+            _ => None,
+        };
+        let flags = Overrides {
+            audience: Some("flag".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load(None, env, flags).unwrap();
+        assert_eq!(c.alg, Algorithm::ES256, "from the file");
+        assert_eq!(
+            c.access_ttl,
+            Duration::from_secs(3600),
+            "the environment wins over the file"
+        );
+        assert_eq!(c.audience, "flag", "flags win over the environment");
+        assert_eq!(c.key_rotation, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8", "192.168.0.1"]);
+        assert_eq!(c.issuer, None, "an empty variable is unset");
+        let bad = |name: &'static str, value: &'static str| {
+            let e = Config::load(
+                None,
+                |n: &str| (n == name).then(|| value.to_owned()),
+                Overrides::default(),
+            )
+            .unwrap_err();
+            assert!(e.0.contains(name), "{e}");
+        };
+        bad("WRISTBAND_ACCESS_TTL", "an hour");
+        bad("WRISTBAND_ALG", "none");
+        bad("WRISTBAND_LISTEN", "port 80");
+        bad("WRISTBAND_ALLOW_REGISTRATION", "maybe");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -48,6 +48,43 @@ pub enum FetchError {
     /// A JWKS file could not be read.
     #[error("cannot read key file")]
     Io(#[source] std::io::Error),
+    /// The trusted CA certificates given are not usable PEM certificates.
+    #[error("invalid CA certificates: {0}")]
+    InvalidCa(String),
+}
+
+/// Settings of a one-off fetch with [`fetch_document`].
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Deadline: connecting, sending and reading the whole body. Default 5 s.
+    pub timeout: Duration,
+    /// Largest accepted document. Default 256 KiB.
+    pub max_bytes: usize,
+    /// PEM certificates of the CAs to trust for `https` instead of the platform's roots
+    /// (for a private CA); `None`: the platform's roots.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            timeout: DEFAULT_FETCH_TIMEOUT,
+            max_bytes: DEFAULT_MAX_FETCH_BYTES,
+            ca_pem: None,
+        }
+    }
+}
+
+/// Fetches one document (a JWKS, say) with the client of the key sets: `http`, or
+/// `https` (with the `https` feature) verified against the platform's roots or the CAs of
+/// [`FetchOptions::ca_pem`]; 200 only, no redirects, bounded in size and time.
+pub async fn fetch_document(url: &str, options: &FetchOptions) -> Result<Bytes, FetchError> {
+    let url = Url::parse(url).map_err(|_| FetchError::UnsupportedScheme(url.to_owned()))?;
+    let fetcher = match &options.ca_pem {
+        None => Fetcher::new(options.timeout, options.max_bytes),
+        Some(pem) => Fetcher::with_ca(options.timeout, options.max_bytes, pem)?,
+    };
+    fetcher.get(&url).await.map(|f| f.body)
 }
 
 /// A fetched document and the freshness its server declared.
@@ -73,7 +110,30 @@ pub(crate) struct Fetcher {
 
 impl Fetcher {
     pub(crate) fn new(timeout: Duration, max_bytes: usize) -> Self {
-        let connector = connector(timeout);
+        Self::with_connector(connector(timeout), timeout, max_bytes)
+    }
+
+    /// A client that trusts only the CA certificates in `pem` for `https`.
+    pub(crate) fn with_ca(
+        timeout: Duration,
+        max_bytes: usize,
+        pem: &[u8],
+    ) -> Result<Self, FetchError> {
+        #[cfg(feature = "https")]
+        let connector = {
+            let mut http = http_connector(timeout);
+            http.enforce_http(false);
+            https_connector_with_roots(http, roots_from_pem(pem)?)?
+        };
+        #[cfg(not(feature = "https"))]
+        let connector = {
+            let _ = pem;
+            connector(timeout)
+        };
+        Ok(Self::with_connector(connector, timeout, max_bytes))
+    }
+
+    fn with_connector(connector: Connector, timeout: Duration, max_bytes: usize) -> Self {
         let client = Client::builder(TokioExecutor::new())
             // Fetches are rare: a fresh connection each time means a stopped or moved
             // server is noticed at once, and no idle sockets are held.
@@ -154,17 +214,60 @@ pub(crate) async fn read_bounded(
 
 /// The connector of every client of this crate: `http`, and `https` with the feature on.
 pub(crate) fn connector(timeout: Duration) -> Connector {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(timeout));
-    http.set_nodelay(true);
+    let http = http_connector(timeout);
     #[cfg(feature = "https")]
     let connector = {
+        let mut http = http;
         http.enforce_http(false);
         https_connector(http)
     };
     #[cfg(not(feature = "https"))]
     let connector = http;
     connector
+}
+
+fn http_connector(timeout: Duration) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(timeout));
+    http.set_nodelay(true);
+    http
+}
+
+/// The certificates of a PEM bundle as trust anchors; at least one.
+#[cfg(feature = "https")]
+fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore, FetchError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| FetchError::InvalidCa(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| FetchError::InvalidCa(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(FetchError::InvalidCa("no PEM certificate found".into()));
+    }
+    Ok(roots)
+}
+
+#[cfg(feature = "https")]
+fn https_connector_with_roots(
+    http: HttpConnector,
+    roots: rustls::RootCertStore,
+) -> Result<Connector, FetchError> {
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| FetchError::InvalidCa(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
 }
 
 #[cfg(feature = "https")]

@@ -165,7 +165,9 @@ pub use feed::{
     FeedError, FeedOptions, FeedRevocations, RevocationKind, RevocationRecord, RevocationSet,
     StalenessPolicy,
 };
-pub use fetch::{FetchError, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_FETCH_BYTES};
+pub use fetch::{
+    fetch_document, FetchError, FetchOptions, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_FETCH_BYTES,
+};
 pub use hs256::Hs256Secret;
 pub use introspect::{
     is_opaque, DEFAULT_INTROSPECTION_CAPACITY, DEFAULT_INTROSPECTION_TTL, OPAQUE_PREFIX,

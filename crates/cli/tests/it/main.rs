@@ -12,4 +12,5 @@ mod keys;
 mod revocation;
 mod scale_out;
 mod service;
+mod startup;
 mod tokens;

@@ -24,6 +24,38 @@ pub enum StoreError {
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The database schema is older than this binary's: a command that only reads does not
+/// migrate it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database schema (migration {applied}) is older than this version of wristband \
+     (migration {expected}); run `wristband serve`, or any command that changes the store, \
+     once to migrate it"
+)]
+pub struct SchemaTooOld {
+    /// The newest migration applied to the database (0: none).
+    pub applied: i64,
+    /// The newest migration of this binary.
+    pub expected: i64,
+}
+
+/// Refuses a database whose newest applied migration (`None`: none at all) is older than
+/// the newest of `migrator`.
+pub(crate) fn check_schema_version(
+    applied: Option<i64>,
+    migrator: &sqlx::migrate::Migrator,
+) -> StoreResult<()> {
+    let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied = applied.unwrap_or(0);
+    if applied < expected {
+        return Err(StoreError::Other(Box::new(SchemaTooOld {
+            applied,
+            expected,
+        })));
+    }
+    Ok(())
+}
+
 /// Result alias for storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -147,6 +147,37 @@ impl PgStore {
         Self::open(options, Some(schema.to_owned())).await
     }
 
+    /// Connects for commands that only read: every session is read-only
+    /// (`default_transaction_read_only`), no migration runs, and a schema older than this
+    /// binary's is refused.
+    pub async fn connect_read_only(url: &str) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(map_err)?
+            .options([("default_transaction_read_only", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        let applied: Option<i64> =
+            match sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await
+            {
+                Ok(v) => v,
+                // undefined_table: never migrated at all.
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
+                Err(e) => return Err(map_err(e)),
+            };
+        super::check_schema_version(applied, &sqlx::migrate!("./migrations/postgres"))?;
+        Ok(PgStore {
+            pool,
+            schema: None,
+            leader: std::sync::Arc::default(),
+        })
+    }
+
     async fn open(options: PgConnectOptions, schema: Option<String>) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)

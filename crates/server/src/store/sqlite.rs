@@ -65,6 +65,51 @@ impl SqliteStore {
         Self::connect(options).await
     }
 
+    /// Opens an existing database file read-only, for commands that only list: nothing is
+    /// created, no migration runs, and a schema older than this binary's is refused.
+    pub async fn open_read_only(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        Self::connect_read_only(options).await
+    }
+
+    /// Like [`SqliteStore::open_read_only`], from a `sqlite:` URL.
+    pub async fn open_url_read_only(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(map_err)?
+            .read_only(true)
+            .create_if_missing(false)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        Self::connect_read_only(options).await
+    }
+
+    async fn connect_read_only(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        // The journal mode is left as the file has it (WAL, set by the writers).
+        let applied: Option<i64> =
+            match sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await
+            {
+                Ok(v) => v,
+                // Never migrated at all.
+                Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
+                Err(e) => return Err(map_err(e)),
+            };
+        super::check_schema_version(applied, &sqlx::migrate!("./migrations/sqlite"))?;
+        Ok(SqliteStore { pool })
+    }
+
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
