@@ -108,18 +108,18 @@ pub(crate) struct ServeArgs {
     /// Close a connection that has not sent a complete request header (nor, with HTTPS,
     /// finished its handshake) this long after it was accepted or began its next request
     /// [default: 10s].
-    #[arg(long, env = "WRISTBAND_HEADER_READ_TIMEOUT", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     header_read_timeout: Option<Duration>,
     /// Close a keep-alive connection idle this long [default: 60s].
-    #[arg(long, env = "WRISTBAND_IDLE_TIMEOUT", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     idle_timeout: Option<Duration>,
     /// Answer 408 and close when a request body has not arrived this long after its header
     /// [default: 30s].
-    #[arg(long, env = "WRISTBAND_REQUEST_BODY_TIMEOUT", value_parser = duration)]
+    #[arg(long, value_parser = duration)]
     request_body_timeout: Option<Duration>,
     /// Most connections open at once; 0: from the open-file limit, keeping a reserve
     /// [default: 0].
-    #[arg(long, env = "WRISTBAND_MAX_CONNECTIONS")]
+    #[arg(long)]
     max_connections: Option<usize>,
 }
 

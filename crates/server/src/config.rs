@@ -291,6 +291,14 @@ impl Overrides {
             Some(_) => return Err(bad("WRISTBAND_ALLOW_REGISTRATION", "true or false")),
             None => None,
         };
+        let max_connections = match get("WRISTBAND_MAX_CONNECTIONS") {
+            Some(v) => Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| bad("WRISTBAND_MAX_CONNECTIONS", "a whole number"))?,
+            ),
+            None => None,
+        };
         Ok(Overrides {
             listen,
             data_dir: path("WRISTBAND_DATA_DIR"),
@@ -314,6 +322,10 @@ impl Overrides {
             trusted_proxies: list("WRISTBAND_TRUSTED_PROXIES"),
             tls_cert: path("WRISTBAND_TLS_CERT"),
             tls_key: path("WRISTBAND_TLS_KEY"),
+            header_read_timeout: duration("WRISTBAND_HEADER_READ_TIMEOUT")?,
+            idle_timeout: duration("WRISTBAND_IDLE_TIMEOUT")?,
+            request_body_timeout: duration("WRISTBAND_REQUEST_BODY_TIMEOUT")?,
+            max_connections,
         })
     }
 }

@@ -193,7 +193,9 @@ async fn rejections_of_every_kind_are_the_json_error_body() {
     let bearer = format!("Bearer {at}");
     let auth = [("authorization", bearer.as_str())];
     let form_ct = ("content-type", "application/x-www-form-urlencoded");
-    let cases: Vec<(Method, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    /// Method, path, headers, body, expected status.
+    type Rejection<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+    let cases: Vec<Rejection> = vec![
         // A path parameter that is not UTF-8.
         (
             Method::DELETE,
@@ -280,6 +282,8 @@ async fn rejections_of_every_kind_are_the_json_error_body() {
             "{method} {path}: {body}"
         );
     }
+}
+
 #[tokio::test]
 async fn a_stalled_login_body_gets_408_with_the_json_error_body() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
