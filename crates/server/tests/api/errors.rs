@@ -191,7 +191,8 @@ async fn rejections_of_every_kind_are_the_json_error_body() {
     let bearer = format!("Bearer {at}");
     let auth = [("authorization", bearer.as_str())];
     let form_ct = ("content-type", "application/x-www-form-urlencoded");
-    let cases: Vec<(Method, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    type Case<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         // A path parameter that is not UTF-8.
         (
             Method::DELETE,
