@@ -170,6 +170,10 @@ pub(super) async fn introspect(
                 "token_type": "Bearer",
                 "jti": info.jti,
             });
+            if let Some(ms) = info.iat_ms {
+                // The issue time in milliseconds, for sub-second revocation cut-offs.
+                body["iat_ms"] = json!(ms);
+            }
             for (name, value) in [
                 ("scope", info.scope),
                 ("role", info.role),
