@@ -69,6 +69,8 @@ struct Introspection {
     client_id: Option<String>,
     exp: Option<u64>,
     iat: Option<u64>,
+    /// The issue time in milliseconds (a Wristband extension), for sub-second cut-offs.
+    iat_ms: Option<u64>,
     nbf: Option<u64>,
     aud: Option<WireAudience>,
     iss: Option<String>,
@@ -246,6 +248,10 @@ fn to_claims(w: Introspection) -> Result<Option<Claims>, &'static str> {
     claims.scope = w.scope;
     claims.role = w.role;
     claims.sid = w.sid;
+    if let Some(ms) = w.iat_ms {
+        // Kept only when consistent with `iat` (see `Claims::issued_at_millis`).
+        claims = claims.with_iat_millis(ms);
+    }
     Ok(Some(claims))
 }
 
@@ -290,6 +296,18 @@ mod tests {
         assert_eq!((c.iat.as_secs(), c.exp.as_secs()), (1000, 2000));
         assert!(c.aud.contains("b") && c.has_role("admin") && c.has_scope("y"));
         assert_eq!(c.sid.as_deref(), Some("s1"));
+        assert_eq!(c.issued_at_millis(), None, "no iat_ms in the answer");
+        // Issue 11, item 10: an answer's iat_ms reaches the claims the revocation view
+        // reads, so an opaque token issued after a same-second cut-off is told apart.
+        let w: Introspection = serde_json::from_value(serde_json::json!({
+            "active": true, "sub": "u1", "exp": 2000, "iat": 1000, "iat_ms": 1_000_700,
+            "aud": "a", "iss": "i", "jti": "j1"
+        }))
+        .unwrap();
+        assert_eq!(
+            to_claims(w).unwrap().unwrap().issued_at_millis(),
+            Some(1_000_700)
+        );
         let inactive: Introspection =
             serde_json::from_value(serde_json::json!({"active": false})).unwrap();
         assert!(to_claims(inactive).unwrap().is_none());

@@ -95,6 +95,9 @@ pub(super) struct Introspection {
     /// Issued at (Unix seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     iat: Option<i64>,
+    /// The issue time in milliseconds, for sub-second revocation cut-offs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat_ms: Option<i64>,
     /// Audience.
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<Audience>,
@@ -278,6 +281,7 @@ pub(super) async fn introspect(
             client_id: Some(info.client_id),
             exp: Some(info.exp),
             iat: Some(info.iat),
+            iat_ms: info.iat_ms,
             iss: Some(s.service.issuer().to_owned()),
             token_type: Some("Bearer"),
             jti: Some(info.jti),

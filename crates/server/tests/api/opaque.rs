@@ -45,6 +45,7 @@ async fn an_opaque_client_gets_reference_tokens_that_introspect_and_revoke() {
             "iss": t.base,
             "token_type": "Bearer",
             "iat": t.now(),
+            "iat_ms": t.now() * 1000,
             "exp": t.now() + 900,
             "jti": jti,
         })
