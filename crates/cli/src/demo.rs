@@ -138,11 +138,16 @@ async fn start_api(issuer: &str, audience: &str) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, api_service_router(verifier))
-            .with_graceful_shutdown(async {
+        // The same hardened serve loop as every other server of the workspace.
+        wristband_serve::serve(
+            listener,
+            api_service_router(verifier),
+            wristband_serve::ServeLimits::default(),
+            async {
                 let _ = rx.await;
-            })
-            .await
+            },
+        )
+        .await
     });
     Ok(Running {
         addr,
