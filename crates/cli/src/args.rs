@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use anyhow::{bail, Context};
 use clap::ValueEnum;
@@ -82,7 +83,10 @@ pub(crate) fn parse_ttl(s: &str) -> Result<Duration, String> {
 pub(crate) fn parse_leeway(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d > MAX_LEEWAY {
-        return Err(format!("`{s}` is out of range: the leeway is at most 60s"));
+        return Err(format!(
+            "`{s}` is out of range: the leeway is at most {}s",
+            MAX_LEEWAY.as_secs()
+        ));
     }
     Ok(d)
 }
@@ -99,7 +103,12 @@ pub(crate) fn parse_lifetime(s: &str) -> Result<Duration, String> {
 /// The time to use as "now": the hidden `--now` option when given (tests pin time with
 /// it), else the system clock.
 pub(crate) fn now(pinned: Option<u64>) -> UnixTime {
-    pinned.map_or_else(UnixTime::now, UnixTime::from_secs)
+    pinned.map_or_else(|| wristband_jose::SystemClock.now(), UnixTime::from_secs)
+}
+
+/// Now in whole seconds, as the stores keep it.
+pub(crate) fn now_secs() -> i64 {
+    now(None).as_i64()
 }
 
 /// The token from the command line, or from standard input when the argument is absent

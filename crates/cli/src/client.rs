@@ -6,7 +6,6 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use wristband_jose::UnixTime;
 use wristband_server::config::{Config, Overrides};
 use wristband_server::domain::oauth::{self, NewClient};
 use wristband_server::domain::{revoke, RecordLifetime, TokenFormat};
@@ -93,10 +92,6 @@ enum SessionsCommand {
     },
 }
 
-fn now() -> i64 {
-    i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
-}
-
 /// Now, to the millisecond: the time of a subject cut-off.
 fn now_ms() -> wristband_server::domain::revoke::Millis {
     wristband_server::domain::revoke::Millis::now(&wristband_jose::SystemClock)
@@ -104,7 +99,7 @@ fn now_ms() -> wristband_server::domain::revoke::Millis {
 
 fn lifetime(config: &Config) -> RecordLifetime {
     RecordLifetime {
-        access_ttl_secs: i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX),
+        access_ttl_secs: wristband_jose::secs_i64(config.access_ttl),
     }
 }
 
@@ -178,9 +173,16 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                     .flat_map(|s| s.split_whitespace())
                     .map(str::to_owned)
                     .collect();
-                let c =
-                    oauth::add_client(store, name, kind, scopes, audience.clone(), format, now())
-                        .await?;
+                let c = oauth::add_client(
+                    store,
+                    name,
+                    kind,
+                    scopes,
+                    audience.clone(),
+                    format,
+                    crate::args::now_secs(),
+                )
+                .await?;
                 print_secret(out, &c, *json)?;
             }
             ClientCommand::List => {
@@ -220,8 +222,14 @@ pub(crate) fn run_sessions(args: &SessionsArgs, out: &mut impl Write) -> anyhow:
     block_on(with_store(&args.store, false, async |config, store| {
         match &args.command {
             SessionsCommand::Revoke { id } => {
-                match revoke::revoke_session(store, lifetime(config), id, "admin_revoked", now())
-                    .await?
+                match revoke::revoke_session(
+                    store,
+                    lifetime(config),
+                    id,
+                    "admin_revoked",
+                    crate::args::now_secs(),
+                )
+                .await?
                 {
                     Some(_) => writeln!(out, "revoked session {id}")?,
                     None => anyhow::bail!("no live session {id}"),

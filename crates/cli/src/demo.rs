@@ -8,6 +8,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
@@ -19,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use wristband_jose::{dangerous, SecretString, SystemClock, UnixTime};
+use wristband_jose::{dangerous, SecretString, SystemClock};
 use wristband_server::config::Config;
 use wristband_server::domain::users;
 use wristband_server::http::App;
@@ -185,7 +186,7 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
 
     let store = wristband_server::http::open_store(&config).await?;
     let passwords = wristband_server::domain::Passwords::new(config.argon2, 1)?;
-    let now = i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX);
+    let now = wristband_jose::SystemClock.now().as_i64();
     users::add_user(
         &*store,
         &passwords,

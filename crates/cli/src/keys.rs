@@ -11,7 +11,6 @@ use clap::{Args, Subcommand};
 use wristband_jose::{Algorithm, KeySet, SigningKey};
 use zeroize::Zeroizing;
 
-use wristband_jose::UnixTime;
 use wristband_server::config::{Config, Overrides};
 use wristband_server::domain::keys::rewrap_master_key;
 use wristband_server::domain::keys::KeyExport;
@@ -151,7 +150,7 @@ pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
             let alg = a.alg.map(Algorithm::from);
             with_keys(store, out, move |k, _, out| {
                 Box::pin(async move {
-                    let events = k.rotate(alg, a.immediate, now()).await?;
+                    let events = k.rotate(alg, a.immediate, crate::args::now_secs()).await?;
                     print_events(&events, out)?;
                     list(k, out).await
                 })
@@ -161,7 +160,7 @@ pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
             let kid = a.kid.clone();
             with_keys(store, out, move |k, _, out| {
                 Box::pin(async move {
-                    print_events(&k.retire(&kid, now()).await?, out)?;
+                    print_events(&k.retire(&kid, crate::args::now_secs()).await?, out)?;
                     list(k, out).await
                 })
             })
@@ -171,10 +170,12 @@ pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
             with_keys(store, out, move |k, config, out| {
                 Box::pin(async move {
                     let life = RecordLifetime {
-                        access_ttl_secs: i64::try_from(config.access_ttl.as_secs())
-                            .unwrap_or(i64::MAX),
+                        access_ttl_secs: wristband_jose::secs_i64(config.access_ttl),
                     };
-                    print_events(&k.revoke(&kid, life.span(), now()).await?, out)?;
+                    print_events(
+                        &k.revoke(&kid, life.span(), crate::args::now_secs()).await?,
+                        out,
+                    )?;
                     writeln!(
                         out,
                         "verifiers following the revocation feed refuse its tokens at once; \
@@ -212,7 +213,7 @@ pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
                         .with_context(|| format!("reading {}", path.display()))?;
                     let backup: KeyExport = serde_json::from_str(&text)
                         .with_context(|| format!("{} is not a key backup", path.display()))?;
-                    let kids = k.import(&backup, now()).await?;
+                    let kids = k.import(&backup, crate::args::now_secs()).await?;
                     writeln!(out, "imported {} key(s)", kids.len())?;
                     list(k, out).await
                 })
@@ -260,17 +261,13 @@ where
     let rt = current_thread_runtime()?;
     rt.block_on(async {
         let db = open_store(&config).await.context("opening the store")?;
-        let (keys, events) = open_keys(&config, db, now())
+        let (keys, events) = open_keys(&config, db, crate::args::now_secs())
             .await
             .context("opening the signing keys")?;
         print_events(&events, out)?;
         f(&keys, &config, out).await
     })?;
     Ok(Outcome::Success)
-}
-
-fn now() -> i64 {
-    i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
 }
 
 fn print_events(events: &[KeyEvent], out: &mut dyn Write) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use wristband_jose::{SecretString, UnixTime};
+use wristband_jose::SecretString;
 use wristband_server::config::Overrides;
 use wristband_server::domain::{users, Passwords, RecordLifetime};
 use wristband_server::http::{open_store, open_store_read_only};
@@ -88,10 +88,6 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
     Ok(SecretString::new(first))
 }
 
-fn now() -> i64 {
-    i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
-}
-
 /// Now, to the millisecond: the time of a subject cut-off.
 fn now_ms() -> wristband_server::domain::revoke::Millis {
     wristband_server::domain::revoke::Millis::now(&wristband_jose::SystemClock)
@@ -113,7 +109,7 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
         let store = &*store;
         let passwords = || Passwords::new(config.argon2, 1);
         let life = RecordLifetime {
-            access_ttl_secs: i64::try_from(config.access_ttl.as_secs()).unwrap_or(i64::MAX),
+            access_ttl_secs: wristband_jose::secs_i64(config.access_ttl),
         };
         match &args.command {
             UserCommand::Add {
@@ -122,7 +118,15 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
                 password_stdin,
             } => {
                 let pw = read_password(*password_stdin)?;
-                let u = users::add_user(store, &passwords()?, name, pw, role, now()).await?;
+                let u = users::add_user(
+                    store,
+                    &passwords()?,
+                    name,
+                    pw,
+                    role,
+                    crate::args::now_secs(),
+                )
+                .await?;
                 writeln!(out, "added {} ({}) with role {}", u.username, u.id, u.role)?;
             }
             UserCommand::List => {

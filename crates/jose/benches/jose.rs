@@ -13,6 +13,7 @@
 
 use std::hint::black_box;
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
@@ -135,7 +136,7 @@ impl Fixture {
         let key = SigningKey::generate(alg).unwrap();
         // jsonwebtoken checks `exp` against the system clock, so the token is issued now
         // (and lives 15 minutes, far longer than the run).
-        let iat = UnixTime::now();
+        let iat = wristband_jose::SystemClock.now();
         let now = UnixTime::from_secs(iat.as_secs() + 1);
         let claims = access_token_claims(iat);
         let token = sign(&key, &claims).unwrap();

@@ -62,7 +62,7 @@ pub use policy::{Policy, PolicyBuilder, DEFAULT_MAX_LIFETIME, MAX_LEEWAY};
 pub use secret::{
     check_hmac_secret, is_common_secret, SecretString, COMMON_SECRETS, MIN_HMAC_SECRET_LEN,
 };
-pub use time::{Clock, FixedClock, SystemClock, UnixTime, MAX_NUMERIC_DATE};
+pub use time::{millis_i64, secs_i64, Clock, FixedClock, SystemClock, UnixTime, MAX_NUMERIC_DATE};
 pub use token::{
     sign, verify_jws, Header, UnverifiedToken, Verified, FORBIDDEN_HEADER_PARAMS, MAX_TOKEN_BYTES,
 };

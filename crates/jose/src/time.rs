@@ -26,11 +26,31 @@ impl UnixTime {
         UnixTime(self.0.saturating_add(d.as_secs()))
     }
 
-    /// The wall-clock time now. Prefer a [`Clock`] in code that tests must control.
-    #[allow(clippy::disallowed_methods)]
-    pub fn now() -> Self {
-        UnixTime(now_millis() / 1000)
+    /// Whole seconds as the signed integer that the stores keep, saturating at
+    /// `i64::MAX` (a NumericDate never comes near it).
+    pub fn as_i64(self) -> i64 {
+        i64::try_from(self.0).unwrap_or(i64::MAX)
     }
+
+    /// A time from a stored signed second count; a negative count is the epoch.
+    pub fn from_i64(secs: i64) -> Self {
+        UnixTime(u64::try_from(secs).unwrap_or(0))
+    }
+
+    /// This time plus `d`, or `None` on overflow.
+    pub fn checked_add(self, d: Duration) -> Option<Self> {
+        self.0.checked_add(d.as_secs()).map(UnixTime)
+    }
+}
+
+/// Whole seconds of `d` as the signed integer the stores keep, saturating at `i64::MAX`.
+pub fn secs_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// A millisecond count as a signed integer, saturating at `i64::MAX`.
+pub fn millis_i64(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 /// Milliseconds since the epoch on the wall clock.
@@ -67,7 +87,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
-        UnixTime::now()
+        UnixTime(now_millis() / 1000)
     }
 
     fn now_millis(&self) -> u64 {

@@ -26,6 +26,9 @@
 //!   connection is busy does accepting wait, the new clients queueing in the kernel's
 //!   backlog. So a client holding the cap with half-sent requests cannot lock anyone out.
 //!
+//! [`TrustedProxies`] finds the client's address behind trusted reverse proxies
+//! (`X-Forwarded-For`).
+//!
 //! [`raise_fd_limit`] raises the soft file-descriptor limit to the hard one; servers call
 //! it at start, before the cap is derived from the limit.
 //!
@@ -60,6 +63,9 @@
 
 mod body;
 mod conn;
+mod forwarded;
+
+pub use forwarded::TrustedProxies;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -110,7 +110,7 @@ pub struct Config {
     /// Enables `POST /v1/users`.
     pub allow_registration: bool,
     /// Format of access tokens issued at login and refresh: `jwt` or `opaque`.
-    pub access_token_format: crate::domain::TokenFormat,
+    pub access_token_format: TokenFormat,
     /// Serve the revocation feed without authentication.
     pub revocation_feed_public: bool,
     /// `Cache-Control: max-age` of the JWKS.
@@ -180,7 +180,7 @@ impl Default for Config {
             refresh_absolute_ttl: Duration::from_secs(30 * 86_400),
             refresh_grace: Duration::from_secs(10),
             allow_registration: false,
-            access_token_format: crate::domain::TokenFormat::Jwt,
+            access_token_format: TokenFormat::Jwt,
             revocation_feed_public: false,
             jwks_max_age: Duration::from_secs(300),
             hash_concurrency: None,
@@ -466,7 +466,7 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return err("tls_cert and tls_key go together");
         }
-        if let Err(bad) = crate::http::TrustedProxies::parse(&self.trusted_proxies) {
+        if let Err(bad) = wristband_serve::TrustedProxies::parse(&self.trusted_proxies) {
             return Err(ConfigError(format!(
                 "trusted_proxies: {bad:?} is not an address or a network like 10.0.0.0/8"
             )));
@@ -505,7 +505,7 @@ impl Config {
     /// How long a retired key stays published: the longest access-token lifetime plus the
     /// largest leeway a verifier may allow.
     pub fn key_retire_for(&self) -> Duration {
-        self.access_ttl + Duration::from_secs(60)
+        self.access_ttl + wristband_jose::MAX_LEEWAY
     }
 
     /// The issuer URL, defaulting to `http://<listen>` (`https://` with TLS).
@@ -592,6 +592,36 @@ mod duration_str {
         match Raw::deserialize(d)? {
             Raw::Secs(s) => Ok(Duration::from_secs(s)),
             Raw::Text(t) => super::parse_duration(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Which kind of access token to issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    /// A signed JWT (RFC 9068), verified locally by every API service.
+    #[default]
+    Jwt,
+    /// A random reference token, checked by introspection; revocable instantly.
+    Opaque,
+}
+
+impl TokenFormat {
+    /// `jwt` or `opaque`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenFormat::Jwt => "jwt",
+            TokenFormat::Opaque => "opaque",
+        }
+    }
+
+    /// Parses `jwt` or `opaque`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jwt" => Some(TokenFormat::Jwt),
+            "opaque" => Some(TokenFormat::Opaque),
+            _ => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Minting access tokens, valid or deliberately broken.
 
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use serde_json::Value;
 use wristband_jose::{dangerous, sign, Claims, SigningKey, UnixTime};
@@ -47,7 +48,7 @@ impl Minter {
 
     /// Claims for `sub` issued now (wall clock).
     pub fn claims(&self, sub: &str) -> Claims {
-        self.claims_at(sub, UnixTime::now())
+        self.claims_at(sub, wristband_jose::SystemClock.now())
     }
 
     /// Signs `claims`.
@@ -64,7 +65,7 @@ impl Minter {
 
     /// A token that expired an hour ago (issued two hours ago, for one hour).
     pub fn expired(&self, sub: &str) -> String {
-        let now = UnixTime::now().as_secs();
+        let now = wristband_jose::SystemClock.now().as_secs();
         let mut claims = self.claims_at(sub, UnixTime::from_secs(now - 7200));
         claims.exp = UnixTime::from_secs(now - 3600);
         self.sign(&claims)

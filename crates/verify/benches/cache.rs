@@ -12,11 +12,10 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use wristband_jose::{
-    sign, Algorithm, Claims, KeySet, Policy, SigningKey, UnixTime, UnverifiedToken,
-};
+use wristband_jose::{sign, Algorithm, Claims, KeySet, Policy, SigningKey, UnverifiedToken};
 use wristband_verify::{RevocationKind, RevocationRecord, RevocationSet, Verifier};
 
 const ISS: &str = "https://auth.example";
@@ -32,7 +31,7 @@ fn claims(i: usize) -> Claims {
         ISS,
         format!("user-{i}"),
         AUD,
-        UnixTime::now(),
+        wristband_jose::SystemClock.now(),
         Duration::from_secs(900),
     )
     .with_client_id("web")
@@ -72,7 +71,7 @@ fn verifier(
         }
         View::RevokedKids => {
             let set = RevocationSet::new();
-            let now = UnixTime::now();
+            let now = wristband_jose::SystemClock.now();
             for i in 0..3 {
                 let record = RevocationRecord {
                     id: i,
@@ -144,7 +143,7 @@ fn miss_and_baseline(c: &mut Criterion) {
         assert_eq!(upcoming, 0, "{alg}: the miss benchmark hit the cache");
         let keys = KeySet::from_keys([key.verifying_key().clone()]).unwrap();
         let policy = Policy::builder(ISS, AUD).build().unwrap();
-        let now = UnixTime::now();
+        let now = wristband_jose::SystemClock.now();
         g.bench_function("raw_parse_verify", |b| {
             b.iter(|| {
                 i = (i + 1) % POOL;

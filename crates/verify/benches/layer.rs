@@ -11,13 +11,14 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use axum::body::Body;
 use axum::response::Response;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
 use tower::{service_fn, Layer, ServiceExt};
-use wristband_jose::{sign, Algorithm, Claims, KeySet, SigningKey, UnixTime};
+use wristband_jose::{sign, Algorithm, Claims, KeySet, SigningKey};
 use wristband_verify::{CookieSource, RequireTokenLayer, Verifier};
 
 const ISS: &str = "https://auth.example";
@@ -34,7 +35,7 @@ fn token(key: &SigningKey) -> String {
         ISS,
         "user-1",
         AUD,
-        UnixTime::now(),
+        wristband_jose::SystemClock.now(),
         Duration::from_secs(900),
     )
     .with_client_id("web")

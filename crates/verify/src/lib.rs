@@ -33,7 +33,7 @@
 //! use std::time::Duration;
 //! use axum::{routing::get, Router};
 //! use tower::ServiceExt;
-//! use wristband_jose::{sign, Algorithm, KeySet, SigningKey, UnixTime};
+//! use wristband_jose::{sign, Algorithm, Clock, KeySet, SigningKey, SystemClock};
 //! use wristband_verify::{Claims, RequireTokenLayer, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -46,7 +46,7 @@
 //!     .await?;
 //!
 //! let claims = wristband_jose::Claims::new(
-//!     "https://auth.example", "user-7f3a", "api://orders", UnixTime::now(), Duration::from_secs(900),
+//!     "https://auth.example", "user-7f3a", "api://orders", SystemClock.now(), Duration::from_secs(900),
 //! )
 //! .with_client_id("web")
 //! .with_role("admin");

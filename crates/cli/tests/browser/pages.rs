@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+use wristband_jose::Clock as _;
 
 use axum::response::Html;
 use axum::routing::get;
@@ -304,7 +305,7 @@ async fn login_page_keeps_tokens_from_scripts_and_account_lists_the_session() {
             vec![],
         )
         .await;
-    let now = wristband_jose::UnixTime::now().as_secs();
+    let now = wristband_jose::SystemClock.now().as_secs();
     let exp = expires.as_u64().expect("wb-expires-at meta tag");
     assert!(
         exp > now && exp <= now + 3600,

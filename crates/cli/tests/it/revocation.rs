@@ -9,11 +9,11 @@
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use wristband_jose::Clock as _;
 
 use http::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use wristband_jose::UnixTime;
 use wristband_testkit::http::{Client, TestResponse};
 use wristband_testkit::process::{example_binary, ServiceProcess};
 
@@ -326,7 +326,7 @@ async fn staleness(http: &Client, api: &ServiceProcess) -> u64 {
 
 /// Waits until the wall clock is in a later second than `after` (claims have whole seconds).
 pub(crate) async fn next_second(after: u64) {
-    while UnixTime::now().as_secs() <= after {
+    while wristband_jose::SystemClock.now().as_secs() <= after {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use http::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use wristband_jose::UnixTime;
 use wristband_testkit::http::{Client, TestResponse};
 use wristband_testkit::process::{example_binary, ServiceProcess};
 
@@ -149,7 +149,7 @@ async fn tokens_keep_verifying_at_independent_apis_after_the_auth_service_stops(
     }
 
     // ... until the token expires.
-    let now = UnixTime::now().as_secs();
+    let now = wristband_jose::SystemClock.now().as_secs();
     tokio::time::sleep(Duration::from_secs(exp.saturating_sub(now) + 1)).await;
     for api in [&api_a, &api_b] {
         let r = client.get_bearer(&api.url("/resource"), &at).await;

@@ -249,7 +249,7 @@ impl AuthService {
     /// How long revocation records live.
     pub fn record_lifetime(&self) -> RecordLifetime {
         RecordLifetime {
-            access_ttl_secs: i64::try_from(self.config.access_ttl.as_secs()).unwrap_or(i64::MAX),
+            access_ttl_secs: wristband_jose::secs_i64(self.config.access_ttl),
         }
     }
 
@@ -310,7 +310,7 @@ impl AuthService {
     }
 
     pub(crate) fn now(&self) -> i64 {
-        i64::try_from(self.clock.now().as_secs()).unwrap_or(i64::MAX)
+        self.clock.now().as_i64()
     }
 
     /// Now, to the millisecond: the time of a subject cut-off.
@@ -387,8 +387,7 @@ impl AuthService {
         users::check_username(username)?;
         let folded = users::fold_username(username);
         let now = self.now();
-        let max_age =
-            i64::try_from(self.config.throttle.device_cookie_max_age.as_secs()).unwrap_or(i64::MAX);
+        let max_age = wristband_jose::secs_i64(self.config.throttle.device_cookie_max_age);
         let device = device_token
             .filter(|t| device::verify(self.keys.device_key(), &folded, t, now, max_age));
         let mut throttle = match device {
@@ -460,8 +459,7 @@ impl AuthService {
         now: i64,
     ) -> Result<TokenPair, DomainError> {
         let refresh_token = new_refresh_token()?;
-        let absolute =
-            i64::try_from(self.config.refresh_absolute_ttl.as_secs()).unwrap_or(i64::MAX);
+        let absolute = wristband_jose::secs_i64(self.config.refresh_absolute_ttl);
         let session = SessionRecord {
             id: random_id("ses_")?,
             user_id: user.id.clone(),
@@ -545,7 +543,7 @@ impl AuthService {
             .session(&record.session_id)
             .await?
             .ok_or(DomainError::InvalidGrant)?;
-        let idle = i64::try_from(self.config.refresh_idle_ttl.as_secs()).unwrap_or(i64::MAX);
+        let idle = wristband_jose::secs_i64(self.config.refresh_idle_ttl);
         let grace = i64::try_from(self.config.refresh_grace.as_secs()).unwrap_or(0);
         // Two rounds at most: a lost race for the rotation re-reads the session once.
         for _ in 0..2 {
@@ -746,7 +744,7 @@ impl AuthService {
     pub async fn sessions(&self, access_token: &str) -> Result<Vec<SessionRecord>, DomainError> {
         let info = self.user_token(access_token).await?;
         let now = self.now();
-        let idle = i64::try_from(self.config.refresh_idle_ttl.as_secs()).unwrap_or(i64::MAX);
+        let idle = wristband_jose::secs_i64(self.config.refresh_idle_ttl);
         let mut sessions = self.store.user_sessions(&info.sub, now).await?;
         // A session idle for longer than the idle lifetime is over (its refresh token is
         // refused), even before a refresh attempt marks it so.

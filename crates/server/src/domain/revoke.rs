@@ -39,7 +39,7 @@ pub struct Millis(pub i64);
 impl Millis {
     /// The current time of `clock`, to the millisecond.
     pub fn now(clock: &dyn wristband_jose::Clock) -> Self {
-        Millis(i64::try_from(clock.now_millis()).unwrap_or(i64::MAX))
+        Millis(wristband_jose::millis_i64(clock.now_millis()))
     }
 
     /// Whole seconds (rounded down).

@@ -48,7 +48,7 @@ fn delay(failures: i64, free: u32, max_delay: u64) -> u64 {
 }
 
 fn window_secs(service: &AuthService) -> i64 {
-    i64::try_from(service.config.throttle.window.as_secs()).unwrap_or(i64::MAX)
+    wristband_jose::secs_i64(service.config.throttle.window)
 }
 
 impl Keys {
@@ -92,8 +92,7 @@ impl Keys {
             return 0;
         }
         let d = delay(r.failures, Self::free(service, kind), t.max_delay.as_secs());
-        r.last_failure
-            .saturating_add(i64::try_from(d).unwrap_or(i64::MAX))
+        r.last_failure.saturating_add(wristband_jose::millis_i64(d))
     }
 
     /// Seconds to wait, if any key is blocked now. Reads every key in one store call.

@@ -8,35 +8,7 @@ use wristband_jose::{
 use super::{token_hash, AuthService, DomainError};
 use crate::store::OpaqueTokenRecord;
 
-/// Which kind of access token to issue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenFormat {
-    /// A signed JWT (RFC 9068), verified locally by every API service.
-    #[default]
-    Jwt,
-    /// A random reference token, checked by introspection; revocable instantly.
-    Opaque,
-}
-
-impl TokenFormat {
-    /// `jwt` or `opaque`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenFormat::Jwt => "jwt",
-            TokenFormat::Opaque => "opaque",
-        }
-    }
-
-    /// Parses `jwt` or `opaque`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "jwt" => Some(TokenFormat::Jwt),
-            "opaque" => Some(TokenFormat::Opaque),
-            _ => None,
-        }
-    }
-}
+pub use crate::config::TokenFormat;
 
 /// What an access token says, whatever its format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,10 +44,6 @@ pub(crate) struct Grant {
     pub(crate) scope: Option<String>,
     pub(crate) role: Option<String>,
     pub(crate) sid: Option<String>,
-}
-
-fn secs(t: UnixTime) -> i64 {
-    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Opaque tokens are 43 base64url characters with this prefix, so that they can never be
@@ -129,9 +97,9 @@ impl AuthService {
                     scope: claims.scope.clone(),
                     role: claims.role.clone(),
                     sid: claims.sid.clone(),
-                    iat: secs(claims.iat),
-                    iat_ms: Some(i64::try_from(iat_ms).unwrap_or(i64::MAX)),
-                    exp: secs(claims.exp),
+                    iat: claims.iat.as_i64(),
+                    iat_ms: Some(wristband_jose::millis_i64(iat_ms)),
+                    exp: claims.exp.as_i64(),
                 };
                 self.store
                     .put_opaque_token(&token_hash(&token), &record)
@@ -147,7 +115,7 @@ impl AuthService {
     /// expiry, revocation records and the session. `None` when it is not active.
     pub async fn inspect(&self, token: &str) -> Result<Option<TokenInfo>, DomainError> {
         let now_t = self.clock.now();
-        let now = secs(now_t);
+        let now = now_t.as_i64();
         let info = if let Some(rest) = token.strip_prefix(OPAQUE_PREFIX) {
             if rest.len() != 43 {
                 return Ok(None);
@@ -190,9 +158,7 @@ impl AuthService {
                     };
                 }
             };
-            let iat_ms = c
-                .issued_at_millis()
-                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
+            let iat_ms = c.issued_at_millis().map(wristband_jose::millis_i64);
             TokenInfo {
                 iat_ms,
                 sub: c.sub,
@@ -202,8 +168,8 @@ impl AuthService {
                 role: c.role,
                 sid: c.sid,
                 jti: c.jti,
-                iat: secs(c.iat),
-                exp: secs(c.exp),
+                iat: c.iat.as_i64(),
+                exp: c.exp.as_i64(),
             }
         };
         if self

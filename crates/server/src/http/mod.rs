@@ -28,7 +28,6 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod feed;
-mod forwarded;
 mod handlers;
 mod oauth;
 pub mod openapi;
@@ -36,7 +35,7 @@ mod pages;
 mod session;
 mod tls;
 
-pub use forwarded::TrustedProxies;
+pub use wristband_serve::TrustedProxies;
 
 /// How often expired revocation records and opaque tokens are dropped.
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -475,7 +474,7 @@ impl App {
             config.issuer = Some(format!("{scheme}://{addr}"));
         }
         create_private_dir(&config.data_dir)?;
-        let now = i64::try_from(clock.now().as_secs()).unwrap_or(i64::MAX);
+        let now = clock.now().as_i64();
         let (keys, events) = open_keys(&config, Arc::clone(&store), now).await?;
         let created_key = events.iter().any(|e| e.event == "key_activated");
         let metrics = Arc::new(Metrics::default());

@@ -36,7 +36,7 @@ pub(super) fn cookie_response(s: &AppState, pair: &TokenPair, login: bool) -> Re
     let expires_at = s
         .service
         .now()
-        .saturating_add(i64::try_from(pair.expires_in).unwrap_or(i64::MAX));
+        .saturating_add(wristband_jose::millis_i64(pair.expires_in));
     let body = CookieSession {
         token_type: login.then_some("Bearer"),
         expires_in: pair.expires_in,

@@ -68,7 +68,7 @@ pub(crate) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn far() -> u64 {
-    UnixTime::now().as_secs() + 3_600
+    wristband_jose::SystemClock.now().as_secs() + 3_600
 }
 
 #[tokio::test]

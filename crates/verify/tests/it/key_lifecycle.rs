@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use http::StatusCode;
 use wristband_jose::{Algorithm, ErrorKind, FixedClock, UnixTime};
@@ -15,7 +16,7 @@ use crate::feed::{builder, eventually, fast_feed, T};
 use crate::{bearer, call, fast_remote, get, AUDIENCE};
 
 fn far() -> u64 {
-    UnixTime::now().as_secs() + 3_600
+    wristband_jose::SystemClock.now().as_secs() + 3_600
 }
 
 /// A mock auth service publishing the ES256 keys of slots 0 and 1.

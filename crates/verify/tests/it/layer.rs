@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use axum::body::Body;
 use axum::routing::{get, post};
@@ -11,7 +12,7 @@ use axum::Router;
 use http::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use wristband_jose::{Algorithm, FixedClock, SigningKey, UnixTime};
+use wristband_jose::{Algorithm, FixedClock, SigningKey};
 use wristband_testkit::{keys, Minter};
 use wristband_verify::example::api_service_router;
 use wristband_verify::{
@@ -120,7 +121,7 @@ fn bad_tokens(m: &Minter) -> Vec<(&'static str, String)> {
         )
         .unwrap()
     };
-    let now = UnixTime::now().as_secs();
+    let now = wristband_jose::SystemClock.now().as_secs();
     out.push((
         "D2 no exp",
         raw(json!({"iss": m.iss, "sub": "u", "aud": m.aud, "iat": now, "jti": "j", "client_id": "c"})),
@@ -413,7 +414,7 @@ async fn scopes_and_custom_claims() {
 #[tokio::test]
 async fn cached_tokens_never_outlive_exp() {
     let m = minter();
-    let t0 = UnixTime::now();
+    let t0 = wristband_jose::SystemClock.now();
     let clock = Arc::new(FixedClock::new(t0));
     let verifier = static_verifier(&m, Some(clock.clone())).await;
     let token = m.sign(&m.claims_at("user-1", t0));

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use wristband_jose::Clock as _;
 
 use http::StatusCode;
 use serde_json::json;
@@ -178,7 +179,7 @@ async fn without_credentials_opaque_tokens_are_malformed() {
 #[tokio::test]
 async fn revocation_applies_to_opaque_tokens_despite_the_cache() {
     let (mock, _m) = mock().await;
-    let now = UnixTime::now().as_secs();
+    let now = wristband_jose::SystemClock.now().as_secs();
     let v = builder(&mock)
         .revocation_feed()
         .feed_options(fast_feed())

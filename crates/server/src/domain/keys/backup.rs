@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{secs, KeyManager};
+use super::KeyManager;
 use crate::domain::{audit, DomainError};
 use crate::store::{KeyRecord, KeyState};
 
@@ -105,7 +105,8 @@ impl KeyManager {
             if taken || r.state == KeyState::Retired {
                 r.state = KeyState::Retired;
                 r.retired_at = Some(now);
-                r.removes_at = Some(now.saturating_add(secs(self.schedule.retire_for)));
+                r.removes_at =
+                    Some(now.saturating_add(wristband_jose::secs_i64(self.schedule.retire_for)));
             }
             self.store.insert_key(&r).await?;
             audit!("key_imported", kid = %r.kid, alg = %r.alg, state = r.state.as_str());

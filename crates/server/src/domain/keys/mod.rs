@@ -70,10 +70,6 @@ pub struct KeySchedule {
     pub retire_for: Duration,
 }
 
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
 /// Something that happened to a key, for the audit log and the CLI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEvent {
@@ -438,9 +434,10 @@ impl KeyManager {
                     let due = c
                         .activated_at
                         .unwrap_or(c.created_at)
-                        .saturating_add(secs(every));
-                    if now >= due.saturating_sub(secs(s.prepublish)) {
-                        let at = due.max(now.saturating_add(secs(s.prepublish)));
+                        .saturating_add(wristband_jose::secs_i64(every));
+                    if now >= due.saturating_sub(wristband_jose::secs_i64(s.prepublish)) {
+                        let at =
+                            due.max(now.saturating_add(wristband_jose::secs_i64(s.prepublish)));
                         if let Some(r) = self.add_key(s.alg, KeyState::Next, now, Some(at)).await? {
                             events.push(KeyEvent::new("key_published", &r.kid, &r.alg));
                         }
@@ -484,7 +481,7 @@ impl KeyManager {
                 from: KeyState::Current,
                 to: KeyState::Retired,
                 at: now,
-                until: Some(now.saturating_add(secs(self.schedule.retire_for))),
+                until: Some(now.saturating_add(wristband_jose::secs_i64(self.schedule.retire_for))),
             });
         }
         changes.push(KeyChange {
@@ -532,7 +529,7 @@ impl KeyManager {
                 let at = if immediate {
                     now
                 } else {
-                    now.saturating_add(secs(self.schedule.prepublish))
+                    now.saturating_add(wristband_jose::secs_i64(self.schedule.prepublish))
                 };
                 let alg = alg.unwrap_or(self.schedule.alg);
                 if alg == Algorithm::HS256 {
@@ -629,7 +626,7 @@ impl KeyManager {
             from: key.state,
             to: KeyState::Revoked,
             at: now,
-            until: Some(now.saturating_add(secs(record_for))),
+            until: Some(now.saturating_add(wristband_jose::secs_i64(record_for))),
         }];
         if key.state == KeyState::Current {
             let next = match rows.iter().find(|r| r.state == KeyState::Next) {
