@@ -14,10 +14,12 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{RevocationRecord, SessionRecord, Store, StoreError, UserRecord};
 
+mod account;
 mod device;
 pub mod keys;
 pub mod oauth;
 pub mod password;
+mod principal;
 pub mod revoke;
 pub mod seal;
 mod throttle;
@@ -26,6 +28,7 @@ pub mod users;
 
 pub use keys::{KeyEvent, KeyManager, KeyRing, KeySchedule, PolicyTemplate};
 pub use password::Passwords;
+pub use principal::Principal;
 pub use revoke::RecordLifetime;
 pub use seal::MasterKey;
 pub use tokens::{TokenFormat, TokenInfo};
@@ -615,183 +618,6 @@ impl AuthService {
             return Err(DomainError::InvalidGrant);
         }
         Err(DomainError::InvalidGrant)
-    }
-
-    /// Ends the session of `access_token` and revokes that token everywhere; also ends the
-    /// session of `refresh_token` if it is the same user's.
-    pub async fn logout(
-        &self,
-        access_token: &str,
-        refresh_token: Option<&str>,
-        client: &ClientInfo,
-    ) -> Result<(), DomainError> {
-        let info = self.authenticate(access_token).await?;
-        let now = self.now();
-        let life = self.record_lifetime();
-        if let Some(sid) = &info.sid {
-            revoke::revoke_session(&*self.store, life, sid, "logout", now).await?;
-        }
-        revoke::revoke_token(&*self.store, &info.jti, info.exp, "logout", now).await?;
-        audit!("logout", user_id = %info.sub, session_id = info.sid.as_deref(), ip = client.ip.as_deref());
-        if let Some(rt) = refresh_token.filter(|t| looks_like_refresh_token(t)) {
-            if let Some(record) = self.store.refresh_token(&token_hash(rt)).await? {
-                if let Some(s) = self.store.session(&record.session_id).await? {
-                    if s.user_id == info.sub {
-                        revoke::revoke_session(&*self.store, life, &s.id, "logout", now).await?;
-                    }
-                }
-            }
-        }
-        self.feed_changed();
-        Ok(())
-    }
-
-    /// The session a refresh token belongs to (also for a predecessor still within its
-    /// grace window), or `None` for an unknown or malformed token. Nothing is changed.
-    pub async fn refresh_session_id(&self, token: &str) -> Result<Option<String>, DomainError> {
-        if !looks_like_refresh_token(token) {
-            return Ok(None);
-        }
-        Ok(self
-            .store
-            .refresh_token(&token_hash(token))
-            .await?
-            .map(|r| r.session_id))
-    }
-
-    /// Ends the session of a refresh token alone: logout when the access token is already
-    /// gone (browsers drop an expired access cookie). An unknown token is not an error.
-    pub async fn logout_refresh(
-        &self,
-        refresh_token: &str,
-        client: &ClientInfo,
-    ) -> Result<(), DomainError> {
-        let Some(sid) = self.refresh_session_id(refresh_token).await? else {
-            return Ok(());
-        };
-        let Some(session) = self.store.session(&sid).await? else {
-            return Ok(());
-        };
-        if session.revoked_at.is_none() {
-            let now = self.now();
-            revoke::revoke_session(&*self.store, self.record_lifetime(), &sid, "logout", now)
-                .await?;
-            audit!("logout", user_id = %session.user_id, session_id = %sid, ip = client.ip.as_deref());
-            self.feed_changed();
-        }
-        Ok(())
-    }
-
-    /// Changes the password of the token's user after checking the current one (wrong
-    /// answers count towards login throttling). Ends all their sessions, this one too.
-    pub async fn change_password(
-        &self,
-        access_token: &str,
-        current: SecretString,
-        new: SecretString,
-        client: &ClientInfo,
-    ) -> Result<(), DomainError> {
-        let user = self.me(access_token).await?;
-        let now = self.now();
-        let mut throttle = throttle::Keys::new(&user.username, client.ip.as_deref());
-        if let Some(retry_after) = throttle.blocked(self, now).await? {
-            return Err(DomainError::Throttled { retry_after });
-        }
-        let verdict = self
-            .passwords
-            .verify(current, Some(user.password_hash.clone()))
-            .await?;
-        if !verdict.ok {
-            throttle.record_failure(self, now).await?;
-            audit!("password_change_refused", user_id = %user.id, ip = client.ip.as_deref());
-            return Err(DomainError::InvalidCredentials);
-        }
-        users::set_password(
-            &*self.store,
-            self.record_lifetime(),
-            &self.passwords,
-            &user.username,
-            new,
-            self.now_ms(),
-        )
-        .await?;
-        self.feed_changed();
-        Ok(())
-    }
-
-    /// "Log out everywhere": ends every session of the token's user and revokes every token
-    /// issued to them until now.
-    pub async fn logout_all(
-        &self,
-        access_token: &str,
-        client: &ClientInfo,
-    ) -> Result<(), DomainError> {
-        let info = self.user_token(access_token).await?;
-        revoke::revoke_subject(
-            &*self.store,
-            self.record_lifetime(),
-            &info.sub,
-            "logout_all",
-            self.now_ms(),
-        )
-        .await?;
-        audit!("logout_all", user_id = %info.sub, ip = client.ip.as_deref());
-        self.feed_changed();
-        Ok(())
-    }
-
-    /// The live sessions of the token's user.
-    pub async fn sessions(&self, access_token: &str) -> Result<Vec<SessionRecord>, DomainError> {
-        let info = self.user_token(access_token).await?;
-        let now = self.now();
-        let idle = wristband_jose::secs_i64(self.config.refresh_idle_ttl);
-        let mut sessions = self.store.user_sessions(&info.sub, now).await?;
-        // A session idle for longer than the idle lifetime is over (its refresh token is
-        // refused), even before a refresh attempt marks it so.
-        sessions.retain(|s| now < s.last_used_at.saturating_add(idle));
-        Ok(sessions)
-    }
-
-    /// Revokes one of the token's user's own sessions.
-    pub async fn revoke_own_session(
-        &self,
-        access_token: &str,
-        session_id: &str,
-    ) -> Result<(), DomainError> {
-        let info = self.user_token(access_token).await?;
-        match self.store.session(session_id).await? {
-            Some(s) if s.user_id == info.sub && s.revoked_at.is_none() => {
-                revoke::revoke_session(
-                    &*self.store,
-                    self.record_lifetime(),
-                    session_id,
-                    "user_revoked",
-                    self.now(),
-                )
-                .await?;
-                self.feed_changed();
-                Ok(())
-            }
-            _ => Err(DomainError::NotFound),
-        }
-    }
-
-    /// A live token of a user (one with a session), not of a service client.
-    async fn user_token(&self, access_token: &str) -> Result<TokenInfo, DomainError> {
-        let info = self.authenticate(access_token).await?;
-        if info.sid.is_none() {
-            return Err(DomainError::Forbidden);
-        }
-        Ok(info)
-    }
-
-    /// The user behind an access token.
-    pub async fn me(&self, access_token: &str) -> Result<UserRecord, DomainError> {
-        let info = self.user_token(access_token).await?;
-        match self.store.user_by_id(&info.sub).await? {
-            Some(u) if !u.disabled => Ok(u),
-            _ => Err(DomainError::InvalidToken { expired: false }),
-        }
     }
 
     /// Self-service registration (only when enabled), limited per client address to

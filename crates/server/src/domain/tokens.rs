@@ -33,6 +33,8 @@ pub struct TokenInfo {
     pub iat_ms: Option<i64>,
     /// Expiry.
     pub exp: i64,
+    /// How the user authenticated (`amr`, RFC 8176), when the token says.
+    pub amr: Option<Vec<String>>,
 }
 
 /// What to put into a new access token.
@@ -132,6 +134,7 @@ impl AuthService {
                     iat: r.iat,
                     iat_ms: r.iat_ms.filter(|ms| ms.div_euclid(1000) == r.iat),
                     exp: r.exp,
+                    amr: None,
                 },
                 _ => return Ok(None),
             }
@@ -159,7 +162,14 @@ impl AuthService {
                 }
             };
             let iat_ms = c.issued_at_millis().map(wristband_jose::millis_i64);
+            let amr = c.extra.get("amr").and_then(|v| {
+                v.as_array()?
+                    .iter()
+                    .map(|m| m.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+            });
             TokenInfo {
+                amr,
                 iat_ms,
                 sub: c.sub,
                 client_id: c.client_id.unwrap_or_default(),

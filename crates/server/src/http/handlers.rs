@@ -13,7 +13,7 @@ use wristband_jose::SecretString;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, Bearer, Client};
 use super::AppState;
-use crate::domain::TokenPair;
+use crate::domain::{Principal, TokenPair};
 use crate::store::UserRecord;
 
 /// `POST /v1/login` and `POST /v1/users` body.
@@ -220,13 +220,15 @@ pub(super) async fn refresh(
 pub(super) async fn logout(
     State(s): State<AppState>,
     Client(client): Client,
-    Bearer(token): Bearer,
+    // A missing or malformed header is refused before the body, a dead token after it.
+    _: Bearer,
+    caller: Result<Principal, ApiError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let body = optional_json::<LogoutRequest>(&headers, body)?.unwrap_or_default();
     s.service
-        .logout(&token, body.refresh_token.as_deref(), &client)
+        .logout(&caller?, body.refresh_token.as_deref(), &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -244,9 +246,9 @@ pub(super) async fn logout(
 pub(super) async fn logout_all(
     State(s): State<AppState>,
     Client(client): Client,
-    Bearer(token): Bearer,
+    caller: Principal,
 ) -> Result<StatusCode, ApiError> {
-    s.service.logout_all(&token, &client).await?;
+    s.service.logout_all(&caller, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -286,11 +288,11 @@ pub(super) struct SessionList {
     ))]
 pub(super) async fn sessions(
     State(s): State<AppState>,
-    Bearer(token): Bearer,
+    caller: Principal,
 ) -> Result<Json<SessionList>, ApiError> {
     let list: Vec<SessionView> = s
         .service
-        .sessions(&token)
+        .sessions(&caller)
         .await?
         .into_iter()
         .map(|r| SessionView {
@@ -319,10 +321,12 @@ pub(super) async fn sessions(
     ))]
 pub(super) async fn delete_session(
     State(s): State<AppState>,
-    Bearer(token): Bearer,
+    // A missing or malformed header is refused before the path, a dead token after it.
+    _: Bearer,
     ApiPath(id): ApiPath<String>,
+    caller: Principal,
 ) -> Result<StatusCode, ApiError> {
-    s.service.revoke_own_session(&token, &id).await?;
+    s.service.revoke_own_session(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -339,9 +343,9 @@ pub(super) async fn delete_session(
     ))]
 pub(super) async fn me(
     State(s): State<AppState>,
-    Bearer(token): Bearer,
+    caller: Principal,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(s.service.me(&token).await?.into()))
+    Ok(Json(s.service.me(&caller).await?.into()))
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users",

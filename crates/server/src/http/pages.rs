@@ -18,9 +18,9 @@ use wristband_jose::SecretString;
 
 use super::cookies;
 use super::error::{ApiError, Described, PageError};
-use super::extract::{ApiBytes, ApiPath, ApiQuery, Client};
+use super::extract::{AccessCookie, ApiBytes, ApiPath, ApiQuery, Client};
 use super::AppState;
-use crate::domain::{DomainError, TokenInfo};
+use crate::domain::{DomainError, Principal};
 
 /// The Content-Security-Policy of every page.
 pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -262,25 +262,16 @@ async fn login_form(
     }
 }
 
-/// The logged-in browser: its access token (from the cookie) and what it says. `None`
-/// when there is no cookie or the token is no longer valid.
-async fn page_session(
-    s: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(String, TokenInfo)>, PageError> {
-    let Some(at) = cookies::get(headers, cookies::ACCESS_COOKIE) else {
-        return Ok(None);
-    };
-    match s.service.authenticate(&at).await {
-        Ok(info) if info.sid.is_some() => Ok(Some((at, info))),
-        Ok(_) | Err(DomainError::InvalidToken { .. } | DomainError::MissingToken) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+/// The logged-in browser: the caller of its access cookie, when that is a user's live
+/// token. `None` when there is no cookie or the token is no longer valid.
+fn page_session(access: Result<AccessCookie, ApiError>) -> Result<Option<Principal>, PageError> {
+    let AccessCookie(caller) = access?;
+    Ok(caller.filter(|c| c.session_id().is_some()))
 }
 
 /// The session id of a page session (checked to exist in [`page_session`]).
-fn sid(info: &TokenInfo) -> &str {
-    info.sid.as_deref().unwrap_or_default()
+fn sid(caller: &Principal) -> &str {
+    caller.session_id().unwrap_or_default()
 }
 
 /// A session row of the account page.
@@ -296,16 +287,15 @@ struct SessionRow {
 
 async fn account_html(
     s: &AppState,
-    at: &str,
-    info: &TokenInfo,
+    caller: &Principal,
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<Response, PageError> {
-    let user = s.service.me(at).await?;
-    let current = sid(info);
+    let user = s.service.me(caller).await?;
+    let current = sid(caller);
     let sessions: Vec<SessionRow> = s
         .service
-        .sessions(at)
+        .sessions(caller)
         .await?
         .into_iter()
         .map(|r| SessionRow {
@@ -322,16 +312,19 @@ async fn account_html(
         sessions,
         csrf_token => s.service.keys().csrf_token(current),
         csrf_cookie => cookies::CSRF_COOKIE,
-        expires_at => info.exp,
+        expires_at => caller.expires_at(),
         server_time => s.service.now(),
         error,
     };
     Ok(html(status, render("account.html", ctx)?))
 }
 
-async fn account(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    match page_session(&s, &headers).await? {
-        Some((at, info)) => account_html(&s, &at, &info, StatusCode::OK, None).await,
+async fn account(
+    State(s): State<AppState>,
+    access: Result<AccessCookie, ApiError>,
+) -> Result<Response, PageError> {
+    match page_session(access)? {
+        Some(caller) => account_html(&s, &caller, StatusCode::OK, None).await,
         None => Ok(see_other("/login")),
     }
 }
@@ -340,17 +333,18 @@ async fn account(State(s): State<AppState>, headers: HeaderMap) -> Result<Respon
 async fn form_session(
     s: &AppState,
     headers: &HeaderMap,
+    access: Result<AccessCookie, ApiError>,
     form: &Form,
-) -> Result<Option<(String, TokenInfo)>, PageError> {
+) -> Result<Option<Principal>, PageError> {
     cookies::check_origin(headers, &s.service)?;
-    let Some((at, info)) = page_session(s, headers).await? else {
+    let Some(caller) = page_session(access)? else {
         return Ok(None);
     };
     let submitted = form
         .get(cookies::CSRF_FIELD)
         .ok_or(PageError(ApiError::CsrfFailed("missing CSRF token")))?;
-    cookies::check_token(headers, Some(submitted), &s.service, sid(&info))?;
-    Ok(Some((at, info)))
+    cookies::check_token(headers, Some(submitted), &s.service, sid(&caller))?;
+    Ok(Some(caller))
 }
 
 fn ended(location: &'static str) -> Response {
@@ -363,15 +357,16 @@ async fn revoke_session(
     State(s): State<AppState>,
     headers: HeaderMap,
     target: Result<ApiPath<String>, ApiError>,
+    access: Result<AccessCookie, ApiError>,
     PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let ApiPath(target) = target?;
     let form = Form::parse(&body);
-    let Some((at, info)) = form_session(&s, &headers, &form).await? else {
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
         return Ok(see_other("/login"));
     };
-    s.service.revoke_own_session(&at, &target).await?;
-    if target == sid(&info) {
+    s.service.revoke_own_session(&caller, &target).await?;
+    if target == sid(&caller) {
         return Ok(ended("/login?done=revoked"));
     }
     Ok(see_other("/account"))
@@ -381,13 +376,14 @@ async fn logout_all(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
+    access: Result<AccessCookie, ApiError>,
     PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
-    let Some((at, _)) = form_session(&s, &headers, &form).await? else {
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
         return Ok(see_other("/login"));
     };
-    s.service.logout_all(&at, &client).await?;
+    s.service.logout_all(&caller, &client).await?;
     Ok(ended("/login?done=logout"))
 }
 
@@ -395,13 +391,14 @@ async fn logout(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
+    access: Result<AccessCookie, ApiError>,
     PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
-    let Some((at, _)) = form_session(&s, &headers, &form).await? else {
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
         return Ok(ended("/login"));
     };
-    s.service.logout(&at, None, &client).await?;
+    s.service.logout(&caller, None, &client).await?;
     Ok(ended("/login?done=logout"))
 }
 
@@ -409,21 +406,25 @@ async fn change_password(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
+    access: Result<AccessCookie, ApiError>,
     PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
-    let Some((at, info)) = form_session(&s, &headers, &form).await? else {
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
         return Ok(see_other("/login"));
     };
     let current = SecretString::new(form.required("current_password")?.to_owned());
     let new = SecretString::new(form.required("new_password")?.to_owned());
-    match s.service.change_password(&at, current, new, &client).await {
+    match s
+        .service
+        .change_password(&caller, current, new, &client)
+        .await
+    {
         Ok(()) => Ok(ended("/login?done=password")),
         Err(DomainError::InvalidCredentials) => {
             account_html(
                 &s,
-                &at,
-                &info,
+                &caller,
                 StatusCode::FORBIDDEN,
                 Some("The current password is wrong; the password was not changed."),
             )
@@ -431,7 +432,7 @@ async fn change_password(
         }
         Err(DomainError::InvalidRequest(text)) => {
             let text = format!("The new password was refused: {text}.");
-            account_html(&s, &at, &info, StatusCode::BAD_REQUEST, Some(&text)).await
+            account_html(&s, &caller, StatusCode::BAD_REQUEST, Some(&text)).await
         }
         Err(e) => Err(e.into()),
     }

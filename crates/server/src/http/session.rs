@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::cookies;
 use super::error::{ApiError, ErrorBody};
-use super::extract::Client;
+use super::extract::{AccessCookie, Client};
 use super::handlers::no_store;
 use super::AppState;
 use crate::domain::{DomainError, TokenPair};
@@ -100,20 +100,17 @@ pub(super) async fn refresh(
 pub(super) async fn logout(
     State(s): State<AppState>,
     Client(client): Client,
+    access: Result<AccessCookie, ApiError>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     cookies::check_origin(&headers, &s.service)?;
-    let at = cookies::get(&headers, cookies::ACCESS_COOKIE);
     let rt = cookies::get(&headers, cookies::REFRESH_COOKIE);
-    // The session named by a live access token, else by the refresh token.
-    let mut live_access = None;
-    let mut sid = None;
-    if let Some(at) = &at {
-        if let Ok(info) = s.service.authenticate(at).await {
-            sid = info.sid;
-            live_access = Some(at);
-        }
-    }
+    // The session named by a live access token, else by the refresh token. An access token
+    // that cannot be checked counts as gone: the refresh token still ends the session.
+    let live_access = access.ok().and_then(|AccessCookie(caller)| caller);
+    let mut sid = live_access
+        .as_ref()
+        .and_then(|c| c.session_id().map(str::to_owned));
     if sid.is_none() {
         if let Some(rt) = &rt {
             sid = s.service.refresh_session_id(rt).await?;
@@ -121,8 +118,8 @@ pub(super) async fn logout(
     }
     if let Some(sid) = &sid {
         cookies::check_token(&headers, None, &s.service, sid)?;
-        match live_access {
-            Some(at) => s.service.logout(at, rt.as_deref(), &client).await?,
+        match &live_access {
+            Some(caller) => s.service.logout(caller, rt.as_deref(), &client).await?,
             None => {
                 if let Some(rt) = &rt {
                     s.service.logout_refresh(rt, &client).await?;
