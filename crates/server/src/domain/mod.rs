@@ -12,10 +12,11 @@ use wristband_jose::{Clock, Jwks, SecretString};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{RevocationRecord, SessionRecord, Store, StoreError, UserRecord};
+use crate::store::{RevocationRecord, SessionRecord, Store, UserRecord};
 
 mod account;
 mod device;
+mod error;
 pub mod keys;
 pub mod oauth;
 pub mod password;
@@ -26,7 +27,8 @@ mod throttle;
 pub mod tokens;
 pub mod users;
 
-pub use keys::{KeyEvent, KeyManager, KeyRing, KeySchedule, PolicyTemplate};
+pub use error::{Chain, DomainError, Source};
+pub use keys::{KeyEvent, KeyEventKind, KeyManager, KeyRing, KeySchedule, PolicyTemplate};
 pub use password::Passwords;
 pub use principal::Principal;
 pub use revoke::RecordLifetime;
@@ -41,73 +43,6 @@ macro_rules! audit {
     };
 }
 pub(crate) use audit;
-
-/// What can go wrong in the domain. The HTTP layer maps each to a status in one place.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DomainError {
-    /// Unknown user, wrong password or disabled account: deliberately indistinguishable.
-    #[error("invalid credentials")]
-    InvalidCredentials,
-    /// Too many failed logins; retry after this many seconds.
-    #[error("too many attempts")]
-    Throttled {
-        /// Seconds to wait.
-        retry_after: u64,
-    },
-    /// Too many requests of a kind from one address (registrations); retry after this
-    /// many seconds.
-    #[error("too many requests")]
-    RateLimited {
-        /// Seconds to wait.
-        retry_after: u64,
-    },
-    /// A refresh token that is unknown, expired, revoked or reused.
-    #[error("invalid grant")]
-    InvalidGrant,
-    /// No bearer token was sent.
-    #[error("missing token")]
-    MissingToken,
-    /// The token is valid but does not allow this.
-    #[error("forbidden")]
-    Forbidden,
-    /// The bearer token failed verification.
-    #[error("invalid token")]
-    InvalidToken {
-        /// True when the only problem is expiry.
-        expired: bool,
-    },
-    /// The request is well-formed JSON but its content is refused; the text is safe to show.
-    #[error("{0}")]
-    InvalidRequest(String),
-    /// The resource exists already.
-    #[error("already exists")]
-    Conflict,
-    /// No such resource.
-    #[error("not found")]
-    NotFound,
-    /// The store cannot be reached.
-    #[error("store unavailable")]
-    Unavailable,
-    /// A bug or an environment failure; the text goes to logs only.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<StoreError> for DomainError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict => DomainError::Conflict,
-            StoreError::Unavailable(source) => {
-                tracing::error!(error = %source, "store unavailable");
-                DomainError::Unavailable
-            }
-            other => {
-                DomainError::Internal(format!("{other}: {:?}", std::error::Error::source(&other)))
-            }
-        }
-    }
-}
 
 /// The leadership name of the key schedule (see [`Store::try_lead`]).
 pub const KEY_SCHEDULE_LEADER: &str = "key-schedule";
@@ -170,13 +105,15 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 /// A random id: 128 bits, base64url, with a readable prefix.
 pub(crate) fn random_id(prefix: &str) -> Result<String, DomainError> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| DomainError::Internal(e.to_string()))?;
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|e| DomainError::internal_because("random bytes", e))?;
     Ok(format!("{prefix}{}", wristband_jose::b64::encode(bytes)))
 }
 
 fn new_refresh_token() -> Result<String, DomainError> {
     let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| DomainError::Internal(e.to_string()))?;
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|e| DomainError::internal_because("random bytes", e))?;
     Ok(wristband_jose::b64::encode(bytes))
 }
 
@@ -342,7 +279,7 @@ impl AuthService {
             Vec::new()
         };
         self.keys.reload().await?;
-        if events.iter().any(|e| e.event == "key_revoked") {
+        if events.iter().any(|e| e.kind == KeyEventKind::Revoked) {
             self.feed_changed();
         }
         Ok(events)

@@ -55,14 +55,12 @@ pub enum OAuthError {
 }
 
 /// A failure on the server's side, as an OAuth error: 503 for an unreachable store, 500
-/// (logged) for anything else.
+/// for anything else. The cause is logged here, where it is dropped from the answer.
 fn server_side(e: DomainError, what: &'static str) -> OAuthError {
+    tracing::error!(error = %super::Chain(&e), "{what}");
     match e {
-        DomainError::Unavailable => OAuthError::TemporarilyUnavailable,
-        other => {
-            tracing::error!(error = %other, "{what}");
-            OAuthError::ServerError
-        }
+        DomainError::Unavailable { .. } => OAuthError::TemporarilyUnavailable,
+        _ => OAuthError::ServerError,
     }
 }
 
@@ -86,7 +84,8 @@ pub struct NewClient {
 
 fn new_secret() -> Result<SecretString, DomainError> {
     let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| DomainError::Internal(e.to_string()))?;
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|e| DomainError::internal_because("random bytes", e))?;
     Ok(SecretString::new(format!(
         "wbs_{}",
         wristband_jose::b64::encode(bytes)
@@ -103,7 +102,7 @@ fn check_words(words: &[String], what: &str) -> Result<(), DomainError> {
     if ok {
         Ok(())
     } else {
-        Err(DomainError::InvalidRequest(format!("invalid {what}")))
+        Err(DomainError::invalid(format!("invalid {what}")))
     }
 }
 
@@ -119,8 +118,8 @@ pub async fn add_client(
 ) -> Result<NewClient, DomainError> {
     super::users::check_username(name)?;
     if kind != KIND_SERVICE && kind != KIND_RESOURCE_SERVER {
-        return Err(DomainError::InvalidRequest(
-            "kind must be service or resource-server".into(),
+        return Err(DomainError::invalid(
+            "kind must be service or resource-server",
         ));
     }
     let mut scopes = scopes;
@@ -331,7 +330,7 @@ impl AuthService {
             .refresh(refresh_token, client)
             .await
             .map_err(|e| match e {
-                DomainError::Unavailable | DomainError::Internal(_) => {
+                DomainError::Unavailable { .. } | DomainError::Internal { .. } => {
                     server_side(e, "refresh grant")
                 }
                 _ => OAuthError::InvalidGrant,

@@ -85,11 +85,11 @@ impl AuthService {
         claims.sid = grant.sid;
         let token = match format {
             TokenFormat::Jwt => sign(self.keys.ring().signing(), &claims)
-                .map_err(|e| DomainError::Internal(e.to_string()))?,
+                .map_err(|e| DomainError::internal_because("signing an access token", e))?,
             TokenFormat::Opaque => {
                 let mut bytes = [0u8; 32];
                 aws_lc_rs::rand::fill(&mut bytes)
-                    .map_err(|e| DomainError::Internal(e.to_string()))?;
+                    .map_err(|e| DomainError::internal_because("random bytes", e))?;
                 let token = format!("{OPAQUE_PREFIX}{}", wristband_jose::b64::encode(bytes));
                 let record = OpaqueTokenRecord {
                     jti: claims.jti.clone(),

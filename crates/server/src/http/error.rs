@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::oauth::OAuthError;
-use crate::domain::DomainError;
+use crate::domain::{Chain, DomainError};
 
 /// The realm named in `WWW-Authenticate`.
 pub const REALM: &str = "wristband";
@@ -232,8 +232,8 @@ impl ApiError {
                 }
                 r
             }
-            ApiError::Domain(D::InvalidRequest(text)) => {
-                json(StatusCode::BAD_REQUEST, "invalid_request", &text)
+            ApiError::Domain(D::InvalidRequest { message, .. }) => {
+                json(StatusCode::BAD_REQUEST, "invalid_request", &message)
             }
             ApiError::Domain(D::Conflict) => json(
                 StatusCode::CONFLICT,
@@ -243,15 +243,18 @@ impl ApiError {
             ApiError::Domain(D::NotFound) | ApiError::NotFound => {
                 json(StatusCode::NOT_FOUND, "not_found", "no such resource")
             }
-            ApiError::Domain(D::Unavailable) => json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the service is temporarily unavailable",
-            )
-            .header(header::RETRY_AFTER, HeaderValue::from_static("1")),
-            ApiError::Domain(D::Internal(detail)) => {
+            ApiError::Domain(e @ D::Unavailable { .. }) => {
+                tracing::error!(error = %Chain(&e), "store unavailable");
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the service is temporarily unavailable",
+                )
+                .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+            ApiError::Domain(e @ D::Internal { .. }) => {
                 let id = crate::domain::random_id("err_").unwrap_or_else(|_| "err_unknown".into());
-                tracing::error!(correlation_id = %id, error = %detail, "internal error");
+                tracing::error!(correlation_id = %id, error = %Chain(&e), "internal error");
                 let mut d = json(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",

@@ -507,7 +507,7 @@ pub(super) async fn readyz(State(s): State<AppState>) -> Response {
     if s.service.ready().await {
         Json(Health { status: "ready" }).into_response()
     } else {
-        ApiError::from(crate::domain::DomainError::Unavailable).into_response()
+        ApiError::from(crate::domain::DomainError::unavailable()).into_response()
     }
 }
 

@@ -48,10 +48,10 @@ static ENV: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock:
 fn render(name: &str, ctx: minijinja::Value) -> Result<String, ApiError> {
     let env = ENV
         .as_ref()
-        .map_err(|e| DomainError::Internal(format!("templates: {e}")))?;
+        .map_err(|e| DomainError::internal_because("templates", e))?;
     env.get_template(name)
         .and_then(|t| t.render(ctx))
-        .map_err(|e| DomainError::Internal(format!("template {name}: {e}")).into())
+        .map_err(|e| DomainError::internal_because(format!("template {name}"), e).into())
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -235,7 +235,7 @@ async fn login_form(
             cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
             Ok(r)
         }
-        Err(DomainError::InvalidRequest(_)) => login_html(
+        Err(DomainError::InvalidRequest { .. }) => login_html(
             StatusCode::BAD_REQUEST,
             "",
             Some("Usernames are 1 to 64 letters, digits and . _ @ + -"),
@@ -430,8 +430,8 @@ async fn change_password(
             )
             .await
         }
-        Err(DomainError::InvalidRequest(text)) => {
-            let text = format!("The new password was refused: {text}.");
+        Err(DomainError::InvalidRequest { message, .. }) => {
+            let text = format!("The new password was refused: {message}.");
             account_html(&s, &caller, StatusCode::BAD_REQUEST, Some(&text)).await
         }
         Err(e) => Err(e.into()),
