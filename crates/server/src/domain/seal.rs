@@ -80,7 +80,7 @@ impl MasterKey {
         aws_lc_rs::rand::fill(bytes.as_mut())
             .map_err(|e| DomainError::internal_because("random bytes", e))?;
         let text = Zeroizing::new(format!("{}\n", wristband_jose::b64::encode(*bytes)));
-        super::keys::write_private_file(path, text.as_bytes())
+        write_private_file(path, text.as_bytes())
             .map_err(|e| DomainError::internal_because(path.display().to_string(), e))?;
         Self::from_bytes(bytes.as_ref())
     }
@@ -164,4 +164,18 @@ mod tests {
         assert!(MasterKey::from_text("not base64!").is_err());
         assert_eq!(format!("{:?}", key(3)), "MasterKey([redacted])");
     }
+}
+
+/// Creates a file that only the owner can read, refusing to overwrite one.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    std::io::Write::write_all(&mut f, contents)?;
+    f.sync_all()
 }

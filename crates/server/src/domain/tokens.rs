@@ -1,9 +1,7 @@
 //! Access tokens in both formats: self-contained JWTs, verified anywhere with the public
 //! key, and opaque reference tokens, looked up here (introspection).
 
-use wristband_jose::{
-    dangerous, sign, Audience, Claims, ErrorKind, UnixTime, UnverifiedToken, Verified,
-};
+use wristband_jose::{sign, Audience, Claims, ErrorKind, UnixTime, UnverifiedToken};
 
 use super::{token_hash, AuthService, DomainError};
 use crate::store::OpaqueTokenRecord;
@@ -203,45 +201,6 @@ impl AuthService {
             }
         }
         Ok(Some(info))
-    }
-
-    /// Verifies a client's token issued for one of that client's registered audiences
-    /// (rather than the service's own), or for a resource server, for the feed audience. `None` when the token names no registered client
-    /// with audiences, so that the original refusal stands.
-    async fn verify_for_client_audiences(
-        &self,
-        token: &str,
-        now_t: UnixTime,
-    ) -> Result<Option<Result<Verified<Claims>, wristband_jose::Error>>, DomainError> {
-        // Only to find which client's audiences to accept: the token is then fully verified,
-        // and its signed payload is the one read here.
-        let client_id = dangerous::decode_without_verification(token)
-            .ok()
-            .and_then(|d| d.payload.get("client_id")?.as_str().map(str::to_owned));
-        let Some(client_id) = client_id else {
-            return Ok(None);
-        };
-        let Some(client) = self.store.client(&client_id).await? else {
-            return Ok(None);
-        };
-        // A resource server's own token names the feed (see `feed_audience`), whatever
-        // audiences were registered for it.
-        let audiences = if client.kind == super::oauth::KIND_RESOURCE_SERVER {
-            vec![self.feed_audience()]
-        } else {
-            client.audiences
-        };
-        if audiences.is_empty() {
-            return Ok(None);
-        }
-        let ring = self.keys.ring();
-        let policy = self
-            .keys
-            .policy_template()
-            .build(ring.algorithms(), Some(audiences))?;
-        let verified =
-            UnverifiedToken::parse(token).and_then(|t| t.verify(ring.keyset(), &policy, now_t));
-        Ok(Some(verified))
     }
 
     /// Like [`AuthService::inspect`], for endpoints that require a live token.

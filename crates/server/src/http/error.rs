@@ -3,8 +3,10 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use minijinja::context;
 use serde::Serialize;
 
+use super::templates::{html, render};
 use crate::domain::oauth::OAuthError;
 use crate::domain::{Chain, DomainError};
 
@@ -376,7 +378,46 @@ impl From<DomainError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        super::pages::error_page(self.0.describe())
+        error_page(self.0.describe())
+    }
+}
+
+/// The page shown for an error: status and a readable message, never internals.
+fn error_page(d: Described) -> Response {
+    let title = match d.status {
+        StatusCode::UNAUTHORIZED => "Not logged in",
+        StatusCode::FORBIDDEN => "Request refused",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "The request could not be completed",
+    };
+    let message = match d.code.as_str() {
+        "csrf_failed" => format!(
+            "This form was refused to protect your account ({}). Reload the page and try again.",
+            d.description
+        ),
+        _ => capitalize(&d.description),
+    };
+    let ctx = context! { title, message, correlation_id => d.correlation_id };
+    let mut r = match render("error.html", ctx) {
+        Ok(body) => html(d.status, body),
+        Err(_) => (d.status, format!("{title}: {message}")).into_response(),
+    };
+    for (name, value) in d.headers {
+        if name != header::WWW_AUTHENTICATE {
+            r.headers_mut().insert(name, value);
+        }
+    }
+    r
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
     }
 }
 

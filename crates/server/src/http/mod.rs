@@ -20,6 +20,7 @@ use crate::domain::AuthService;
 use crate::metrics::Route;
 
 pub mod cookies;
+mod discovery;
 pub mod error;
 pub mod extract;
 pub mod feed;
@@ -28,6 +29,7 @@ mod oauth;
 pub mod openapi;
 mod pages;
 mod session;
+mod templates;
 
 pub use wristband_serve::TrustedProxies;
 
@@ -67,10 +69,10 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/revoke", post(oauth::revoke))
         .route("/oauth2/introspect", post(oauth::introspect))
         .route("/v1/users", post(handlers::register))
-        .route("/.well-known/jwks.json", get(handlers::jwks))
+        .route("/.well-known/jwks.json", get(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
-            get(handlers::metadata),
+            get(discovery::metadata),
         )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))

@@ -3,7 +3,6 @@
 //! and every response here carries the security headers.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -11,14 +10,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use minijinja::{context, Environment};
+use minijinja::context;
 use serde::Serialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 use wristband_jose::SecretString;
 
 use super::cookies;
-use super::error::{ApiError, Described, PageError};
+use super::error::{ApiError, PageError};
 use super::extract::{AccessCookie, ApiBytes, ApiPath, ApiQuery, Client};
+use super::templates::{html, render};
 use super::AppState;
 use crate::domain::{DomainError, Principal};
 
@@ -26,87 +26,14 @@ use crate::domain::{DomainError, Principal};
 pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-const TEMPLATES: [(&str, &str); 4] = [
-    ("base.html", include_str!("../../templates/base.html")),
-    ("login.html", include_str!("../../templates/login.html")),
-    ("account.html", include_str!("../../templates/account.html")),
-    ("error.html", include_str!("../../templates/error.html")),
-];
-
 const SESSION_JS: &str = include_str!("../../static/session.js");
 const STYLE_CSS: &str = include_str!("../../static/style.css");
-
-static ENV: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    for (name, source) in TEMPLATES {
-        env.add_template(name, source)?;
-    }
-    Ok(env)
-});
-
-/// Renders a template (HTML auto-escaped).
-fn render(name: &str, ctx: minijinja::Value) -> Result<String, ApiError> {
-    let env = ENV
-        .as_ref()
-        .map_err(|e| DomainError::internal_because("templates", e))?;
-    env.get_template(name)
-        .and_then(|t| t.render(ctx))
-        .map_err(|e| DomainError::internal_because(format!("template {name}"), e).into())
-}
-
-fn html(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r
-}
 
 fn see_other(location: &'static str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     r.headers_mut()
         .insert(header::LOCATION, HeaderValue::from_static(location));
     r
-}
-
-/// The page shown for an error: status and a readable message, never internals.
-pub(super) fn error_page(d: Described) -> Response {
-    let title = match d.status {
-        StatusCode::UNAUTHORIZED => "Not logged in",
-        StatusCode::FORBIDDEN => "Request refused",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
-        StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
-        s if s.is_server_error() => "Something went wrong",
-        _ => "The request could not be completed",
-    };
-    let message = match d.code.as_str() {
-        "csrf_failed" => format!(
-            "This form was refused to protect your account ({}). Reload the page and try again.",
-            d.description
-        ),
-        _ => capitalize(&d.description),
-    };
-    let ctx = context! { title, message, correlation_id => d.correlation_id };
-    let mut r = match render("error.html", ctx) {
-        Ok(body) => html(d.status, body),
-        Err(_) => (d.status, format!("{title}: {message}")).into_response(),
-    };
-    for (name, value) in d.headers {
-        if name != header::WWW_AUTHENTICATE {
-            r.headers_mut().insert(name, value);
-        }
-    }
-    r
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
-        None => String::new(),
-    }
 }
 
 /// The routes of the hosted pages, with the security headers.
@@ -462,14 +389,6 @@ fn utc(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_template_parses() {
-        assert!(ENV.is_ok(), "{:?}", ENV.as_ref().err());
-        for (name, _) in TEMPLATES {
-            assert!(ENV.as_ref().is_ok_and(|e| e.get_template(name).is_ok()));
-        }
-    }
 
     #[test]
     fn dates_are_utc() {

@@ -4,53 +4,13 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::cookies;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AccessCookie, Client};
-use super::handlers::no_store;
+use super::handlers::{cookie_response, CookieSession};
 use super::AppState;
-use crate::domain::{DomainError, TokenPair};
-
-/// The JSON answer to a cookie delivery: no token in it, only lifetimes.
-#[derive(Serialize, ToSchema)]
-pub(super) struct CookieSession {
-    /// `Bearer` (on login only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "Bearer")]
-    token_type: Option<&'static str>,
-    /// Seconds until the access token expires.
-    expires_in: u64,
-    /// Unix seconds when the access token expires.
-    expires_at: i64,
-    /// Always `cookie`.
-    #[schema(value_type = String, example = "cookie")]
-    delivery: &'static str,
-}
-
-/// The JSON answer to a cookie delivery, with the cookies set.
-pub(super) fn cookie_response(s: &AppState, pair: &TokenPair, login: bool) -> Response {
-    let expires_at = s
-        .service
-        .now()
-        .saturating_add(wristband_jose::millis_i64(pair.expires_in));
-    let body = CookieSession {
-        token_type: login.then_some("Bearer"),
-        expires_in: pair.expires_in,
-        expires_at,
-        delivery: "cookie",
-    };
-    let mut r = if login {
-        no_store(Json(super::handlers::LoginResponse::Cookie(body)))
-    } else {
-        no_store(Json(body))
-    };
-    cookies::set(r.headers_mut(), &s.service, pair);
-    r
-}
+use crate::domain::DomainError;
 
 /// An error response that also deletes the session cookies.
 fn clearing(e: ApiError) -> Response {

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -39,20 +38,6 @@ const DEVICE_KEY_LABEL: &[u8] = b"wristband device-token key v1";
 const MASTER_CHECK: &str = "master-key-check";
 /// Plaintext of the master-key check.
 const MASTER_CHECK_PLAINTEXT: &[u8] = b"wristband master key check v1";
-
-/// Creates a file that only the owner can read, refusing to overwrite one.
-pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    f.write_all(contents)?;
-    f.sync_all()
-}
 
 fn internal(e: impl std::fmt::Display) -> DomainError {
     DomainError::internal(e.to_string())
