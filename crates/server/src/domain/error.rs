@@ -164,9 +164,10 @@ mod tests {
     fn an_unreachable_store_is_unavailable_with_its_cause() {
         let io = std::io::Error::other("connection refused");
         let e = DomainError::from(StoreError::Unavailable(Box::new(io)));
+        assert!(matches!(e, DomainError::Unavailable { .. }));
         assert_eq!(
             Chain(&e).to_string(),
-            "store unavailable: store unavailable: connection refused"
+            "store unavailable: connection refused"
         );
     }
 }
