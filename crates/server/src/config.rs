@@ -10,10 +10,40 @@ use std::time::Duration;
 use serde::Deserialize;
 use wristband_jose::{Algorithm, SecretString};
 
-/// A setting is out of range or cannot be parsed.
+/// A setting is out of range or cannot be parsed, or a file it names cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
+#[error("invalid configuration: {message}")]
+pub struct ConfigError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ConfigError {
+    /// A refused setting, and why.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A refused setting, and the error behind it (a file that cannot be read, say).
+    pub fn because(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        ConfigError {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// What is wrong, without the cause.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -247,14 +277,17 @@ impl Overrides {
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let bad = |name: &str, what: &str| {
-            ConfigError(format!(
+            ConfigError::new(format!(
                 "{name}: {:?} is not {what}",
                 get(name).unwrap_or_default()
             ))
         };
         let duration = |name: &str| -> Result<Option<Duration>, ConfigError> {
             get(name)
-                .map(|v| parse_duration(&v).map_err(|e| ConfigError(format!("{name}: {}", e.0))))
+                .map(|v| {
+                    parse_duration(&v)
+                        .map_err(|e| ConfigError::new(format!("{name}: {}", e.message())))
+                })
                 .transpose()
         };
         let path = |name: &str| get(name).map(PathBuf::from);
@@ -344,10 +377,12 @@ impl Config {
             .map(PathBuf::from);
         let base = match file.map(Path::to_path_buf).or(from_env) {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                Config::from_toml(&text)
-                    .map_err(|e| ConfigError(format!("in {}: {}", path.display(), e.0)))?
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::because(format!("cannot read {}", path.display()), e)
+                })?;
+                Config::from_toml(&text).map_err(|e| {
+                    ConfigError::new(format!("in {}: {}", path.display(), e.message()))
+                })?
             }
             None => Config::default(),
         };
@@ -358,7 +393,7 @@ impl Config {
 
     /// Parses a TOML file's text; unknown keys are errors.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError(e.message().to_owned()))
+        toml::from_str(text).map_err(|e| ConfigError::new(e.message().to_owned()))
     }
 
     /// Applies flag and environment overrides.
@@ -408,7 +443,7 @@ impl Config {
 
     /// Checks every range; call before starting.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |m: &str| Err(ConfigError(m.to_owned()));
+        let err = |m: &str| Err(ConfigError::new(m));
         let ttl = self.access_ttl.as_secs();
         if !(60..=3600).contains(&ttl) {
             return err("access_ttl must be between 1m and 60m");
@@ -467,13 +502,13 @@ impl Config {
             return err("tls_cert and tls_key go together");
         }
         if let Err(bad) = wristband_serve::TrustedProxies::parse(&self.trusted_proxies) {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(format!(
                 "trusted_proxies: {bad:?} is not an address or a network like 10.0.0.0/8"
             )));
         }
         for origin in &self.cors_allowed_origins {
             if parse_origin(origin).is_none() {
-                return Err(ConfigError(format!(
+                return Err(ConfigError::new(format!(
                     "cors_allowed_origins: {origin:?} is not an origin like https://app.example.com"
                 )));
             }
@@ -535,7 +570,7 @@ pub fn parse_origin(text: &str) -> Option<String> {
 pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
     let s = s.trim();
     let bad = || {
-        ConfigError(format!(
+        ConfigError::new(format!(
             "cannot parse duration {s:?} (use e.g. 30s, 15m, 1h, 14d)"
         ))
     };

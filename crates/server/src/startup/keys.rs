@@ -65,7 +65,7 @@ pub fn load_hs256_secret(config: &Config) -> Result<Option<SigningKey>, StartErr
         (Some(s), _) => s.clone(),
         (None, Some(path)) => SecretString::new(
             std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?,
+                .map_err(|e| ConfigError::because(format!("cannot read {}", path.display()), e))?,
         ),
         (None, None) => return Ok(None),
     };

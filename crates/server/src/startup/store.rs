@@ -28,8 +28,8 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(crate::store::PgStore::connect(url).await?))
         }
-        Some(_) => Err(ConfigError(
-            "database must be a sqlite:, postgres:// or postgresql:// URL".into(),
+        Some(_) => Err(ConfigError::new(
+            "database must be a sqlite:, postgres:// or postgresql:// URL",
         )
         .into()),
     }
@@ -72,8 +72,8 @@ pub async fn open_store_read_only(config: &Config) -> Result<Arc<dyn Store>, Sta
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
             Arc::new(crate::store::PgStore::connect_read_only(url).await?),
         ),
-        Some(_) => Err(ConfigError(
-            "database must be a sqlite:, postgres:// or postgresql:// URL".into(),
+        Some(_) => Err(ConfigError::new(
+            "database must be a sqlite:, postgres:// or postgresql:// URL",
         )
         .into()),
     }
