@@ -778,7 +778,7 @@ mod tests {
                 Overrides::default(),
             )
             .unwrap_err();
-            assert!(e.0.contains(name), "{e}");
+            assert!(e.message().contains(name), "{e}");
         };
         bad("WRISTBAND_ACCESS_TTL", "an hour");
         bad("WRISTBAND_ALG", "none");

@@ -125,6 +125,20 @@ impl MasterKey {
     }
 }
 
+/// Creates a file that only the owner can read, refusing to overwrite one.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    std::io::Write::write_all(&mut f, contents)?;
+    f.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,18 +178,4 @@ mod tests {
         assert!(MasterKey::from_text("not base64!").is_err());
         assert_eq!(format!("{:?}", key(3)), "MasterKey([redacted])");
     }
-}
-
-/// Creates a file that only the owner can read, refusing to overwrite one.
-pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    std::io::Write::write_all(&mut f, contents)?;
-    f.sync_all()
 }
