@@ -4,7 +4,7 @@
 //! each send requests back to back for a fixed time (or count), and the tool prints
 //! requests/s and latency percentiles as one JSON line. Scenarios:
 //!
-//! - `get`: `GET URL`, optionally with a bearer token.
+//! - `get`: `GET URL`, optionally with a bearer token or a cookie.
 //! - `refresh`: each connection logs in once, then refreshes in a chain.
 //! - `login`: repeated logins with one user's correct password.
 //! - `fanout`: the time from a revoke call until every API service refuses the token (see
@@ -61,6 +61,9 @@ enum Scenario {
         /// Bearer token to send.
         #[arg(long)]
         bearer: Option<String>,
+        /// A `NAME=VALUE` cookie to send (a browser's session cookie).
+        #[arg(long)]
+        cookie: Option<String>,
     },
     /// Log in once per connection, then refresh in a chain.
     Refresh {
@@ -122,6 +125,19 @@ async fn send(
     Ok((status, bytes))
 }
 
+/// `GET URL` with one cookie; the status.
+async fn get_with_cookie(client: &HttpClient, url: &str, cookie: &str) -> Result<u16> {
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(url)
+        .header("cookie", cookie)
+        .body(Full::new(Bytes::new()))?;
+    let res = client.request(req).await?;
+    let status = res.status().as_u16();
+    res.into_body().collect().await?;
+    Ok(status)
+}
+
 fn field(body: &Bytes, name: &str) -> Result<String> {
     let v: Value = serde_json::from_slice(body)?;
     v[name]
@@ -176,11 +192,18 @@ async fn worker(
     {
         let start = Instant::now();
         let ok = match &scenario {
-            Scenario::Get { url, bearer } => {
-                send(&client, Method::GET, url, bearer.as_deref(), None)
-                    .await
-                    .map(|(s, _)| s == 200)?
-            }
+            Scenario::Get {
+                url,
+                bearer,
+                cookie: None,
+            } => send(&client, Method::GET, url, bearer.as_deref(), None)
+                .await
+                .map(|(s, _)| s == 200)?,
+            Scenario::Get {
+                url,
+                cookie: Some(cookie),
+                ..
+            } => get_with_cookie(&client, url, cookie).await? == 200,
             Scenario::Login {
                 auth,
                 user,

@@ -9,7 +9,7 @@ use serde_json::json;
 use wristband_server::config::{Config, Overrides};
 use wristband_server::domain::oauth::{self, NewClient};
 use wristband_server::domain::{revoke, RecordLifetime, TokenFormat};
-use wristband_server::http::{open_store, open_store_read_only};
+use wristband_server::startup::{open_store, open_store_read_only};
 use wristband_server::store::Store;
 
 use crate::settings::{init_logging, StoreArgs};

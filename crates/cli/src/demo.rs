@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use wristband_jose::{dangerous, SecretString, SystemClock};
 use wristband_server::config::Config;
 use wristband_server::domain::users;
-use wristband_server::http::App;
+use wristband_server::startup::App;
 use wristband_verify::example::api_service_router;
 use wristband_verify::Verifier;
 
@@ -184,7 +184,7 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
         "Auth service started at {issuer} (SQLite in a temporary directory, new ES256 key)"
     ))?;
 
-    let store = wristband_server::http::open_store(&config).await?;
+    let store = wristband_server::startup::open_store(&config).await?;
     let passwords = wristband_server::domain::Passwords::new(config.argon2, 1)?;
     let now = wristband_jose::SystemClock.now().as_i64();
     users::add_user(
@@ -331,6 +331,6 @@ fn tempdir() -> anyhow::Result<std::path::PathBuf> {
         "wristband-demo-{}",
         wristband_jose::b64::encode(suffix)
     ));
-    wristband_server::http::create_private_dir(&dir)?;
+    wristband_server::startup::create_private_dir(&dir)?;
     Ok(dir)
 }

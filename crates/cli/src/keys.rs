@@ -15,7 +15,7 @@ use wristband_server::config::{Config, Overrides};
 use wristband_server::domain::keys::rewrap_master_key;
 use wristband_server::domain::keys::KeyExport;
 use wristband_server::domain::{KeyEvent, KeyManager, MasterKey, RecordLifetime};
-use wristband_server::http::{load_master_key, open_keys, open_store, open_store_read_only};
+use wristband_server::startup::{load_master_key, open_keys, open_store, open_store_read_only};
 use wristband_server::store::{KeyRecord, KeyState};
 
 use crate::args::AlgArg;
@@ -272,8 +272,7 @@ where
 
 fn print_events(events: &[KeyEvent], out: &mut dyn Write) -> anyhow::Result<()> {
     for e in events {
-        let what = e.event.trim_start_matches("key_");
-        writeln!(out, "{what}: {} ({})", e.kid, e.alg)?;
+        writeln!(out, "{}: {} ({})", e.kind.verb(), e.kid, e.alg)?;
     }
     Ok(())
 }

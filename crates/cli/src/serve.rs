@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use wristband_jose::SystemClock;
-use wristband_server::http::App;
+use wristband_server::startup::App;
 use wristband_verify::example::shutdown_signal;
 
 use crate::settings::{init_logging, runtime, ServeArgs};

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use wristband_jose::SecretString;
 use wristband_server::config::Overrides;
 use wristband_server::domain::{users, Passwords, RecordLifetime};
-use wristband_server::http::{open_store, open_store_read_only};
+use wristband_server::startup::{open_store, open_store_read_only};
 
 use crate::settings::{current_thread_runtime, init_logging, StoreArgs};
 use crate::Outcome;

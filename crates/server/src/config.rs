@@ -10,10 +10,44 @@ use std::time::Duration;
 use serde::Deserialize;
 use wristband_jose::{Algorithm, SecretString};
 
-/// A setting is out of range or cannot be parsed.
+mod overrides;
+
+pub use overrides::{Overrides, CONFIG_ENV};
+
+/// A setting is out of range or cannot be parsed, or a file it names cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
+#[error("invalid configuration: {message}")]
+pub struct ConfigError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ConfigError {
+    /// A refused setting, and why.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A refused setting, and the error behind it (a file that cannot be read, say).
+    pub fn because(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        ConfigError {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// What is wrong, without the cause.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -204,132 +238,6 @@ impl Default for Config {
     }
 }
 
-/// Settings given on the command line or in `WRISTBAND_*` variables; each `Some` wins over
-/// the file.
-#[derive(Debug, Clone, Default)]
-#[allow(missing_docs)]
-pub struct Overrides {
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub database: Option<String>,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    pub alg: Option<Algorithm>,
-    pub access_ttl: Option<Duration>,
-    pub refresh_idle_ttl: Option<Duration>,
-    pub refresh_absolute_ttl: Option<Duration>,
-    pub refresh_grace: Option<Duration>,
-    pub allow_registration: Option<bool>,
-    pub master_key_file: Option<PathBuf>,
-    pub master_key: Option<SecretString>,
-    pub hs256_secret_file: Option<PathBuf>,
-    pub hs256_secret: Option<SecretString>,
-    pub key_rotation: Option<Duration>,
-    pub key_prepublish: Option<Duration>,
-    pub jwks_max_age: Option<Duration>,
-    pub cors_allowed_origins: Option<Vec<String>>,
-    pub trusted_proxies: Option<Vec<String>>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub header_read_timeout: Option<Duration>,
-    pub idle_timeout: Option<Duration>,
-    pub request_body_timeout: Option<Duration>,
-    pub max_connections: Option<usize>,
-}
-
-/// The environment variable naming the configuration file.
-pub const CONFIG_ENV: &str = "WRISTBAND_CONFIG";
-
-impl Overrides {
-    /// The settings given in `WRISTBAND_*` environment variables, read through `var` (the
-    /// process environment in production: `|name| std::env::var(name).ok()`). Empty values
-    /// count as unset; a value that cannot be parsed is an error naming the variable.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let bad = |name: &str, what: &str| {
-            ConfigError(format!(
-                "{name}: {:?} is not {what}",
-                get(name).unwrap_or_default()
-            ))
-        };
-        let duration = |name: &str| -> Result<Option<Duration>, ConfigError> {
-            get(name)
-                .map(|v| parse_duration(&v).map_err(|e| ConfigError(format!("{name}: {}", e.0))))
-                .transpose()
-        };
-        let path = |name: &str| get(name).map(PathBuf::from);
-        let list = |name: &str| {
-            get(name).map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-            })
-        };
-        let listen = match get("WRISTBAND_LISTEN") {
-            Some(v) => Some(
-                v.trim()
-                    .parse()
-                    .map_err(|_| bad("WRISTBAND_LISTEN", "an address like 127.0.0.1:8080"))?,
-            ),
-            None => None,
-        };
-        let alg = match get("WRISTBAND_ALG") {
-            Some(v) => Some(
-                v.trim()
-                    .parse()
-                    .map_err(|_| bad("WRISTBAND_ALG", "RS256, PS256, ES256, EdDSA or HS256"))?,
-            ),
-            None => None,
-        };
-        let allow_registration = match get("WRISTBAND_ALLOW_REGISTRATION")
-            .as_deref()
-            .map(str::trim)
-        {
-            Some("true" | "1") => Some(true),
-            Some("false" | "0") => Some(false),
-            Some(_) => return Err(bad("WRISTBAND_ALLOW_REGISTRATION", "true or false")),
-            None => None,
-        };
-        let max_connections = match get("WRISTBAND_MAX_CONNECTIONS") {
-            Some(v) => Some(
-                v.trim()
-                    .parse()
-                    .map_err(|_| bad("WRISTBAND_MAX_CONNECTIONS", "a whole number"))?,
-            ),
-            None => None,
-        };
-        Ok(Overrides {
-            listen,
-            data_dir: path("WRISTBAND_DATA_DIR"),
-            database: get("WRISTBAND_DATABASE"),
-            issuer: get("WRISTBAND_ISSUER"),
-            audience: get("WRISTBAND_AUDIENCE"),
-            alg,
-            access_ttl: duration("WRISTBAND_ACCESS_TTL")?,
-            refresh_idle_ttl: duration("WRISTBAND_REFRESH_IDLE_TTL")?,
-            refresh_absolute_ttl: duration("WRISTBAND_REFRESH_ABSOLUTE_TTL")?,
-            refresh_grace: duration("WRISTBAND_REFRESH_GRACE")?,
-            allow_registration,
-            master_key_file: path("WRISTBAND_MASTER_KEY_FILE"),
-            master_key: get("WRISTBAND_MASTER_KEY").map(SecretString::new),
-            hs256_secret_file: path("WRISTBAND_HS256_SECRET_FILE"),
-            hs256_secret: get("WRISTBAND_HS256_SECRET").map(SecretString::new),
-            key_rotation: duration("WRISTBAND_KEY_ROTATION")?,
-            key_prepublish: duration("WRISTBAND_KEY_PREPUBLISH")?,
-            jwks_max_age: duration("WRISTBAND_JWKS_MAX_AGE")?,
-            cors_allowed_origins: list("WRISTBAND_CORS_ALLOWED_ORIGINS"),
-            trusted_proxies: list("WRISTBAND_TRUSTED_PROXIES"),
-            tls_cert: path("WRISTBAND_TLS_CERT"),
-            tls_key: path("WRISTBAND_TLS_KEY"),
-            header_read_timeout: duration("WRISTBAND_HEADER_READ_TIMEOUT")?,
-            idle_timeout: duration("WRISTBAND_IDLE_TIMEOUT")?,
-            request_body_timeout: duration("WRISTBAND_REQUEST_BODY_TIMEOUT")?,
-            max_connections,
-        })
-    }
-}
-
 impl Config {
     /// The one loader of every command: defaults, then the TOML file (`file`, else the one
     /// named by `WRISTBAND_CONFIG`), then the `WRISTBAND_*` environment variables read
@@ -344,10 +252,12 @@ impl Config {
             .map(PathBuf::from);
         let base = match file.map(Path::to_path_buf).or(from_env) {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                Config::from_toml(&text)
-                    .map_err(|e| ConfigError(format!("in {}: {}", path.display(), e.0)))?
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::because(format!("cannot read {}", path.display()), e)
+                })?;
+                Config::from_toml(&text).map_err(|e| {
+                    ConfigError::new(format!("in {}: {}", path.display(), e.message()))
+                })?
             }
             None => Config::default(),
         };
@@ -358,7 +268,7 @@ impl Config {
 
     /// Parses a TOML file's text; unknown keys are errors.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError(e.message().to_owned()))
+        toml::from_str(text).map_err(|e| ConfigError::new(e.message().to_owned()))
     }
 
     /// Applies flag and environment overrides.
@@ -408,7 +318,7 @@ impl Config {
 
     /// Checks every range; call before starting.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |m: &str| Err(ConfigError(m.to_owned()));
+        let err = |m: &str| Err(ConfigError::new(m));
         let ttl = self.access_ttl.as_secs();
         if !(60..=3600).contains(&ttl) {
             return err("access_ttl must be between 1m and 60m");
@@ -467,13 +377,13 @@ impl Config {
             return err("tls_cert and tls_key go together");
         }
         if let Err(bad) = wristband_serve::TrustedProxies::parse(&self.trusted_proxies) {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(format!(
                 "trusted_proxies: {bad:?} is not an address or a network like 10.0.0.0/8"
             )));
         }
         for origin in &self.cors_allowed_origins {
             if parse_origin(origin).is_none() {
-                return Err(ConfigError(format!(
+                return Err(ConfigError::new(format!(
                     "cors_allowed_origins: {origin:?} is not an origin like https://app.example.com"
                 )));
             }
@@ -535,7 +445,7 @@ pub fn parse_origin(text: &str) -> Option<String> {
 pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
     let s = s.trim();
     let bad = || {
-        ConfigError(format!(
+        ConfigError::new(format!(
             "cannot parse duration {s:?} (use e.g. 30s, 15m, 1h, 14d)"
         ))
     };
@@ -743,7 +653,7 @@ mod tests {
                 Overrides::default(),
             )
             .unwrap_err();
-            assert!(e.0.contains(name), "{e}");
+            assert!(e.message().contains(name), "{e}");
         };
         bad("WRISTBAND_ACCESS_TTL", "an hour");
         bad("WRISTBAND_ALG", "none");

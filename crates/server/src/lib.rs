@@ -4,14 +4,20 @@
 //! - [`config`]: typed, layered settings.
 //! - [`domain`]: login, refresh rotation with reuse detection and a grace window, logout,
 //!   users and password hashing, key material. No HTTP, no SQL.
-//! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
-//! - [`http`]: the axum router, the single error-to-response mapping, and [`http::App`],
-//!   which binds a listener and serves until told to stop.
+//! - [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL implementations.
+//! - [`http`]: the axum router, the extractors (among them the verified caller, a
+//!   [`domain::Principal`]) and the single error-to-response mapping.
+//! - [`startup`]: opening the store, the keys and the secrets for the server and the CLI's
+//!   admin commands, and [`startup::App`], which binds a listener and serves until told to
+//!   stop.
 //! - [`metrics`]: Prometheus counters and latency histograms.
+//!
+//! Imports run one way: `startup` → `http` → `domain` → `store`; `config` and `metrics`
+//! import nothing of the crate.
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use wristband_server::{config::Config, http::App};
+//! use wristband_server::{config::Config, startup::App};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = Config::default();
@@ -29,4 +35,5 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod startup;
 pub mod store;

@@ -22,7 +22,7 @@ fn input(username: &str, issued_at: &str, nonce: &str) -> Vec<u8> {
 /// A new device token for the (folded) `username`, issued at `now`.
 pub(crate) fn issue(key: &hmac::Key, username: &str, now: i64) -> Result<String, DomainError> {
     let mut nonce = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut nonce).map_err(|e| DomainError::Internal(e.to_string()))?;
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|e| DomainError::internal(e.to_string()))?;
     let nonce = wristband_jose::b64::encode(nonce);
     let issued_at = now.to_string();
     let tag = hmac::sign(key, &input(username, &issued_at, &nonce));

@@ -12,20 +12,25 @@ use wristband_jose::{Clock, Jwks, SecretString};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{RevocationRecord, SessionRecord, Store, StoreError, UserRecord};
+use crate::store::{RevocationRecord, SessionRecord, Store, UserRecord};
 
+mod account;
 mod device;
+mod error;
 pub mod keys;
 pub mod oauth;
 pub mod password;
+mod principal;
 pub mod revoke;
 pub mod seal;
 mod throttle;
 pub mod tokens;
 pub mod users;
 
-pub use keys::{KeyEvent, KeyManager, KeyRing, KeySchedule, PolicyTemplate};
+pub use error::{Chain, DomainError, Source};
+pub use keys::{KeyEvent, KeyEventKind, KeyManager, KeyRing, KeySchedule, PolicyTemplate};
 pub use password::Passwords;
+pub use principal::Principal;
 pub use revoke::RecordLifetime;
 pub use seal::MasterKey;
 pub use tokens::{TokenFormat, TokenInfo};
@@ -38,73 +43,6 @@ macro_rules! audit {
     };
 }
 pub(crate) use audit;
-
-/// What can go wrong in the domain. The HTTP layer maps each to a status in one place.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DomainError {
-    /// Unknown user, wrong password or disabled account: deliberately indistinguishable.
-    #[error("invalid credentials")]
-    InvalidCredentials,
-    /// Too many failed logins; retry after this many seconds.
-    #[error("too many attempts")]
-    Throttled {
-        /// Seconds to wait.
-        retry_after: u64,
-    },
-    /// Too many requests of a kind from one address (registrations); retry after this
-    /// many seconds.
-    #[error("too many requests")]
-    RateLimited {
-        /// Seconds to wait.
-        retry_after: u64,
-    },
-    /// A refresh token that is unknown, expired, revoked or reused.
-    #[error("invalid grant")]
-    InvalidGrant,
-    /// No bearer token was sent.
-    #[error("missing token")]
-    MissingToken,
-    /// The token is valid but does not allow this.
-    #[error("forbidden")]
-    Forbidden,
-    /// The bearer token failed verification.
-    #[error("invalid token")]
-    InvalidToken {
-        /// True when the only problem is expiry.
-        expired: bool,
-    },
-    /// The request is well-formed JSON but its content is refused; the text is safe to show.
-    #[error("{0}")]
-    InvalidRequest(String),
-    /// The resource exists already.
-    #[error("already exists")]
-    Conflict,
-    /// No such resource.
-    #[error("not found")]
-    NotFound,
-    /// The store cannot be reached.
-    #[error("store unavailable")]
-    Unavailable,
-    /// A bug or an environment failure; the text goes to logs only.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<StoreError> for DomainError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict => DomainError::Conflict,
-            StoreError::Unavailable(source) => {
-                tracing::error!(error = %source, "store unavailable");
-                DomainError::Unavailable
-            }
-            other => {
-                DomainError::Internal(format!("{other}: {:?}", std::error::Error::source(&other)))
-            }
-        }
-    }
-}
 
 /// The leadership name of the key schedule (see [`Store::try_lead`]).
 pub const KEY_SCHEDULE_LEADER: &str = "key-schedule";
@@ -167,13 +105,15 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 /// A random id: 128 bits, base64url, with a readable prefix.
 pub(crate) fn random_id(prefix: &str) -> Result<String, DomainError> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| DomainError::Internal(e.to_string()))?;
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|e| DomainError::internal_because("random bytes", e))?;
     Ok(format!("{prefix}{}", wristband_jose::b64::encode(bytes)))
 }
 
 fn new_refresh_token() -> Result<String, DomainError> {
     let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| DomainError::Internal(e.to_string()))?;
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|e| DomainError::internal_because("random bytes", e))?;
     Ok(wristband_jose::b64::encode(bytes))
 }
 
@@ -339,7 +279,7 @@ impl AuthService {
             Vec::new()
         };
         self.keys.reload().await?;
-        if events.iter().any(|e| e.event == "key_revoked") {
+        if events.iter().any(|e| e.kind == KeyEventKind::Revoked) {
             self.feed_changed();
         }
         Ok(events)
@@ -615,183 +555,6 @@ impl AuthService {
             return Err(DomainError::InvalidGrant);
         }
         Err(DomainError::InvalidGrant)
-    }
-
-    /// Ends the session of `access_token` and revokes that token everywhere; also ends the
-    /// session of `refresh_token` if it is the same user's.
-    pub async fn logout(
-        &self,
-        access_token: &str,
-        refresh_token: Option<&str>,
-        client: &ClientInfo,
-    ) -> Result<(), DomainError> {
-        let info = self.authenticate(access_token).await?;
-        let now = self.now();
-        let life = self.record_lifetime();
-        if let Some(sid) = &info.sid {
-            revoke::revoke_session(&*self.store, life, sid, "logout", now).await?;
-        }
-        revoke::revoke_token(&*self.store, &info.jti, info.exp, "logout", now).await?;
-        audit!("logout", user_id = %info.sub, session_id = info.sid.as_deref(), ip = client.ip.as_deref());
-        if let Some(rt) = refresh_token.filter(|t| looks_like_refresh_token(t)) {
-            if let Some(record) = self.store.refresh_token(&token_hash(rt)).await? {
-                if let Some(s) = self.store.session(&record.session_id).await? {
-                    if s.user_id == info.sub {
-                        revoke::revoke_session(&*self.store, life, &s.id, "logout", now).await?;
-                    }
-                }
-            }
-        }
-        self.feed_changed();
-        Ok(())
-    }
-
-    /// The session a refresh token belongs to (also for a predecessor still within its
-    /// grace window), or `None` for an unknown or malformed token. Nothing is changed.
-    pub async fn refresh_session_id(&self, token: &str) -> Result<Option<String>, DomainError> {
-        if !looks_like_refresh_token(token) {
-            return Ok(None);
-        }
-        Ok(self
-            .store
-            .refresh_token(&token_hash(token))
-            .await?
-            .map(|r| r.session_id))
-    }
-
-    /// Ends the session of a refresh token alone: logout when the access token is already
-    /// gone (browsers drop an expired access cookie). An unknown token is not an error.
-    pub async fn logout_refresh(
-        &self,
-        refresh_token: &str,
-        client: &ClientInfo,
-    ) -> Result<(), DomainError> {
-        let Some(sid) = self.refresh_session_id(refresh_token).await? else {
-            return Ok(());
-        };
-        let Some(session) = self.store.session(&sid).await? else {
-            return Ok(());
-        };
-        if session.revoked_at.is_none() {
-            let now = self.now();
-            revoke::revoke_session(&*self.store, self.record_lifetime(), &sid, "logout", now)
-                .await?;
-            audit!("logout", user_id = %session.user_id, session_id = %sid, ip = client.ip.as_deref());
-            self.feed_changed();
-        }
-        Ok(())
-    }
-
-    /// Changes the password of the token's user after checking the current one (wrong
-    /// answers count towards login throttling). Ends all their sessions, this one too.
-    pub async fn change_password(
-        &self,
-        access_token: &str,
-        current: SecretString,
-        new: SecretString,
-        client: &ClientInfo,
-    ) -> Result<(), DomainError> {
-        let user = self.me(access_token).await?;
-        let now = self.now();
-        let mut throttle = throttle::Keys::new(&user.username, client.ip.as_deref());
-        if let Some(retry_after) = throttle.blocked(self, now).await? {
-            return Err(DomainError::Throttled { retry_after });
-        }
-        let verdict = self
-            .passwords
-            .verify(current, Some(user.password_hash.clone()))
-            .await?;
-        if !verdict.ok {
-            throttle.record_failure(self, now).await?;
-            audit!("password_change_refused", user_id = %user.id, ip = client.ip.as_deref());
-            return Err(DomainError::InvalidCredentials);
-        }
-        users::set_password(
-            &*self.store,
-            self.record_lifetime(),
-            &self.passwords,
-            &user.username,
-            new,
-            self.now_ms(),
-        )
-        .await?;
-        self.feed_changed();
-        Ok(())
-    }
-
-    /// "Log out everywhere": ends every session of the token's user and revokes every token
-    /// issued to them until now.
-    pub async fn logout_all(
-        &self,
-        access_token: &str,
-        client: &ClientInfo,
-    ) -> Result<(), DomainError> {
-        let info = self.user_token(access_token).await?;
-        revoke::revoke_subject(
-            &*self.store,
-            self.record_lifetime(),
-            &info.sub,
-            "logout_all",
-            self.now_ms(),
-        )
-        .await?;
-        audit!("logout_all", user_id = %info.sub, ip = client.ip.as_deref());
-        self.feed_changed();
-        Ok(())
-    }
-
-    /// The live sessions of the token's user.
-    pub async fn sessions(&self, access_token: &str) -> Result<Vec<SessionRecord>, DomainError> {
-        let info = self.user_token(access_token).await?;
-        let now = self.now();
-        let idle = wristband_jose::secs_i64(self.config.refresh_idle_ttl);
-        let mut sessions = self.store.user_sessions(&info.sub, now).await?;
-        // A session idle for longer than the idle lifetime is over (its refresh token is
-        // refused), even before a refresh attempt marks it so.
-        sessions.retain(|s| now < s.last_used_at.saturating_add(idle));
-        Ok(sessions)
-    }
-
-    /// Revokes one of the token's user's own sessions.
-    pub async fn revoke_own_session(
-        &self,
-        access_token: &str,
-        session_id: &str,
-    ) -> Result<(), DomainError> {
-        let info = self.user_token(access_token).await?;
-        match self.store.session(session_id).await? {
-            Some(s) if s.user_id == info.sub && s.revoked_at.is_none() => {
-                revoke::revoke_session(
-                    &*self.store,
-                    self.record_lifetime(),
-                    session_id,
-                    "user_revoked",
-                    self.now(),
-                )
-                .await?;
-                self.feed_changed();
-                Ok(())
-            }
-            _ => Err(DomainError::NotFound),
-        }
-    }
-
-    /// A live token of a user (one with a session), not of a service client.
-    async fn user_token(&self, access_token: &str) -> Result<TokenInfo, DomainError> {
-        let info = self.authenticate(access_token).await?;
-        if info.sid.is_none() {
-            return Err(DomainError::Forbidden);
-        }
-        Ok(info)
-    }
-
-    /// The user behind an access token.
-    pub async fn me(&self, access_token: &str) -> Result<UserRecord, DomainError> {
-        let info = self.user_token(access_token).await?;
-        match self.store.user_by_id(&info.sub).await? {
-            Some(u) if !u.disabled => Ok(u),
-            _ => Err(DomainError::InvalidToken { expired: false }),
-        }
     }
 
     /// Self-service registration (only when enabled), limited per client address to

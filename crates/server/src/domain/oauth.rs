@@ -2,7 +2,7 @@
 //! token revocation (RFC 7009) and introspection (RFC 7662).
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
-use wristband_jose::SecretString;
+use wristband_jose::{dangerous, Claims, SecretString, UnixTime, UnverifiedToken, Verified};
 
 use super::revoke::{revoke_session, revoke_token};
 use super::tokens::{Grant, TokenFormat, TokenInfo, OPAQUE_PREFIX};
@@ -55,14 +55,12 @@ pub enum OAuthError {
 }
 
 /// A failure on the server's side, as an OAuth error: 503 for an unreachable store, 500
-/// (logged) for anything else.
+/// for anything else. The cause is logged here, where it is dropped from the answer.
 fn server_side(e: DomainError, what: &'static str) -> OAuthError {
+    tracing::error!(error = %super::Chain(&e), "{what}");
     match e {
-        DomainError::Unavailable => OAuthError::TemporarilyUnavailable,
-        other => {
-            tracing::error!(error = %other, "{what}");
-            OAuthError::ServerError
-        }
+        DomainError::Unavailable { .. } => OAuthError::TemporarilyUnavailable,
+        _ => OAuthError::ServerError,
     }
 }
 
@@ -86,7 +84,8 @@ pub struct NewClient {
 
 fn new_secret() -> Result<SecretString, DomainError> {
     let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| DomainError::Internal(e.to_string()))?;
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|e| DomainError::internal_because("random bytes", e))?;
     Ok(SecretString::new(format!(
         "wbs_{}",
         wristband_jose::b64::encode(bytes)
@@ -103,7 +102,7 @@ fn check_words(words: &[String], what: &str) -> Result<(), DomainError> {
     if ok {
         Ok(())
     } else {
-        Err(DomainError::InvalidRequest(format!("invalid {what}")))
+        Err(DomainError::invalid(format!("invalid {what}")))
     }
 }
 
@@ -119,8 +118,8 @@ pub async fn add_client(
 ) -> Result<NewClient, DomainError> {
     super::users::check_username(name)?;
     if kind != KIND_SERVICE && kind != KIND_RESOURCE_SERVER {
-        return Err(DomainError::InvalidRequest(
-            "kind must be service or resource-server".into(),
+        return Err(DomainError::invalid(
+            "kind must be service or resource-server",
         ));
     }
     let mut scopes = scopes;
@@ -331,7 +330,7 @@ impl AuthService {
             .refresh(refresh_token, client)
             .await
             .map_err(|e| match e {
-                DomainError::Unavailable | DomainError::Internal(_) => {
+                DomainError::Unavailable { .. } | DomainError::Internal { .. } => {
                     server_side(e, "refresh grant")
                 }
                 _ => OAuthError::InvalidGrant,
@@ -486,5 +485,46 @@ impl std::fmt::Debug for FeedReader {
             .field("client_id", &self.token.as_ref().map(|(i, _)| &i.client_id))
             .field("expires_at", &self.expires_at())
             .finish_non_exhaustive()
+    }
+}
+
+impl AuthService {
+    /// Verifies a client's token issued for one of that client's registered audiences
+    /// (rather than the service's own), or for a resource server, for the feed audience. `None` when the token names no registered client
+    /// with audiences, so that the original refusal stands.
+    pub(super) async fn verify_for_client_audiences(
+        &self,
+        token: &str,
+        now_t: UnixTime,
+    ) -> Result<Option<Result<Verified<Claims>, wristband_jose::Error>>, DomainError> {
+        // Only to find which client's audiences to accept: the token is then fully verified,
+        // and its signed payload is the one read here.
+        let client_id = dangerous::decode_without_verification(token)
+            .ok()
+            .and_then(|d| d.payload.get("client_id")?.as_str().map(str::to_owned));
+        let Some(client_id) = client_id else {
+            return Ok(None);
+        };
+        let Some(client) = self.store.client(&client_id).await? else {
+            return Ok(None);
+        };
+        // A resource server's own token names the feed (see `feed_audience`), whatever
+        // audiences were registered for it.
+        let audiences = if client.kind == KIND_RESOURCE_SERVER {
+            vec![self.feed_audience()]
+        } else {
+            client.audiences
+        };
+        if audiences.is_empty() {
+            return Ok(None);
+        }
+        let ring = self.keys.ring();
+        let policy = self
+            .keys
+            .policy_template()
+            .build(ring.algorithms(), Some(audiences))?;
+        let verified =
+            UnverifiedToken::parse(token).and_then(|t| t.verify(ring.keyset(), &policy, now_t));
+        Ok(Some(verified))
     }
 }

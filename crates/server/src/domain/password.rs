@@ -112,7 +112,7 @@ impl std::fmt::Debug for Passwords {
 }
 
 fn internal(e: impl std::fmt::Display) -> DomainError {
-    DomainError::Internal(e.to_string())
+    DomainError::internal(e.to_string())
 }
 
 fn salt() -> Result<SaltString, DomainError> {

@@ -38,13 +38,13 @@ impl MasterKey {
     /// A master key from 32 raw bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DomainError> {
         if bytes.len() != MASTER_KEY_LEN {
-            return Err(DomainError::InvalidRequest(format!(
+            return Err(DomainError::invalid(format!(
                 "a master key is {MASTER_KEY_LEN} bytes, this one is {}",
                 bytes.len()
             )));
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes)
-            .map_err(|_| DomainError::Internal("AES-256-GCM key".into()))?;
+            .map_err(|_| DomainError::internal("AES-256-GCM key"))?;
         Ok(MasterKey {
             key: LessSafeKey::new(key),
         })
@@ -53,21 +53,23 @@ impl MasterKey {
     /// Parses the text form: 32 bytes, base64url without padding (43 characters),
     /// surrounding whitespace ignored.
     pub fn from_text(text: &str) -> Result<Self, DomainError> {
-        let bytes = Zeroizing::new(wristband_jose::b64::decode(text.trim()).map_err(|_| {
-            DomainError::InvalidRequest("a master key is 32 bytes in base64url".into())
-        })?);
+        let bytes = Zeroizing::new(
+            wristband_jose::b64::decode(text.trim())
+                .map_err(|_| DomainError::invalid("a master key is 32 bytes in base64url"))?,
+        );
         Self::from_bytes(&bytes)
     }
 
     /// Reads a master key file written by [`MasterKey::create_file`].
     pub fn read_file(path: &Path) -> Result<Self, DomainError> {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            DomainError::InvalidRequest(format!("cannot read {}: {e}", path.display()))
+            DomainError::invalid_because(format!("cannot read {}", path.display()), e)
         })?);
         Self::from_text(&text).map_err(|e| match e {
-            DomainError::InvalidRequest(m) => {
-                DomainError::InvalidRequest(format!("{}: {m}", path.display()))
-            }
+            DomainError::InvalidRequest { message, source } => DomainError::InvalidRequest {
+                message: format!("{}: {message}", path.display()),
+                source,
+            },
             other => other,
         })
     }
@@ -75,17 +77,19 @@ impl MasterKey {
     /// Generates a new master key and writes it to `path` (mode 0600, never overwriting).
     pub fn create_file(path: &Path) -> Result<Self, DomainError> {
         let mut bytes = Zeroizing::new([0u8; MASTER_KEY_LEN]);
-        aws_lc_rs::rand::fill(bytes.as_mut()).map_err(|e| DomainError::Internal(e.to_string()))?;
+        aws_lc_rs::rand::fill(bytes.as_mut())
+            .map_err(|e| DomainError::internal_because("random bytes", e))?;
         let text = Zeroizing::new(format!("{}\n", wristband_jose::b64::encode(*bytes)));
-        super::keys::write_private_file(path, text.as_bytes())
-            .map_err(|e| DomainError::Internal(format!("{}: {e}", path.display())))?;
+        write_private_file(path, text.as_bytes())
+            .map_err(|e| DomainError::internal_because(path.display().to_string(), e))?;
         Self::from_bytes(bytes.as_ref())
     }
 
     /// Encrypts `plaintext`, binding it to `context` (for example the key id).
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, DomainError> {
         let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|e| DomainError::Internal(e.to_string()))?;
+        aws_lc_rs::rand::fill(&mut nonce)
+            .map_err(|e| DomainError::internal_because("random bytes", e))?;
         let mut buf = plaintext.to_vec();
         self.key
             .seal_in_place_append_tag(
@@ -93,7 +97,7 @@ impl MasterKey {
                 Aad::from(context.as_bytes()),
                 &mut buf,
             )
-            .map_err(|_| DomainError::Internal("sealing failed".into()))?;
+            .map_err(|_| DomainError::internal("sealing failed"))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + buf.len());
         out.push(VERSION);
         out.extend_from_slice(&nonce);
@@ -119,6 +123,20 @@ impl MasterKey {
         buf.truncate(len);
         Ok(buf)
     }
+}
+
+/// Creates a file that only the owner can read, refusing to overwrite one.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    std::io::Write::write_all(&mut f, contents)?;
+    f.sync_all()
 }
 
 #[cfg(test)]

@@ -104,8 +104,8 @@ impl Keys {
         let keys: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
         let records = service.store.throttles(&keys).await?;
         if records.len() != self.keys.len() {
-            return Err(DomainError::Internal(
-                "throttle read returned the wrong number of keys".into(),
+            return Err(DomainError::internal(
+                "throttle read returned the wrong number of keys",
             ));
         }
         let mut until = 0;

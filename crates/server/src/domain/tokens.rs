@@ -1,9 +1,7 @@
 //! Access tokens in both formats: self-contained JWTs, verified anywhere with the public
 //! key, and opaque reference tokens, looked up here (introspection).
 
-use wristband_jose::{
-    dangerous, sign, Audience, Claims, ErrorKind, UnixTime, UnverifiedToken, Verified,
-};
+use wristband_jose::{sign, Audience, Claims, ErrorKind, UnixTime, UnverifiedToken};
 
 use super::{token_hash, AuthService, DomainError};
 use crate::store::OpaqueTokenRecord;
@@ -33,6 +31,8 @@ pub struct TokenInfo {
     pub iat_ms: Option<i64>,
     /// Expiry.
     pub exp: i64,
+    /// How the user authenticated (`amr`, RFC 8176), when the token says.
+    pub amr: Option<Vec<String>>,
 }
 
 /// What to put into a new access token.
@@ -83,11 +83,11 @@ impl AuthService {
         claims.sid = grant.sid;
         let token = match format {
             TokenFormat::Jwt => sign(self.keys.ring().signing(), &claims)
-                .map_err(|e| DomainError::Internal(e.to_string()))?,
+                .map_err(|e| DomainError::internal_because("signing an access token", e))?,
             TokenFormat::Opaque => {
                 let mut bytes = [0u8; 32];
                 aws_lc_rs::rand::fill(&mut bytes)
-                    .map_err(|e| DomainError::Internal(e.to_string()))?;
+                    .map_err(|e| DomainError::internal_because("random bytes", e))?;
                 let token = format!("{OPAQUE_PREFIX}{}", wristband_jose::b64::encode(bytes));
                 let record = OpaqueTokenRecord {
                     jti: claims.jti.clone(),
@@ -132,6 +132,7 @@ impl AuthService {
                     iat: r.iat,
                     iat_ms: r.iat_ms.filter(|ms| ms.div_euclid(1000) == r.iat),
                     exp: r.exp,
+                    amr: None,
                 },
                 _ => return Ok(None),
             }
@@ -159,7 +160,14 @@ impl AuthService {
                 }
             };
             let iat_ms = c.issued_at_millis().map(wristband_jose::millis_i64);
+            let amr = c.extra.get("amr").and_then(|v| {
+                v.as_array()?
+                    .iter()
+                    .map(|m| m.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+            });
             TokenInfo {
+                amr,
                 iat_ms,
                 sub: c.sub,
                 client_id: c.client_id.unwrap_or_default(),
@@ -193,45 +201,6 @@ impl AuthService {
             }
         }
         Ok(Some(info))
-    }
-
-    /// Verifies a client's token issued for one of that client's registered audiences
-    /// (rather than the service's own), or for a resource server, for the feed audience. `None` when the token names no registered client
-    /// with audiences, so that the original refusal stands.
-    async fn verify_for_client_audiences(
-        &self,
-        token: &str,
-        now_t: UnixTime,
-    ) -> Result<Option<Result<Verified<Claims>, wristband_jose::Error>>, DomainError> {
-        // Only to find which client's audiences to accept: the token is then fully verified,
-        // and its signed payload is the one read here.
-        let client_id = dangerous::decode_without_verification(token)
-            .ok()
-            .and_then(|d| d.payload.get("client_id")?.as_str().map(str::to_owned));
-        let Some(client_id) = client_id else {
-            return Ok(None);
-        };
-        let Some(client) = self.store.client(&client_id).await? else {
-            return Ok(None);
-        };
-        // A resource server's own token names the feed (see `feed_audience`), whatever
-        // audiences were registered for it.
-        let audiences = if client.kind == super::oauth::KIND_RESOURCE_SERVER {
-            vec![self.feed_audience()]
-        } else {
-            client.audiences
-        };
-        if audiences.is_empty() {
-            return Ok(None);
-        }
-        let ring = self.keys.ring();
-        let policy = self
-            .keys
-            .policy_template()
-            .build(ring.algorithms(), Some(audiences))?;
-        let verified =
-            UnverifiedToken::parse(token).and_then(|t| t.verify(ring.keyset(), &policy, now_t));
-        Ok(Some(verified))
     }
 
     /// Like [`AuthService::inspect`], for endpoints that require a live token.

@@ -17,8 +17,8 @@ pub fn check_username(name: &str) -> Result<(), DomainError> {
     if ok {
         Ok(())
     } else {
-        Err(DomainError::InvalidRequest(
-            "username must be 1 to 64 characters of letters, digits and . _ @ + -".into(),
+        Err(DomainError::invalid(
+            "username must be 1 to 64 characters of letters, digits and . _ @ + -",
         ))
     }
 }
@@ -39,8 +39,8 @@ pub fn check_role(role: &str) -> Result<(), DomainError> {
     if ok {
         Ok(())
     } else {
-        Err(DomainError::InvalidRequest(
-            "role must be 1 to 32 characters of a-z, 0-9, _ and -".into(),
+        Err(DomainError::invalid(
+            "role must be 1 to 32 characters of a-z, 0-9, _ and -",
         ))
     }
 }
@@ -56,7 +56,7 @@ pub async fn add_user(
 ) -> Result<UserRecord, DomainError> {
     check_username(username)?;
     check_role(role)?;
-    check_policy(password.expose(), username).map_err(DomainError::InvalidRequest)?;
+    check_policy(password.expose(), username).map_err(DomainError::invalid)?;
     let user = UserRecord {
         id: random_id("usr_")?,
         username: username.to_owned(),
@@ -108,7 +108,7 @@ pub async fn set_password(
     now: Millis,
 ) -> Result<UserRecord, DomainError> {
     let user = find(store, username).await?;
-    check_policy(password.expose(), username).map_err(DomainError::InvalidRequest)?;
+    check_policy(password.expose(), username).map_err(DomainError::invalid)?;
     let hash = passwords.hash(password).await?;
     store.set_password_hash(&user.id, &hash, now.secs()).await?;
     revoke_subject(store, life, &user.id, "password_changed", now).await?;

@@ -3,10 +3,12 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use minijinja::context;
 use serde::Serialize;
 
+use super::templates::{html, render};
 use crate::domain::oauth::OAuthError;
-use crate::domain::DomainError;
+use crate::domain::{Chain, DomainError};
 
 /// The realm named in `WWW-Authenticate`.
 pub const REALM: &str = "wristband";
@@ -133,133 +135,10 @@ impl IntoResponse for ApiError {
 impl ApiError {
     /// Status, code, text and headers of this error: the one mapping of errors to HTTP.
     pub fn describe(self) -> Described {
-        use DomainError as D;
         match self {
-            ApiError::Domain(D::InvalidCredentials) => json(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "invalid username or password",
-            ),
-            ApiError::Domain(D::Throttled { retry_after }) => json(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                "too many failed attempts; retry later",
-            )
-            .header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1))),
-            ApiError::Domain(D::RateLimited { retry_after }) => json(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                "too many requests from this address; retry later",
-            )
-            .header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1))),
-            ApiError::Domain(D::InvalidGrant) => json(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                "the refresh token is invalid, expired or revoked",
-            ),
-            ApiError::Domain(D::MissingToken) => json(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a bearer token is required",
-            )
-            .header(header::WWW_AUTHENTICATE, bearer_challenge(None)),
-            ApiError::Domain(D::InvalidToken { expired }) => {
-                let description = if expired {
-                    "token expired"
-                } else {
-                    "token invalid"
-                };
-                json(StatusCode::UNAUTHORIZED, "invalid_token", description).header(
-                    header::WWW_AUTHENTICATE,
-                    bearer_challenge(Some("invalid_token")),
-                )
-            }
-            ApiError::Domain(D::Forbidden) => json(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                "the token does not allow this",
-            )
-            .header(
-                header::WWW_AUTHENTICATE,
-                bearer_challenge(Some("insufficient_scope")),
-            ),
-            ApiError::OAuth(e) => {
-                let (status, description) = match e {
-                    OAuthError::InvalidClient => {
-                        (StatusCode::UNAUTHORIZED, "client authentication failed")
-                    }
-                    OAuthError::InvalidGrant => (
-                        StatusCode::BAD_REQUEST,
-                        "the grant is invalid, expired or revoked",
-                    ),
-                    OAuthError::InvalidScope => (
-                        StatusCode::BAD_REQUEST,
-                        "scope or audience not allowed for this client",
-                    ),
-                    OAuthError::NoAudience => (
-                        StatusCode::BAD_REQUEST,
-                        "this client has no registered audience: register the client with \
-                         --audience naming the API its tokens are for",
-                    ),
-                    OAuthError::UnsupportedGrantType => (
-                        StatusCode::BAD_REQUEST,
-                        "grant_type must be client_credentials or refresh_token",
-                    ),
-                    OAuthError::UnauthorizedClient => {
-                        (StatusCode::BAD_REQUEST, "this client may not do this")
-                    }
-                    OAuthError::InvalidRequest => (
-                        StatusCode::BAD_REQUEST,
-                        "a parameter is missing, repeated or malformed",
-                    ),
-                    OAuthError::TemporarilyUnavailable => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the service is temporarily unavailable",
-                    ),
-                    OAuthError::ServerError => {
-                        (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-                    }
-                };
-                let mut r = json(status, &e.to_string(), description);
-                if e == OAuthError::InvalidClient {
-                    r = r.header(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Basic realm=\"wristband\""),
-                    );
-                }
-                if e == OAuthError::TemporarilyUnavailable {
-                    r = r.header(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                }
-                r
-            }
-            ApiError::Domain(D::InvalidRequest(text)) => {
-                json(StatusCode::BAD_REQUEST, "invalid_request", &text)
-            }
-            ApiError::Domain(D::Conflict) => json(
-                StatusCode::CONFLICT,
-                "conflict",
-                "the resource already exists",
-            ),
-            ApiError::Domain(D::NotFound) | ApiError::NotFound => {
-                json(StatusCode::NOT_FOUND, "not_found", "no such resource")
-            }
-            ApiError::Domain(D::Unavailable) => json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the service is temporarily unavailable",
-            )
-            .header(header::RETRY_AFTER, HeaderValue::from_static("1")),
-            ApiError::Domain(D::Internal(detail)) => {
-                let id = crate::domain::random_id("err_").unwrap_or_else(|_| "err_unknown".into());
-                tracing::error!(correlation_id = %id, error = %detail, "internal error");
-                let mut d = json(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "internal error",
-                );
-                d.correlation_id = Some(id);
-                d
-            }
+            ApiError::Domain(e) => describe_domain(e),
+            ApiError::OAuth(e) => describe_oauth(e),
+            ApiError::NotFound => describe_domain(DomainError::NotFound),
             ApiError::MalformedBody => json(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -329,6 +208,135 @@ impl ApiError {
     }
 }
 
+/// The answer to a domain error; an unexpected one is logged here, with its chain.
+fn describe_domain(e: DomainError) -> Described {
+    use DomainError as D;
+    match e {
+        D::InvalidCredentials => json(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "invalid username or password",
+        ),
+        D::Throttled { retry_after } => json(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many failed attempts; retry later",
+        )
+        .header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1))),
+        D::RateLimited { retry_after } => json(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many requests from this address; retry later",
+        )
+        .header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1))),
+        D::InvalidGrant => json(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the refresh token is invalid, expired or revoked",
+        ),
+        D::MissingToken => json(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a bearer token is required",
+        )
+        .header(header::WWW_AUTHENTICATE, bearer_challenge(None)),
+        D::InvalidToken { expired } => {
+            let description = if expired {
+                "token expired"
+            } else {
+                "token invalid"
+            };
+            json(StatusCode::UNAUTHORIZED, "invalid_token", description).header(
+                header::WWW_AUTHENTICATE,
+                bearer_challenge(Some("invalid_token")),
+            )
+        }
+        D::Forbidden => json(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "the token does not allow this",
+        )
+        .header(
+            header::WWW_AUTHENTICATE,
+            bearer_challenge(Some("insufficient_scope")),
+        ),
+        D::InvalidRequest { message, .. } => {
+            json(StatusCode::BAD_REQUEST, "invalid_request", &message)
+        }
+        D::Conflict => json(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the resource already exists",
+        ),
+        D::NotFound => json(StatusCode::NOT_FOUND, "not_found", "no such resource"),
+        e @ D::Unavailable { .. } => {
+            tracing::error!(error = %Chain(&e), "store unavailable");
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the service is temporarily unavailable",
+            )
+            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+        }
+        e @ D::Internal { .. } => {
+            let id = crate::domain::random_id("err_").unwrap_or_else(|_| "err_unknown".into());
+            tracing::error!(correlation_id = %id, error = %Chain(&e), "internal error");
+            let mut d = json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            );
+            d.correlation_id = Some(id);
+            d
+        }
+    }
+}
+
+/// The answer to an OAuth endpoint's error (RFC 6749 §5.2).
+fn describe_oauth(e: OAuthError) -> Described {
+    let (status, description) = match e {
+        OAuthError::InvalidClient => (StatusCode::UNAUTHORIZED, "client authentication failed"),
+        OAuthError::InvalidGrant => (
+            StatusCode::BAD_REQUEST,
+            "the grant is invalid, expired or revoked",
+        ),
+        OAuthError::InvalidScope => (
+            StatusCode::BAD_REQUEST,
+            "scope or audience not allowed for this client",
+        ),
+        OAuthError::NoAudience => (
+            StatusCode::BAD_REQUEST,
+            "this client has no registered audience: register the client with \
+                 --audience naming the API its tokens are for",
+        ),
+        OAuthError::UnsupportedGrantType => (
+            StatusCode::BAD_REQUEST,
+            "grant_type must be client_credentials or refresh_token",
+        ),
+        OAuthError::UnauthorizedClient => (StatusCode::BAD_REQUEST, "this client may not do this"),
+        OAuthError::InvalidRequest => (
+            StatusCode::BAD_REQUEST,
+            "a parameter is missing, repeated or malformed",
+        ),
+        OAuthError::TemporarilyUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is temporarily unavailable",
+        ),
+        OAuthError::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    let mut r = json(status, &e.to_string(), description);
+    if e == OAuthError::InvalidClient {
+        r = r.header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"wristband\""),
+        );
+    }
+    if e == OAuthError::TemporarilyUnavailable {
+        r = r.header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
 /// The last layer: an error response made outside the handlers (a framework rejection or a
 /// layer) that is not yet the JSON body becomes it, so that every error has one shape.
 pub async fn json_errors(response: Response) -> Response {
@@ -373,7 +381,46 @@ impl From<DomainError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        super::pages::error_page(self.0.describe())
+        error_page(self.0.describe())
+    }
+}
+
+/// The page shown for an error: status and a readable message, never internals.
+fn error_page(d: Described) -> Response {
+    let title = match d.status {
+        StatusCode::UNAUTHORIZED => "Not logged in",
+        StatusCode::FORBIDDEN => "Request refused",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "The request could not be completed",
+    };
+    let message = match d.code.as_str() {
+        "csrf_failed" => format!(
+            "This form was refused to protect your account ({}). Reload the page and try again.",
+            d.description
+        ),
+        _ => capitalize(&d.description),
+    };
+    let ctx = context! { title, message, correlation_id => d.correlation_id };
+    let mut r = match render("error.html", ctx) {
+        Ok(body) => html(d.status, body),
+        Err(_) => (d.status, format!("{title}: {message}")).into_response(),
+    };
+    for (name, value) in d.headers {
+        if name != header::WWW_AUTHENTICATE {
+            r.headers_mut().insert(name, value);
+        }
+    }
+    r
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
     }
 }
 

@@ -9,7 +9,8 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::domain::ClientInfo;
+use super::{cookies, AppState};
+use crate::domain::{ClientInfo, DomainError, Principal};
 
 /// A JSON body whose rejections (syntax, shape, size, content type) map to [`ApiError`].
 #[derive(Debug)]
@@ -101,23 +102,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
         let Some(value) = values.next() else {
-            return Err(crate::domain::DomainError::MissingToken.into());
+            return Err(DomainError::MissingToken.into());
         };
         if values.next().is_some() {
             return Err(ApiError::InvalidRequest(
                 "more than one Authorization header",
             ));
         }
-        let value = value.to_str().map_err(|_| {
-            ApiError::from(crate::domain::DomainError::InvalidToken { expired: false })
-        })?;
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::from(DomainError::InvalidToken { expired: false }))?;
         match value.split_once(' ') {
             Some((scheme, token))
                 if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
             {
                 Ok(Bearer(token.trim().to_owned()))
             }
-            _ => Err(crate::domain::DomainError::MissingToken.into()),
+            _ => Err(DomainError::MissingToken.into()),
         }
     }
 }
@@ -151,5 +152,41 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         Ok(Client(ClientInfo { ip, user_agent }))
+    }
+}
+
+/// The verified caller of a request with a bearer token: the token is checked once
+/// (signature or lookup, expiry, revocation records, session) by
+/// [`AuthService::verify_access`](crate::domain::AuthService::verify_access), and the
+/// handler hands the [`Principal`] to the domain.
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let Bearer(token) = Bearer::from_request_parts(parts, s).await?;
+        Ok(s.service.verify_access(&token).await?)
+    }
+}
+
+/// The caller of a browser request, from the access-token cookie
+/// ([`cookies::ACCESS_COOKIE`]): `None` without a cookie or with a token that is no longer
+/// live. Only a failure to check it (the store) is an error.
+#[derive(Debug)]
+pub struct AccessCookie(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for AccessCookie {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let Some(token) = cookies::get(&parts.headers, cookies::ACCESS_COOKIE) else {
+            return Ok(AccessCookie(None));
+        };
+        match s.service.verify_access(&token).await {
+            Ok(caller) => Ok(AccessCookie(Some(caller))),
+            Err(DomainError::InvalidToken { .. } | DomainError::MissingToken) => {
+                Ok(AccessCookie(None))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

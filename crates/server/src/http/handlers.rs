@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use wristband_jose::SecretString;
 
+use super::cookies;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, Bearer, Client};
 use super::AppState;
-use crate::domain::TokenPair;
+use crate::domain::{Principal, TokenPair};
 use crate::store::UserRecord;
 
 /// `POST /v1/login` and `POST /v1/users` body.
@@ -96,7 +97,7 @@ pub(super) enum LoginResponse {
     /// Tokens in the body.
     Body(TokenResponse),
     /// Tokens in cookies.
-    Cookie(super::session::CookieSession),
+    Cookie(CookieSession),
 }
 
 impl From<TokenPair> for TokenResponse {
@@ -130,6 +131,43 @@ impl From<UserRecord> for UserView {
             role: u.role,
         }
     }
+}
+
+/// The JSON answer to a cookie delivery: no token in it, only lifetimes.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CookieSession {
+    /// `Bearer` (on login only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "Bearer")]
+    token_type: Option<&'static str>,
+    /// Seconds until the access token expires.
+    expires_in: u64,
+    /// Unix seconds when the access token expires.
+    expires_at: i64,
+    /// Always `cookie`.
+    #[schema(value_type = String, example = "cookie")]
+    delivery: &'static str,
+}
+
+/// The JSON answer to a cookie delivery, with the cookies set.
+pub(super) fn cookie_response(s: &AppState, pair: &TokenPair, login: bool) -> Response {
+    let expires_at = s
+        .service
+        .now()
+        .saturating_add(wristband_jose::millis_i64(pair.expires_in));
+    let body = CookieSession {
+        token_type: login.then_some("Bearer"),
+        expires_in: pair.expires_in,
+        expires_at,
+        delivery: "cookie",
+    };
+    let mut r = if login {
+        no_store(Json(LoginResponse::Cookie(body)))
+    } else {
+        no_store(Json(body))
+    };
+    cookies::set(r.headers_mut(), &s.service, pair);
+    r
 }
 
 /// Token responses must not be cached (RFC 6749 §5.1).
@@ -177,7 +215,7 @@ pub(super) async fn login(
             ..TokenResponse::from(done.pair)
         }))),
         Delivery::Cookie => {
-            let mut r = super::session::cookie_response(&s, &done.pair, true);
+            let mut r = cookie_response(&s, &done.pair, true);
             super::cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
             r
         }
@@ -220,13 +258,15 @@ pub(super) async fn refresh(
 pub(super) async fn logout(
     State(s): State<AppState>,
     Client(client): Client,
-    Bearer(token): Bearer,
+    // A missing or malformed header is refused before the body, a dead token after it.
+    _: Bearer,
+    caller: Result<Principal, ApiError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let body = optional_json::<LogoutRequest>(&headers, body)?.unwrap_or_default();
     s.service
-        .logout(&token, body.refresh_token.as_deref(), &client)
+        .logout(&caller?, body.refresh_token.as_deref(), &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -244,9 +284,9 @@ pub(super) async fn logout(
 pub(super) async fn logout_all(
     State(s): State<AppState>,
     Client(client): Client,
-    Bearer(token): Bearer,
+    caller: Principal,
 ) -> Result<StatusCode, ApiError> {
-    s.service.logout_all(&token, &client).await?;
+    s.service.logout_all(&caller, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -286,11 +326,11 @@ pub(super) struct SessionList {
     ))]
 pub(super) async fn sessions(
     State(s): State<AppState>,
-    Bearer(token): Bearer,
+    caller: Principal,
 ) -> Result<Json<SessionList>, ApiError> {
     let list: Vec<SessionView> = s
         .service
-        .sessions(&token)
+        .sessions(&caller)
         .await?
         .into_iter()
         .map(|r| SessionView {
@@ -319,10 +359,12 @@ pub(super) async fn sessions(
     ))]
 pub(super) async fn delete_session(
     State(s): State<AppState>,
-    Bearer(token): Bearer,
+    // A missing or malformed header is refused before the path, a dead token after it.
+    _: Bearer,
     ApiPath(id): ApiPath<String>,
+    caller: Principal,
 ) -> Result<StatusCode, ApiError> {
-    s.service.revoke_own_session(&token, &id).await?;
+    s.service.revoke_own_session(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -339,9 +381,9 @@ pub(super) async fn delete_session(
     ))]
 pub(super) async fn me(
     State(s): State<AppState>,
-    Bearer(token): Bearer,
+    caller: Principal,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(s.service.me(&token).await?.into()))
+    Ok(Json(s.service.me(&caller).await?.into()))
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users",
@@ -369,116 +411,6 @@ pub(super) async fn register(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
-    summary = "The public signing keys (RFC 7517)",
-    responses(
-        (status = 200, description = "The key set", body = super::openapi::JwkSet, headers(("Cache-Control" = String))),
-    ))]
-pub(super) async fn jwks(State(s): State<AppState>) -> Response {
-    let max_age = s.service.config().jwks_max_age.as_secs();
-    let mut r = Json(super::openapi::JwkSet::from(&s.service.jwks())).into_response();
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    r
-}
-
-#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
-    summary = "Authorization server metadata (RFC 8414)",
-    responses(
-        (status = 200, description = "The metadata", body = ServerMetadata),
-    ))]
-pub(super) async fn metadata(State(s): State<AppState>) -> Json<ServerMetadata> {
-    let iss = s.service.issuer();
-    // Every algorithm of a published key: both during an algorithm migration.
-    let ring = s.service.keys().ring();
-    let algs = ring.algorithms().iter().map(|a| a.as_str()).collect();
-    let client_auth = vec!["client_secret_basic", "client_secret_post", "none"];
-    Json(ServerMetadata {
-        jwks_uri: format!("{iss}/.well-known/jwks.json"),
-        login_endpoint: format!("{iss}/v1/login"),
-        refresh_endpoint: format!("{iss}/v1/refresh"),
-        logout_endpoint: format!("{iss}/v1/logout"),
-        userinfo_endpoint: format!("{iss}/v1/me"),
-        token_endpoint: format!("{iss}/oauth2/token"),
-        revocation_endpoint: format!("{iss}/oauth2/revoke"),
-        introspection_endpoint: format!("{iss}/oauth2/introspect"),
-        revocation_feed_endpoint: format!("{iss}/v1/revocations"),
-        revocation_stream_endpoint: format!("{iss}/v1/revocations/stream"),
-        sessions_endpoint: format!("{iss}/v1/sessions"),
-        service_documentation: SERVICE_DOCUMENTATION,
-        wristband_openapi: format!("{iss}{}", super::openapi::PATH),
-        // What the token endpoint accepts; passwords go to the login endpoint instead.
-        grant_types_supported: vec!["refresh_token", "client_credentials"],
-        response_types_supported: Vec::new(),
-        token_endpoint_auth_methods_supported: client_auth.clone(),
-        revocation_endpoint_auth_methods_supported: client_auth,
-        introspection_endpoint_auth_methods_supported: vec![
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        access_token_signing_alg_values_supported: algs,
-        access_token_type: "at+jwt",
-        issuer: iss.to_owned(),
-    })
-}
-
-/// Where people read about the API: the rendered API document.
-pub(super) const SERVICE_DOCUMENTATION: &str =
-    concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/API.md");
-
-/// Authorization server metadata (RFC 8414), with Wristband's own endpoints.
-#[derive(Serialize, ToSchema)]
-pub(super) struct ServerMetadata {
-    /// The issuer (`iss` of every token).
-    issuer: String,
-    /// The public keys.
-    jwks_uri: String,
-    /// `POST /v1/login`.
-    login_endpoint: String,
-    /// `POST /v1/refresh`.
-    refresh_endpoint: String,
-    /// `POST /v1/logout`.
-    logout_endpoint: String,
-    /// `GET /v1/me`.
-    userinfo_endpoint: String,
-    /// `POST /oauth2/token`.
-    token_endpoint: String,
-    /// `POST /oauth2/revoke`.
-    revocation_endpoint: String,
-    /// `POST /oauth2/introspect`.
-    introspection_endpoint: String,
-    /// `GET /v1/revocations`.
-    revocation_feed_endpoint: String,
-    /// `GET /v1/revocations/stream`.
-    revocation_stream_endpoint: String,
-    /// `GET /v1/sessions`.
-    sessions_endpoint: String,
-    /// Human-readable API documentation.
-    service_documentation: &'static str,
-    /// The OpenAPI document of this service (absolute URL).
-    wristband_openapi: String,
-    /// Grants of the token endpoint.
-    grant_types_supported: Vec<&'static str>,
-    /// None: there is no authorization endpoint.
-    response_types_supported: Vec<&'static str>,
-    /// Client authentication at the token endpoint.
-    token_endpoint_auth_methods_supported: Vec<&'static str>,
-    /// Client authentication at the revocation endpoint.
-    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
-    /// Client authentication at the introspection endpoint.
-    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
-    /// Algorithms of the published keys.
-    access_token_signing_alg_values_supported: Vec<&'static str>,
-    /// The `typ` of access tokens.
-    access_token_type: &'static str,
-}
-
 /// A health answer.
 #[derive(Serialize, ToSchema)]
 pub(super) struct Health {
@@ -503,7 +435,7 @@ pub(super) async fn readyz(State(s): State<AppState>) -> Response {
     if s.service.ready().await {
         Json(Health { status: "ready" }).into_response()
     } else {
-        ApiError::from(crate::domain::DomainError::Unavailable).into_response()
+        ApiError::from(crate::domain::DomainError::unavailable()).into_response()
     }
 }
 

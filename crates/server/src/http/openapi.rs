@@ -6,14 +6,13 @@ use std::sync::LazyLock;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use super::cookies;
 
-/// Where the document is served.
-pub const PATH: &str = "/openapi.json";
+/// Where the document is served (announced in the server metadata).
+pub use super::discovery::OPENAPI_PATH as PATH;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,8 +39,8 @@ pub const PATH: &str = "/openapi.json";
         super::oauth::token,
         super::oauth::revoke,
         super::oauth::introspect,
-        super::handlers::jwks,
-        super::handlers::metadata,
+        super::discovery::jwks,
+        super::discovery::metadata,
         serve_document,
         super::handlers::healthz,
         super::handlers::readyz,
@@ -134,69 +133,4 @@ pub(super) async fn serve_document() -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
-}
-
-/// A JSON Web Key Set (RFC 7517) as published: only public members, whatever the key
-/// ring holds.
-#[derive(Serialize, ToSchema)]
-pub(super) struct JwkSet {
-    /// The keys.
-    keys: Vec<PublicJwk>,
-}
-
-/// A public JSON Web Key.
-#[derive(Serialize, ToSchema)]
-struct PublicJwk {
-    /// Key type: `RSA`, `EC`, `OKP` or `oct`.
-    kty: String,
-    /// Key id (the RFC 7638 thumbprint).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kid: Option<String>,
-    /// The one algorithm this key is for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    alg: Option<String>,
-    /// `sig`.
-    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
-    use_: Option<String>,
-    /// Permitted operations.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_ops: Option<Vec<String>>,
-    /// RSA modulus.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    n: Option<String>,
-    /// RSA public exponent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    e: Option<String>,
-    /// Curve of `EC` and `OKP` keys.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    crv: Option<String>,
-    /// Public x coordinate (`EC`) or public key (`OKP`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    x: Option<String>,
-    /// Public y coordinate (`EC`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    y: Option<String>,
-}
-
-impl From<&wristband_jose::Jwks> for JwkSet {
-    fn from(set: &wristband_jose::Jwks) -> Self {
-        JwkSet {
-            keys: set
-                .keys
-                .iter()
-                .map(|k| PublicJwk {
-                    kty: k.kty.clone(),
-                    kid: k.kid.clone(),
-                    alg: k.alg.clone(),
-                    use_: k.use_.clone(),
-                    key_ops: k.key_ops.clone(),
-                    n: k.n.clone(),
-                    e: k.e.clone(),
-                    crv: k.crv.clone(),
-                    x: k.x.clone(),
-                    y: k.y.clone(),
-                })
-                .collect(),
-        }
-    }
 }

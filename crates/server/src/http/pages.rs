@@ -3,7 +3,6 @@
 //! and every response here carries the security headers.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -11,102 +10,30 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use minijinja::{context, Environment};
+use minijinja::context;
 use serde::Serialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 use wristband_jose::SecretString;
 
 use super::cookies;
-use super::error::{ApiError, Described, PageError};
-use super::extract::{ApiBytes, ApiPath, ApiQuery, Client};
+use super::error::{ApiError, PageError};
+use super::extract::{AccessCookie, ApiBytes, ApiPath, ApiQuery, Client};
+use super::templates::{html, render};
 use super::AppState;
-use crate::domain::{DomainError, TokenInfo};
+use crate::domain::{DomainError, Principal};
 
 /// The Content-Security-Policy of every page.
 pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-const TEMPLATES: [(&str, &str); 4] = [
-    ("base.html", include_str!("../../templates/base.html")),
-    ("login.html", include_str!("../../templates/login.html")),
-    ("account.html", include_str!("../../templates/account.html")),
-    ("error.html", include_str!("../../templates/error.html")),
-];
-
 const SESSION_JS: &str = include_str!("../../static/session.js");
 const STYLE_CSS: &str = include_str!("../../static/style.css");
-
-static ENV: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    for (name, source) in TEMPLATES {
-        env.add_template(name, source)?;
-    }
-    Ok(env)
-});
-
-/// Renders a template (HTML auto-escaped).
-fn render(name: &str, ctx: minijinja::Value) -> Result<String, ApiError> {
-    let env = ENV
-        .as_ref()
-        .map_err(|e| DomainError::Internal(format!("templates: {e}")))?;
-    env.get_template(name)
-        .and_then(|t| t.render(ctx))
-        .map_err(|e| DomainError::Internal(format!("template {name}: {e}")).into())
-}
-
-fn html(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r
-}
 
 fn see_other(location: &'static str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     r.headers_mut()
         .insert(header::LOCATION, HeaderValue::from_static(location));
     r
-}
-
-/// The page shown for an error: status and a readable message, never internals.
-pub(super) fn error_page(d: Described) -> Response {
-    let title = match d.status {
-        StatusCode::UNAUTHORIZED => "Not logged in",
-        StatusCode::FORBIDDEN => "Request refused",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
-        StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
-        s if s.is_server_error() => "Something went wrong",
-        _ => "The request could not be completed",
-    };
-    let message = match d.code.as_str() {
-        "csrf_failed" => format!(
-            "This form was refused to protect your account ({}). Reload the page and try again.",
-            d.description
-        ),
-        _ => capitalize(&d.description),
-    };
-    let ctx = context! { title, message, correlation_id => d.correlation_id };
-    let mut r = match render("error.html", ctx) {
-        Ok(body) => html(d.status, body),
-        Err(_) => (d.status, format!("{title}: {message}")).into_response(),
-    };
-    for (name, value) in d.headers {
-        if name != header::WWW_AUTHENTICATE {
-            r.headers_mut().insert(name, value);
-        }
-    }
-    r
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
-        None => String::new(),
-    }
 }
 
 /// The routes of the hosted pages, with the security headers.
@@ -235,7 +162,7 @@ async fn login_form(
             cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
             Ok(r)
         }
-        Err(DomainError::InvalidRequest(_)) => login_html(
+        Err(DomainError::InvalidRequest { .. }) => login_html(
             StatusCode::BAD_REQUEST,
             "",
             Some("Usernames are 1 to 64 letters, digits and . _ @ + -"),
@@ -262,25 +189,16 @@ async fn login_form(
     }
 }
 
-/// The logged-in browser: its access token (from the cookie) and what it says. `None`
-/// when there is no cookie or the token is no longer valid.
-async fn page_session(
-    s: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(String, TokenInfo)>, PageError> {
-    let Some(at) = cookies::get(headers, cookies::ACCESS_COOKIE) else {
-        return Ok(None);
-    };
-    match s.service.authenticate(&at).await {
-        Ok(info) if info.sid.is_some() => Ok(Some((at, info))),
-        Ok(_) | Err(DomainError::InvalidToken { .. } | DomainError::MissingToken) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+/// The logged-in browser: the caller of its access cookie, when that is a user's live
+/// token. `None` when there is no cookie or the token is no longer valid.
+fn page_session(access: Result<AccessCookie, ApiError>) -> Result<Option<Principal>, PageError> {
+    let AccessCookie(caller) = access?;
+    Ok(caller.filter(|c| c.session_id().is_some()))
 }
 
 /// The session id of a page session (checked to exist in [`page_session`]).
-fn sid(info: &TokenInfo) -> &str {
-    info.sid.as_deref().unwrap_or_default()
+fn sid(caller: &Principal) -> &str {
+    caller.session_id().unwrap_or_default()
 }
 
 /// A session row of the account page.
@@ -296,16 +214,15 @@ struct SessionRow {
 
 async fn account_html(
     s: &AppState,
-    at: &str,
-    info: &TokenInfo,
+    caller: &Principal,
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<Response, PageError> {
-    let user = s.service.me(at).await?;
-    let current = sid(info);
+    let user = s.service.me(caller).await?;
+    let current = sid(caller);
     let sessions: Vec<SessionRow> = s
         .service
-        .sessions(at)
+        .sessions(caller)
         .await?
         .into_iter()
         .map(|r| SessionRow {
@@ -322,16 +239,19 @@ async fn account_html(
         sessions,
         csrf_token => s.service.keys().csrf_token(current),
         csrf_cookie => cookies::CSRF_COOKIE,
-        expires_at => info.exp,
+        expires_at => caller.expires_at(),
         server_time => s.service.now(),
         error,
     };
     Ok(html(status, render("account.html", ctx)?))
 }
 
-async fn account(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    match page_session(&s, &headers).await? {
-        Some((at, info)) => account_html(&s, &at, &info, StatusCode::OK, None).await,
+async fn account(
+    State(s): State<AppState>,
+    access: Result<AccessCookie, ApiError>,
+) -> Result<Response, PageError> {
+    match page_session(access)? {
+        Some(caller) => account_html(&s, &caller, StatusCode::OK, None).await,
         None => Ok(see_other("/login")),
     }
 }
@@ -340,17 +260,18 @@ async fn account(State(s): State<AppState>, headers: HeaderMap) -> Result<Respon
 async fn form_session(
     s: &AppState,
     headers: &HeaderMap,
+    access: Result<AccessCookie, ApiError>,
     form: &Form,
-) -> Result<Option<(String, TokenInfo)>, PageError> {
+) -> Result<Option<Principal>, PageError> {
     cookies::check_origin(headers, &s.service)?;
-    let Some((at, info)) = page_session(s, headers).await? else {
+    let Some(caller) = page_session(access)? else {
         return Ok(None);
     };
     let submitted = form
         .get(cookies::CSRF_FIELD)
         .ok_or(PageError(ApiError::CsrfFailed("missing CSRF token")))?;
-    cookies::check_token(headers, Some(submitted), &s.service, sid(&info))?;
-    Ok(Some((at, info)))
+    cookies::check_token(headers, Some(submitted), &s.service, sid(&caller))?;
+    Ok(Some(caller))
 }
 
 fn ended(location: &'static str) -> Response {
@@ -363,15 +284,16 @@ async fn revoke_session(
     State(s): State<AppState>,
     headers: HeaderMap,
     target: Result<ApiPath<String>, ApiError>,
+    access: Result<AccessCookie, ApiError>,
     PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let ApiPath(target) = target?;
     let form = Form::parse(&body);
-    let Some((at, info)) = form_session(&s, &headers, &form).await? else {
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
         return Ok(see_other("/login"));
     };
-    s.service.revoke_own_session(&at, &target).await?;
-    if target == sid(&info) {
+    s.service.revoke_own_session(&caller, &target).await?;
+    if target == sid(&caller) {
         return Ok(ended("/login?done=revoked"));
     }
     Ok(see_other("/account"))
@@ -381,13 +303,14 @@ async fn logout_all(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
+    access: Result<AccessCookie, ApiError>,
     PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
-    let Some((at, _)) = form_session(&s, &headers, &form).await? else {
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
         return Ok(see_other("/login"));
     };
-    s.service.logout_all(&at, &client).await?;
+    s.service.logout_all(&caller, &client).await?;
     Ok(ended("/login?done=logout"))
 }
 
@@ -395,13 +318,14 @@ async fn logout(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
+    access: Result<AccessCookie, ApiError>,
     PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
-    let Some((at, _)) = form_session(&s, &headers, &form).await? else {
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
         return Ok(ended("/login"));
     };
-    s.service.logout(&at, None, &client).await?;
+    s.service.logout(&caller, None, &client).await?;
     Ok(ended("/login?done=logout"))
 }
 
@@ -409,29 +333,33 @@ async fn change_password(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
+    access: Result<AccessCookie, ApiError>,
     PageBody(body): PageBody,
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
-    let Some((at, info)) = form_session(&s, &headers, &form).await? else {
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
         return Ok(see_other("/login"));
     };
     let current = SecretString::new(form.required("current_password")?.to_owned());
     let new = SecretString::new(form.required("new_password")?.to_owned());
-    match s.service.change_password(&at, current, new, &client).await {
+    match s
+        .service
+        .change_password(&caller, current, new, &client)
+        .await
+    {
         Ok(()) => Ok(ended("/login?done=password")),
         Err(DomainError::InvalidCredentials) => {
             account_html(
                 &s,
-                &at,
-                &info,
+                &caller,
                 StatusCode::FORBIDDEN,
                 Some("The current password is wrong; the password was not changed."),
             )
             .await
         }
-        Err(DomainError::InvalidRequest(text)) => {
-            let text = format!("The new password was refused: {text}.");
-            account_html(&s, &at, &info, StatusCode::BAD_REQUEST, Some(&text)).await
+        Err(DomainError::InvalidRequest { message, .. }) => {
+            let text = format!("The new password was refused: {message}.");
+            account_html(&s, &caller, StatusCode::BAD_REQUEST, Some(&text)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -461,14 +389,6 @@ fn utc(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_template_parses() {
-        assert!(ENV.is_ok(), "{:?}", ENV.as_ref().err());
-        for (name, _) in TEMPLATES {
-            assert!(ENV.as_ref().is_ok_and(|e| e.get_template(name).is_ok()));
-        }
-    }
 
     #[test]
     fn dates_are_utc() {

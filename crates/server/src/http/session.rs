@@ -4,53 +4,13 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::cookies;
 use super::error::{ApiError, ErrorBody};
-use super::extract::Client;
-use super::handlers::no_store;
+use super::extract::{AccessCookie, Client};
+use super::handlers::{cookie_response, CookieSession};
 use super::AppState;
-use crate::domain::{DomainError, TokenPair};
-
-/// The JSON answer to a cookie delivery: no token in it, only lifetimes.
-#[derive(Serialize, ToSchema)]
-pub(super) struct CookieSession {
-    /// `Bearer` (on login only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "Bearer")]
-    token_type: Option<&'static str>,
-    /// Seconds until the access token expires.
-    expires_in: u64,
-    /// Unix seconds when the access token expires.
-    expires_at: i64,
-    /// Always `cookie`.
-    #[schema(value_type = String, example = "cookie")]
-    delivery: &'static str,
-}
-
-/// The JSON answer to a cookie delivery, with the cookies set.
-pub(super) fn cookie_response(s: &AppState, pair: &TokenPair, login: bool) -> Response {
-    let expires_at = s
-        .service
-        .now()
-        .saturating_add(wristband_jose::millis_i64(pair.expires_in));
-    let body = CookieSession {
-        token_type: login.then_some("Bearer"),
-        expires_in: pair.expires_in,
-        expires_at,
-        delivery: "cookie",
-    };
-    let mut r = if login {
-        no_store(Json(super::handlers::LoginResponse::Cookie(body)))
-    } else {
-        no_store(Json(body))
-    };
-    cookies::set(r.headers_mut(), &s.service, pair);
-    r
-}
+use crate::domain::DomainError;
 
 /// An error response that also deletes the session cookies.
 fn clearing(e: ApiError) -> Response {
@@ -100,20 +60,17 @@ pub(super) async fn refresh(
 pub(super) async fn logout(
     State(s): State<AppState>,
     Client(client): Client,
+    access: Result<AccessCookie, ApiError>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     cookies::check_origin(&headers, &s.service)?;
-    let at = cookies::get(&headers, cookies::ACCESS_COOKIE);
     let rt = cookies::get(&headers, cookies::REFRESH_COOKIE);
-    // The session named by a live access token, else by the refresh token.
-    let mut live_access = None;
-    let mut sid = None;
-    if let Some(at) = &at {
-        if let Ok(info) = s.service.authenticate(at).await {
-            sid = info.sid;
-            live_access = Some(at);
-        }
-    }
+    // The session named by a live access token, else by the refresh token. An access token
+    // that cannot be checked counts as gone: the refresh token still ends the session.
+    let live_access = access.ok().and_then(|AccessCookie(caller)| caller);
+    let mut sid = live_access
+        .as_ref()
+        .and_then(|c| c.session_id().map(str::to_owned));
     if sid.is_none() {
         if let Some(rt) = &rt {
             sid = s.service.refresh_session_id(rt).await?;
@@ -121,8 +78,8 @@ pub(super) async fn logout(
     }
     if let Some(sid) = &sid {
         cookies::check_token(&headers, None, &s.service, sid)?;
-        match live_access {
-            Some(at) => s.service.logout(at, rt.as_deref(), &client).await?,
+        match &live_access {
+            Some(caller) => s.service.logout(caller, rt.as_deref(), &client).await?,
             None => {
                 if let Some(rt) = &rt {
                     s.service.logout_refresh(rt, &client).await?;

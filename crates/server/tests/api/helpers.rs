@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use wristband_jose::{FixedClock, SecretString, UnixTime};
 use wristband_server::config::{Argon2Config, Config};
 use wristband_server::domain::users;
-use wristband_server::http::App;
+use wristband_server::startup::App;
 use wristband_server::store::SqliteStore;
 use wristband_testkit::http::{Client, TestResponse};
 

@@ -40,7 +40,7 @@ async fn sync(app: &AuthService) -> Vec<&'static str> {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.event)
+        .map(|e| e.kind.as_str())
         .collect()
 }
 
@@ -164,7 +164,7 @@ async fn an_emergency_revocation_takes_effect_at_once_and_reaches_the_feed() {
     assert_eq!(t.me(&token).await.status, 200);
 
     let events = t.app.revoke_key(&leaked).await.unwrap();
-    let names: Vec<&str> = events.iter().map(|e| e.event).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(names, vec!["key_revoked", "key_published", "key_activated"]);
 
     assert_eq!(
@@ -274,14 +274,14 @@ async fn a_wrong_master_key_stops_the_start_with_a_clear_error() {
     {
         let store = std::sync::Arc::new(SqliteStore::open(&db).await.unwrap());
         let config = crate::helpers::test_config(&dir);
-        wristband_server::http::App::build_with_store(config, store, clock.clone())
+        wristband_server::startup::App::build_with_store(config, store, clock.clone())
             .await
             .unwrap();
     }
     let store = std::sync::Arc::new(SqliteStore::open(&db).await.unwrap());
     let mut config = crate::helpers::test_config(&dir);
     config.master_key = Some(wristband_jose::b64::encode([1u8; 32]).into());
-    let err = wristband_server::http::App::build_with_store(config, store, clock)
+    let err = wristband_server::startup::App::build_with_store(config, store, clock)
         .await
         .unwrap_err()
         .to_string();
@@ -348,7 +348,7 @@ async fn a_key_file_from_an_older_version_is_imported_once() {
             .await
             .unwrap(),
     );
-    let app = wristband_server::http::App::build_with_store(
+    let app = wristband_server::startup::App::build_with_store(
         crate::helpers::test_config(&dir),
         store,
         std::sync::Arc::new(wristband_jose::SystemClock),
@@ -431,7 +431,7 @@ async fn weak_hs256_secrets_are_refused() {
         let mut config = crate::helpers::test_config(&dir);
         config.alg = Algorithm::HS256;
         config.hs256_secret = Some(bad.to_owned().into());
-        let err = wristband_server::http::App::build(
+        let err = wristband_server::startup::App::build(
             config,
             std::sync::Arc::new(wristband_jose::SystemClock),
         )
@@ -473,7 +473,7 @@ async fn the_master_key_can_be_replaced_and_the_old_one_then_opens_nothing() {
         let db = db.clone();
         async move {
             let store = std::sync::Arc::new(SqliteStore::open(&db).await.unwrap());
-            wristband_server::http::App::build_with_store(config, store, clock).await
+            wristband_server::startup::App::build_with_store(config, store, clock).await
         }
     };
     let app = start(&old_text).await.unwrap();

@@ -557,7 +557,7 @@ async fn tls_with_a_missing_key_file_refuses_to_start() {
     config.tls_key = None;
     assert!(config.validate().is_err(), "cert without key");
     config.tls_key = Some(dir.path().join("missing.pem"));
-    let err = wristband_server::http::App::build(
+    let err = wristband_server::startup::App::build(
         config,
         Arc::new(wristband_jose::FixedClock::new(
             wristband_jose::UnixTime::from_secs(crate::helpers::START),

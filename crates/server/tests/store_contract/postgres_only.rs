@@ -1,7 +1,7 @@
 //! PostgreSQL behaviour that does not need a server, and `open_store` choosing the engine.
 
 use wristband_server::config::Config;
-use wristband_server::http::open_store;
+use wristband_server::startup::open_store;
 use wristband_server::store::{PgStore, StoreError};
 use wristband_testkit::postgres;
 

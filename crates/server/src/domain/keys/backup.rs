@@ -62,7 +62,7 @@ impl KeyManager {
     pub async fn import(&self, backup: &KeyExport, now: i64) -> Result<Vec<String>, DomainError> {
         self.require_stored()?;
         if backup.version != 1 {
-            return Err(DomainError::InvalidRequest(format!(
+            return Err(DomainError::invalid(format!(
                 "unknown backup version {}",
                 backup.version
             )));
@@ -73,9 +73,8 @@ impl KeyManager {
             if existing.iter().any(|r| r.kid == k.kid) {
                 continue;
             }
-            let sealed = wristband_jose::b64::decode(&k.sealed_private_key).map_err(|_| {
-                DomainError::InvalidRequest(format!("key {}: bad sealed key", k.kid))
-            })?;
+            let sealed = wristband_jose::b64::decode(&k.sealed_private_key)
+                .map_err(|_| DomainError::invalid(format!("key {}: bad sealed key", k.kid)))?;
             let record = KeyRecord {
                 kid: k.kid.clone(),
                 alg: k.alg.clone(),
@@ -91,7 +90,7 @@ impl KeyManager {
             };
             // Refuse anything the master key cannot open or whose id does not match.
             self.open_key(&record).map_err(|_| {
-                DomainError::InvalidRequest(format!(
+                DomainError::invalid(format!(
                     "key {}: cannot be opened with this master key",
                     k.kid
                 ))

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -22,10 +21,12 @@ use super::seal::MasterKey;
 use super::{audit, DomainError};
 
 mod backup;
+mod event;
 mod ring;
 
 use crate::store::{KeyChange, KeyRecord, KeyState, Store, StoreError};
 pub use backup::{ExportedKey, KeyExport};
+pub use event::{KeyEvent, KeyEventKind};
 use ring::hs_or_placeholder;
 pub use ring::{KeyRing, PolicyTemplate};
 
@@ -38,22 +39,8 @@ const MASTER_CHECK: &str = "master-key-check";
 /// Plaintext of the master-key check.
 const MASTER_CHECK_PLAINTEXT: &[u8] = b"wristband master key check v1";
 
-/// Creates a file that only the owner can read, refusing to overwrite one.
-pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    f.write_all(contents)?;
-    f.sync_all()
-}
-
 fn internal(e: impl std::fmt::Display) -> DomainError {
-    DomainError::Internal(e.to_string())
+    DomainError::internal(e.to_string())
 }
 
 /// When keys rotate and how long they stay published.
@@ -68,37 +55,6 @@ pub struct KeySchedule {
     /// A retired key stays published this long: the longest access-token lifetime plus
     /// leeway.
     pub retire_for: Duration,
-}
-
-/// Something that happened to a key, for the audit log and the CLI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyEvent {
-    /// `key_published`, `key_activated`, `key_retired`, `key_removed` or `key_revoked`.
-    pub event: &'static str,
-    /// The key.
-    pub kid: String,
-    /// Its algorithm.
-    pub alg: String,
-}
-
-impl KeyEvent {
-    fn new(event: &'static str, kid: &str, alg: &str) -> Self {
-        KeyEvent {
-            event,
-            kid: kid.to_owned(),
-            alg: alg.to_owned(),
-        }
-    }
-
-    fn audit(&self) {
-        match self.event {
-            "key_published" => audit!("key_published", kid = %self.kid, alg = %self.alg),
-            "key_activated" => audit!("key_activated", kid = %self.kid, alg = %self.alg),
-            "key_retired" => audit!("key_retired", kid = %self.kid, alg = %self.alg),
-            "key_removed" => audit!("key_removed", kid = %self.kid, alg = %self.alg),
-            _ => audit!("key_revoked", kid = %self.kid, alg = %self.alg),
-        }
-    }
 }
 
 pub(crate) enum Mode {
@@ -156,10 +112,9 @@ impl KeyManager {
         match master.open(MASTER_CHECK, &stored) {
             Ok(p) if p.as_slice() == MASTER_CHECK_PLAINTEXT => {}
             _ => {
-                return Err(DomainError::InvalidRequest(
+                return Err(DomainError::invalid(
                     "the master key does not open this database's keys: give the master key \
-                     this database was created with (--master-key-file or WRISTBAND_MASTER_KEY)"
-                        .into(),
+                     this database was created with (--master-key-file or WRISTBAND_MASTER_KEY)",
                 ))
             }
         }
@@ -177,7 +132,7 @@ impl KeyManager {
         let stored = store.secret_or_insert(REFRESH_SECRET, &sealed, now).await?;
         let secret = master
             .open(REFRESH_SECRET, &stored)
-            .map_err(|e| DomainError::Internal(format!("refresh key: {e}")))?;
+            .map_err(|e| DomainError::internal_because("refresh key", e))?;
         if secret.len() < 32 {
             return Err(internal("refresh key shorter than 32 bytes"));
         }
@@ -194,14 +149,18 @@ impl KeyManager {
             {
                 let pem = Zeroizing::new(fs::read_to_string(&path).map_err(internal)?);
                 let key = SigningKey::from_pem(schedule.alg, &pem)
-                    .map_err(|e| DomainError::Internal(format!("{}: {e}", path.display())))?;
+                    .map_err(|e| DomainError::internal_because(path.display().to_string(), e))?;
                 let record = seal_key(&master, &key, KeyState::Current, now, None)?;
                 store.insert_key(&record).await?;
                 tracing::warn!(
                     file = %path.display(),
                     "imported the signing key file into the database; the file can be deleted"
                 );
-                events.push(KeyEvent::new("key_activated", &record.kid, &record.alg));
+                events.push(KeyEvent::new(
+                    KeyEventKind::Activated,
+                    &record.kid,
+                    &record.alg,
+                ));
             }
         }
 
@@ -363,7 +322,7 @@ impl KeyManager {
         let pem = self
             .master
             .open(&record.kid, sealed)
-            .map_err(|e| DomainError::Internal(format!("key {}: {e}", record.kid)))?;
+            .map_err(|e| DomainError::internal_because(format!("key {}", record.kid), e))?;
         let pem = std::str::from_utf8(&pem).map_err(internal)?;
         let key = Arc::new(SigningKey::from_pem(alg, pem).map_err(internal)?);
         if key.kid() != record.kid {
@@ -415,18 +374,18 @@ impl KeyManager {
         match (current, next) {
             (None, Some(n)) => {
                 if self.promote(None, n, now).await? {
-                    events.push(KeyEvent::new("key_activated", &n.kid, &n.alg));
+                    events.push(KeyEvent::new(KeyEventKind::Activated, &n.kid, &n.alg));
                 }
             }
             (None, None) => {
                 if let Some(r) = self.add_key(s.alg, KeyState::Current, now, None).await? {
-                    events.push(KeyEvent::new("key_activated", &r.kid, &r.alg));
+                    events.push(KeyEvent::new(KeyEventKind::Activated, &r.kid, &r.alg));
                 }
             }
             (Some(c), Some(n)) if n.activates_at.is_none_or(|t| t <= now) => {
                 if self.promote(Some(c), n, now).await? {
-                    events.push(KeyEvent::new("key_retired", &c.kid, &c.alg));
-                    events.push(KeyEvent::new("key_activated", &n.kid, &n.alg));
+                    events.push(KeyEvent::new(KeyEventKind::Retired, &c.kid, &c.alg));
+                    events.push(KeyEvent::new(KeyEventKind::Activated, &n.kid, &n.alg));
                 }
             }
             (Some(c), None) => {
@@ -439,7 +398,7 @@ impl KeyManager {
                         let at =
                             due.max(now.saturating_add(wristband_jose::secs_i64(s.prepublish)));
                         if let Some(r) = self.add_key(s.alg, KeyState::Next, now, Some(at)).await? {
-                            events.push(KeyEvent::new("key_published", &r.kid, &r.alg));
+                            events.push(KeyEvent::new(KeyEventKind::Published, &r.kid, &r.alg));
                         }
                     }
                 }
@@ -458,7 +417,7 @@ impl KeyManager {
                 until: None,
             };
             if self.store.change_keys(&[change]).await? {
-                events.push(KeyEvent::new("key_removed", &r.kid, &r.alg));
+                events.push(KeyEvent::new(KeyEventKind::Removed, &r.kid, &r.alg));
             }
         }
         for e in &events {
@@ -497,8 +456,8 @@ impl KeyManager {
     fn require_stored(&self) -> Result<(), DomainError> {
         match self.mode {
             Mode::Stored => Ok(()),
-            Mode::Hs256(_) => Err(DomainError::InvalidRequest(
-                "HS256 mode uses one external secret: there are no stored keys to manage".into(),
+            Mode::Hs256(_) => Err(DomainError::invalid(
+                "HS256 mode uses one external secret: there are no stored keys to manage",
             )),
         }
     }
@@ -518,7 +477,7 @@ impl KeyManager {
         let mut events = Vec::new();
         let next = match rows.iter().find(|r| r.state == KeyState::Next) {
             Some(n) if !immediate => {
-                return Err(DomainError::InvalidRequest(format!(
+                return Err(DomainError::invalid(format!(
                     "key {} is already waiting to sign at {}; use --immediate to promote it now",
                     n.kid,
                     n.activates_at.unwrap_or(now)
@@ -533,15 +492,15 @@ impl KeyManager {
                 };
                 let alg = alg.unwrap_or(self.schedule.alg);
                 if alg == Algorithm::HS256 {
-                    return Err(DomainError::InvalidRequest(
-                        "stored keys are asymmetric: HS256 is a separate mode".into(),
+                    return Err(DomainError::invalid(
+                        "stored keys are asymmetric: HS256 is a separate mode",
                     ));
                 }
                 let r = self
                     .add_key(alg, KeyState::Next, now, Some(at))
                     .await?
                     .ok_or(DomainError::Conflict)?;
-                events.push(KeyEvent::new("key_published", &r.kid, &r.alg));
+                events.push(KeyEvent::new(KeyEventKind::Published, &r.kid, &r.alg));
                 r
             }
         };
@@ -551,9 +510,9 @@ impl KeyManager {
                 return Err(DomainError::Conflict);
             }
             if let Some(c) = current {
-                events.push(KeyEvent::new("key_retired", &c.kid, &c.alg));
+                events.push(KeyEvent::new(KeyEventKind::Retired, &c.kid, &c.alg));
             }
-            events.push(KeyEvent::new("key_activated", &next.kid, &next.alg));
+            events.push(KeyEvent::new(KeyEventKind::Activated, &next.kid, &next.alg));
         }
         for e in &events {
             e.audit();
@@ -584,12 +543,12 @@ impl KeyManager {
                 if !self.store.change_keys(&[change]).await? {
                     return Err(DomainError::Conflict);
                 }
-                let e = KeyEvent::new("key_removed", &key.kid, &key.alg);
+                let e = KeyEvent::new(KeyEventKind::Removed, &key.kid, &key.alg);
                 e.audit();
                 vec![e]
             }
             other => {
-                return Err(DomainError::InvalidRequest(format!(
+                return Err(DomainError::invalid(format!(
                     "key {kid} is {} already",
                     other.as_str()
                 )))
@@ -615,7 +574,7 @@ impl KeyManager {
             .find(|r| r.kid == kid)
             .ok_or(DomainError::NotFound)?;
         if !key.state.is_published() {
-            return Err(DomainError::InvalidRequest(format!(
+            return Err(DomainError::invalid(format!(
                 "key {kid} is {} already",
                 key.state.as_str()
             )));
@@ -632,12 +591,16 @@ impl KeyManager {
             let next = match rows.iter().find(|r| r.state == KeyState::Next) {
                 Some(n) => n.clone(),
                 None => {
-                    let alg = key.alg.parse().unwrap_or(self.schedule.alg);
+                    // The replacement signs with the revoked key's algorithm.
+                    let alg = key
+                        .alg
+                        .parse::<Algorithm>()
+                        .map_err(|_| internal(format!("unknown algorithm {}", key.alg)))?;
                     let r = self
                         .add_key(alg, KeyState::Next, now, Some(now))
                         .await?
                         .ok_or(DomainError::Conflict)?;
-                    events.push(KeyEvent::new("key_published", &r.kid, &r.alg));
+                    events.push(KeyEvent::new(KeyEventKind::Published, &r.kid, &r.alg));
                     r
                 }
             };
@@ -648,12 +611,12 @@ impl KeyManager {
                 at: now,
                 until: None,
             });
-            events.push(KeyEvent::new("key_activated", &next.kid, &next.alg));
+            events.push(KeyEvent::new(KeyEventKind::Activated, &next.kid, &next.alg));
         }
         if !self.store.change_keys(&changes).await? {
             return Err(DomainError::Conflict);
         }
-        events.insert(0, KeyEvent::new("key_revoked", &key.kid, &key.alg));
+        events.insert(0, KeyEvent::new(KeyEventKind::Revoked, &key.kid, &key.alg));
         for e in &events {
             e.audit();
         }
@@ -710,7 +673,7 @@ pub async fn rewrap_master_key(
     new: &MasterKey,
 ) -> Result<(usize, usize), DomainError> {
     let refuse = |what: &str| {
-        DomainError::InvalidRequest(format!(
+        DomainError::invalid(format!(
             "{what} cannot be opened with the current master key: nothing was changed"
         ))
     };
@@ -744,17 +707,15 @@ pub async fn rewrap_master_key(
 /// low-entropy and well-known secrets are refused.
 pub fn hs256_key_from_text(text: &str) -> Result<SigningKey, DomainError> {
     let text = text.trim();
-    let refuse = |e: wristband_jose::Error| {
-        DomainError::InvalidRequest(format!("HS256 secret refused: {e}"))
-    };
+    let refuse = |e: wristband_jose::Error| DomainError::invalid_because("HS256 secret refused", e);
     if text.starts_with('{') {
         let jwk: Jwk = serde_json::from_str(text)
-            .map_err(|_| DomainError::InvalidRequest("HS256 secret: not a JWK".into()))?;
+            .map_err(|_| DomainError::invalid("HS256 secret: not a JWK"))?;
         SigningKey::from_jwk(&jwk).map_err(refuse)
     } else {
         let bytes = Zeroizing::new(wristband_jose::b64::decode(text).map_err(|_| {
-            DomainError::InvalidRequest(
-                "HS256 secret: expected base64url text (at least 32 bytes) or a JWK".into(),
+            DomainError::invalid(
+                "HS256 secret: expected base64url text (at least 32 bytes) or a JWK",
             )
         })?);
         SigningKey::hs256(&bytes).map_err(refuse)

@@ -26,24 +26,27 @@ pub(super) fn server_config(
     key: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
     let bad = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
-        ConfigError(format!("{what} {}: {e}", path.display()))
+        ConfigError::because(format!("{what} {}", path.display()), e.to_string())
     };
     let certs = CertificateDer::pem_file_iter(cert)
         .map_err(|e| bad("cannot read the TLS certificate", cert, &e))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad("invalid TLS certificate", cert, &e))?;
     if certs.is_empty() {
-        return Err(ConfigError(format!("no certificate in {}", cert.display())));
+        return Err(ConfigError::new(format!(
+            "no certificate in {}",
+            cert.display()
+        )));
     }
     let key_der =
         PrivateKeyDer::from_pem_file(key).map_err(|e| bad("cannot read the TLS key", key, &e))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError(format!("TLS: {e}")))?
+        .map_err(|e| ConfigError::because("TLS", e))?
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
-        .map_err(|e| ConfigError(format!("TLS certificate and key do not fit: {e}")))?;
+        .map_err(|e| ConfigError::because("TLS certificate and key do not fit", e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

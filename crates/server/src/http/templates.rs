@@ -1,0 +1,57 @@
+//! The page templates, embedded in the binary and rendered with HTML auto-escaping.
+
+use std::sync::LazyLock;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use minijinja::Environment;
+
+use crate::domain::DomainError;
+
+const TEMPLATES: [(&str, &str); 4] = [
+    ("base.html", include_str!("../../templates/base.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    ("account.html", include_str!("../../templates/account.html")),
+    ("error.html", include_str!("../../templates/error.html")),
+];
+
+static ENV: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)?;
+    }
+    Ok(env)
+});
+
+/// Renders a template (HTML auto-escaped).
+pub(super) fn render(name: &str, ctx: minijinja::Value) -> Result<String, DomainError> {
+    let env = ENV
+        .as_ref()
+        .map_err(|e| DomainError::internal_because("templates", e))?;
+    env.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| DomainError::internal_because(format!("template {name}"), e))
+}
+
+/// An HTML response.
+pub(super) fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses() {
+        assert!(ENV.is_ok(), "{:?}", ENV.as_ref().err());
+        for (name, _) in TEMPLATES {
+            assert!(ENV.as_ref().is_ok_and(|e| e.get_template(name).is_ok()));
+        }
+    }
+}

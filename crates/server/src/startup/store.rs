@@ -1,0 +1,164 @@
+//! Opening the store named by the configuration, and the private files and directory
+//! that hold it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::StartError;
+use crate::config::{Config, ConfigError};
+use crate::store::{SqliteStore, Store};
+
+/// Opens the store named by the configuration: the `database` URL, or a SQLite file in the
+/// data directory. The data directory is made private (0700) and the SQLite file is
+/// created 0600 before SQLite opens it (its `-wal` and `-shm` files take its mode).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match config.database.as_deref() {
+        None => {
+            create_private_dir(&config.data_dir)?;
+            let path = config.data_dir.join("wristband.db");
+            private_database_file(&path, true)?;
+            Ok(Arc::new(SqliteStore::open(&path).await?))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            if let Some(path) = sqlite_url_path(url) {
+                private_database_file(&path, true)?;
+            }
+            Ok(Arc::new(SqliteStore::open_url(url).await?))
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(crate::store::PgStore::connect(url).await?))
+        }
+        Some(_) => Err(ConfigError::new(
+            "database must be a sqlite:, postgres:// or postgresql:// URL",
+        )
+        .into()),
+    }
+}
+
+/// Opens the store for commands that only read (`user list`, `client list`, `keys list`):
+/// nothing is created and no migration runs; SQLite is opened read-only and PostgreSQL
+/// sessions are read-only. A schema older than this binary's is refused with a clear
+/// error. The data directory and database file are still made private.
+pub async fn open_store_read_only(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let missing = |path: &Path| {
+        StartError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "no database at {}: nothing is stored yet (start `wristband serve` or add a user)",
+                path.display()
+            ),
+        ))
+    };
+    match config.database.as_deref() {
+        None => {
+            let path = config.data_dir.join("wristband.db");
+            if !path.exists() {
+                return Err(missing(&path));
+            }
+            create_private_dir(&config.data_dir)?;
+            private_database_file(&path, false)?;
+            Ok(Arc::new(SqliteStore::open_read_only(&path).await?))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            let path = sqlite_url_path(url);
+            if let Some(path) = &path {
+                if !path.exists() {
+                    return Err(missing(path));
+                }
+                private_database_file(path, false)?;
+            }
+            Ok(Arc::new(SqliteStore::open_url_read_only(url).await?))
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
+            Arc::new(crate::store::PgStore::connect_read_only(url).await?),
+        ),
+        Some(_) => Err(ConfigError::new(
+            "database must be a sqlite:, postgres:// or postgresql:// URL",
+        )
+        .into()),
+    }
+}
+
+/// The file of a `sqlite:` URL, when it names one (not `:memory:`).
+fn sqlite_url_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let file = rest.split('?').next().unwrap_or_default();
+    (!file.is_empty() && !file.starts_with(":memory:")).then(|| std::path::PathBuf::from(file))
+}
+
+/// Creates a directory that only the owner can enter (0700), or tightens an existing one
+/// that the group or others may use, with a warning. Refuses, with an error naming the
+/// directory, when it cannot be tightened (e.g. it belongs to someone else).
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot restrict the data directory {} to its owner (mode {mode:o} to 0700):                  {e}; the database in it would hold password hashes and sessions readable by                  others. Fix its owner or mode, or choose another --data-dir",
+                path.display()
+            ),
+        )
+    })?;
+    tracing::warn!(
+        dir = %path.display(),
+        "tightened the data directory from mode {mode:o} to 700: only its owner may read it"
+    );
+    Ok(())
+}
+
+/// Makes a SQLite database file private before SQLite opens it: created 0600 when
+/// missing (if `create`), tightened to 0600 (with a warning) when the group or others may
+/// read it; its `-wal` and `-shm` files too, when they exist. SQLite gives new `-wal` and
+/// `-shm` files the mode of the database file.
+pub fn private_database_file(path: &Path, create: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if create && !path.exists() {
+        // `create` without `truncate`: a file created meanwhile by another process is kept.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+    }
+    let mut names = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name.into());
+    }
+    for file in names {
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            continue;
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot restrict {} to its owner (mode {mode:o} to 0600): {e}",
+                    file.display()
+                ),
+            )
+        })?;
+        tracing::warn!(
+            file = %file.display(),
+            "tightened a database file from mode {mode:o} to 600: only its owner may read it"
+        );
+    }
+    Ok(())
+}
