@@ -216,7 +216,7 @@ impl AuthService {
         };
         // A resource server's own token names the feed (see `feed_audience`), whatever
         // audiences were registered for it.
-        let audiences = if client.kind == super::oauth::KIND_RESOURCE_SERVER {
+        let audiences = if client.kind == crate::store::ClientKind::ResourceServer {
             vec![self.feed_audience()]
         } else {
             client.audiences

@@ -2,14 +2,21 @@
 //! several auth instances share one database.
 
 use async_trait::async_trait;
+use wristband_jose::Algorithm;
 
+use crate::config::TokenFormat;
+
+mod core;
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::PgStore;
+pub use rows::UnknownValue;
 pub use sqlite::SqliteStore;
 
-/// A storage failure, as the domain sees it.
+/// A storage failure, as the domain sees it. The database's own error, when there is one,
+/// is the [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -18,10 +25,32 @@ pub enum StoreError {
     Conflict,
     /// The database cannot be reached or is overloaded; the caller may retry later.
     #[error("store unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// Anything else.
+    Unavailable(#[source] sqlx::Error),
+    /// A stored row holds a value this version cannot read, such as an unknown algorithm:
+    /// the row is corrupt (its column and value are in the source).
+    #[error("a stored row cannot be read")]
+    Corrupt(#[source] sqlx::Error),
+    /// The database refused a statement, for a reason other than the ones above.
     #[error("store error")]
-    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Database(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("store error")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The schema is older than this binary's, and the store was opened read-only.
+    #[error("store error")]
+    SchemaTooOld(#[source] SchemaTooOld),
+    /// Users that differ only by case stop an old database from being upgraded.
+    #[error("store error")]
+    UsernameCollision(#[source] UsernameCollision),
+    /// A PostgreSQL schema name that is not plain lower-case ASCII.
+    #[error("invalid schema name {0:?}")]
+    InvalidSchemaName(String),
+    /// A [`KeyChange`] to [`KeyState::Next`]: a key becomes next only when it is added.
+    #[error("a key becomes next only when added")]
+    InvalidKeyChange,
+    /// [`PgStore::drop_schema`] on a store that was not opened in its own schema.
+    #[error("only a store opened in its own schema can drop it")]
+    NotOwnSchema,
 }
 
 /// The database schema is older than this binary's: a command that only reads does not
@@ -48,10 +77,7 @@ pub(crate) fn check_schema_version(
     let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
     let applied = applied.unwrap_or(0);
     if applied < expected {
-        return Err(StoreError::Other(Box::new(SchemaTooOld {
-            applied,
-            expected,
-        })));
+        return Err(StoreError::SchemaTooOld(SchemaTooOld { applied, expected }));
     }
     Ok(())
 }
@@ -60,7 +86,7 @@ pub(crate) fn check_schema_version(
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A stored user. Never serialised to clients: the HTTP layer has its own types.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRecord {
     /// Stable opaque id, used as the token `sub`.
     pub id: String,
@@ -77,7 +103,7 @@ pub struct UserRecord {
 }
 
 /// A session: one login, one refresh-token family.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRecord {
     /// Session id, the token `sid`.
     pub id: String,
@@ -104,7 +130,7 @@ pub struct SessionRecord {
 }
 
 /// Where a refresh-token hash sits in its family.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefreshRecord {
     /// Its session.
     pub session_id: String,
@@ -113,7 +139,7 @@ pub struct RefreshRecord {
 }
 
 /// Login-throttle state for one key (an account, an IP, or both).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct ThrottleRecord {
     /// Failures in the current window.
     pub failures: i64,
@@ -179,6 +205,40 @@ pub struct RevocationRecord {
     pub expires_at: i64,
 }
 
+/// What a registered client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKind {
+    /// Gets access tokens.
+    Service,
+    /// Also introspects tokens and reads the revocation feed.
+    ResourceServer,
+}
+
+impl ClientKind {
+    /// The stored and wire name: `service` or `resource-server`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Service => "service",
+            ClientKind::ResourceServer => "resource-server",
+        }
+    }
+
+    /// Parses a stored or wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "service" => Some(ClientKind::Service),
+            "resource-server" => Some(ClientKind::ResourceServer),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ClientKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A registered OAuth client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
@@ -186,23 +246,22 @@ pub struct ClientRecord {
     pub id: String,
     /// Unique name.
     pub name: String,
-    /// `service` (gets tokens) or `resource-server` (also introspects and reads the
-    /// revocation feed).
-    pub kind: String,
+    /// What it may do.
+    pub kind: ClientKind,
     /// SHA-256 of the secret.
     pub secret_hash: Vec<u8>,
     /// Scopes it may ask for.
     pub scopes: Vec<String>,
     /// Audiences it may ask for; the first is the default.
     pub audiences: Vec<String>,
-    /// `jwt` or `opaque`.
-    pub token_format: String,
+    /// The access tokens it gets.
+    pub token_format: TokenFormat,
     /// Registration time.
     pub created_at: i64,
 }
 
 /// An opaque access token, stored under the SHA-256 of the token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OpaqueTokenRecord {
     /// Token id, for revocation.
     pub jti: String,
@@ -245,7 +304,7 @@ pub(crate) fn refuse_collisions(groups: Vec<String>) -> StoreResult<()> {
     if groups.is_empty() {
         Ok(())
     } else {
-        Err(StoreError::Other(Box::new(UsernameCollision { groups })))
+        Err(StoreError::UsernameCollision(UsernameCollision { groups }))
     }
 }
 
@@ -314,8 +373,8 @@ impl KeyState {
 pub struct KeyRecord {
     /// Key id: the RFC 7638 thumbprint.
     pub kid: String,
-    /// JWS algorithm name.
-    pub alg: String,
+    /// JWS algorithm.
+    pub alg: Algorithm,
     /// Life-cycle state.
     pub state: KeyState,
     /// Sealed PKCS#8 PEM; `None` once removed or revoked.

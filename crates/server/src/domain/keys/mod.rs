@@ -82,11 +82,11 @@ pub struct KeyEvent {
 }
 
 impl KeyEvent {
-    fn new(event: &'static str, kid: &str, alg: &str) -> Self {
+    fn new(event: &'static str, kid: &str, alg: &Algorithm) -> Self {
         KeyEvent {
             event,
             kid: kid.to_owned(),
-            alg: alg.to_owned(),
+            alg: alg.as_str().to_owned(),
         }
     }
 
@@ -352,10 +352,7 @@ impl KeyManager {
         {
             return Ok(Arc::clone(k));
         }
-        let alg = record
-            .alg
-            .parse::<Algorithm>()
-            .map_err(|_| internal(format!("unknown algorithm {}", record.alg)))?;
+        let alg = record.alg;
         let sealed = record
             .private_key
             .as_deref()
@@ -632,7 +629,7 @@ impl KeyManager {
             let next = match rows.iter().find(|r| r.state == KeyState::Next) {
                 Some(n) => n.clone(),
                 None => {
-                    let alg = key.alg.parse().unwrap_or(self.schedule.alg);
+                    let alg = key.alg;
                     let r = self
                         .add_key(alg, KeyState::Next, now, Some(now))
                         .await?
@@ -687,7 +684,7 @@ fn seal_key(
         .ok_or_else(|| internal("stored keys are asymmetric"))?;
     Ok(KeyRecord {
         kid: key.kid().to_owned(),
-        alg: key.algorithm().as_str().to_owned(),
+        alg: key.algorithm(),
         state,
         private_key: Some(master.seal(key.kid(), pem.as_bytes())?),
         public_jwk: serde_json::to_string(&jwk).map_err(internal)?,
