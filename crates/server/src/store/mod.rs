@@ -15,6 +15,30 @@ pub use postgres::PgStore;
 pub use rows::UnknownValue;
 pub use sqlite::SqliteStore;
 
+/// `as_str` (the stored name, which is also the wire name where there is one), `parse`
+/// (`None` for an unknown name) and `Display` for an enum stored as text.
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        impl $ty {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text,)* }
+            }
+
+            /// Parses a stored name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($ty::$variant),)* _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+
 /// A storage failure, as the domain sees it. The database's own error, when there is one,
 /// is the [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
@@ -68,14 +92,21 @@ pub struct SchemaTooOld {
     pub expected: i64,
 }
 
-/// Refuses a database whose newest applied migration (`None`: none at all) is older than
-/// the newest of `migrator`.
+/// Refuses a database whose newest applied migration, as [`core::APPLIED_MIGRATION`]
+/// answered, is older than the newest of `migrator`. A database where `missing_table`
+/// holds for the error was never migrated at all.
 pub(crate) fn check_schema_version(
-    applied: Option<i64>,
+    answer: Result<Option<i64>, sqlx::Error>,
+    missing_table: fn(&dyn sqlx::error::DatabaseError) -> bool,
+    map_err: fn(sqlx::Error) -> StoreError,
     migrator: &sqlx::migrate::Migrator,
 ) -> StoreResult<()> {
+    let applied = match answer {
+        Ok(applied) => applied.unwrap_or(0),
+        Err(sqlx::Error::Database(e)) if missing_table(&*e) => 0,
+        Err(e) => return Err(map_err(e)),
+    };
     let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied = applied.unwrap_or(0);
     if applied < expected {
         return Err(StoreError::SchemaTooOld(SchemaTooOld { applied, expected }));
     }
@@ -162,28 +193,12 @@ pub enum RevocationKind {
     Kid,
 }
 
-impl RevocationKind {
-    /// The stored and wire name: `jti`, `sid` or `sub`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationKind::Jti => "jti",
-            RevocationKind::Sid => "sid",
-            RevocationKind::Sub => "sub",
-            RevocationKind::Kid => "kid",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "jti" => Some(RevocationKind::Jti),
-            "sid" => Some(RevocationKind::Sid),
-            "sub" => Some(RevocationKind::Sub),
-            "kid" => Some(RevocationKind::Kid),
-            _ => None,
-        }
-    }
-}
+text_enum!(RevocationKind {
+    Jti = "jti",
+    Sid = "sid",
+    Sub = "sub",
+    Kid = "kid",
+});
 
 /// A revocation, as stored and as pushed to verifiers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,30 +229,10 @@ pub enum ClientKind {
     ResourceServer,
 }
 
-impl ClientKind {
-    /// The stored and wire name: `service` or `resource-server`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientKind::Service => "service",
-            ClientKind::ResourceServer => "resource-server",
-        }
-    }
-
-    /// Parses a stored or wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "service" => Some(ClientKind::Service),
-            "resource-server" => Some(ClientKind::ResourceServer),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for ClientKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
+text_enum!(ClientKind {
+    Service = "service",
+    ResourceServer = "resource-server",
+});
 
 /// A registered OAuth client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,30 +333,15 @@ pub enum KeyState {
     Revoked,
 }
 
+text_enum!(KeyState {
+    Next = "next",
+    Current = "current",
+    Retired = "retired",
+    Removed = "removed",
+    Revoked = "revoked",
+});
+
 impl KeyState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Next => "next",
-            KeyState::Current => "current",
-            KeyState::Retired => "retired",
-            KeyState::Removed => "removed",
-            KeyState::Revoked => "revoked",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "next" => KeyState::Next,
-            "current" => KeyState::Current,
-            "retired" => KeyState::Retired,
-            "removed" => KeyState::Removed,
-            "revoked" => KeyState::Revoked,
-            _ => return None,
-        })
-    }
-
     /// True for the states whose public key is in the JWKS.
     pub fn is_published(self) -> bool {
         matches!(self, KeyState::Next | KeyState::Current | KeyState::Retired)
@@ -479,15 +459,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Throttle state for a key.
     async fn throttle(&self, key: &str) -> StoreResult<ThrottleRecord>;
-    /// Throttle state for several keys, in the order given: one round trip where the store
-    /// allows it (every login reads three keys).
-    async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>> {
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            out.push(self.throttle(key).await?);
-        }
-        Ok(out)
-    }
+    /// Throttle state for several keys, in the order given, in one round trip (every login
+    /// reads three keys).
+    async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>>;
     /// Atomically counts one failure for a key, starting a new window when the current one
     /// is older than `window_secs`, and returns the new state.
     async fn record_failure(

@@ -10,11 +10,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::mpsc::error::TrySendError;
 
-use super::core::{self, THROTTLE_COLS};
-use super::{StoreError, StoreResult, ThrottleRecord};
+use super::core;
+use super::{StoreError, StoreResult};
 
 /// Connections per pool.
 const MAX_CONNECTIONS: u32 = 16;
@@ -137,16 +138,14 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        let applied: Option<i64> = match sqlx::query_scalar(core::APPLIED_MIGRATION)
-            .fetch_one(&pool)
-            .await
-        {
-            Ok(v) => v,
-            // undefined_table: never migrated at all.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
-            Err(e) => return Err(map_err(e)),
-        };
-        super::check_schema_version(applied, &sqlx::migrate!("./migrations/postgres"))?;
+        super::check_schema_version(
+            sqlx::query_scalar(core::APPLIED_MIGRATION)
+                .fetch_one(&pool)
+                .await,
+            |e| e.code().as_deref() == Some("42P01"), // undefined_table
+            map_err,
+            &sqlx::migrate!("./migrations/postgres"),
+        )?;
         Ok(PgStore {
             pool,
             schema: None,
@@ -211,36 +210,9 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    /// Serialises the transactions that add revocations, so that ids commit in order (see
-    /// the module documentation). Released at commit or rollback.
-    async fn lock_revocations(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
-        sqlx::query("LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut **tx)
-            .await
-            .map(drop)
-            .map_err(map_err)
-    }
-}
-
-core::impl_store! {
-    store: PgStore,
-    database: Postgres,
-    // Byte order, as SQLite sorts, whatever the database's locale.
-    byte_order: " COLLATE \"C\"",
-    greatest: "GREATEST",
-
-    async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>> {
-        let wanted: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-        let sql = format!("SELECT {THROTTLE_COLS} FROM login_throttle WHERE key = ANY($1)");
-        let rows = sqlx::query_as::<_, super::rows::KeyedThrottle>(&sql)
-            .bind(&wanted)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(super::in_key_order(keys, rows.into_iter().map(|r| (r.key, r.record))))
-    }
-
-    async fn try_lead(&self, name: &str) -> StoreResult<bool> {
+    /// [`Store::try_lead`](super::Store::try_lead): a session-level advisory lock, held by
+    /// a connection kept out of the pool.
+    async fn lead(&self, name: &str) -> StoreResult<bool> {
         let mut slot = self.leader.lock().await;
         if slot.is_none() {
             let conn = self.pool.acquire().await.map_err(map_err)?.detach();
@@ -260,11 +232,10 @@ core::impl_store! {
                 .map(|_| true)
         } else {
             let schema = self.schema.as_deref().unwrap_or("public");
-            sqlx::query("SELECT pg_try_advisory_lock($1)")
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                 .bind(lock_key(schema, name))
                 .fetch_one(&mut leader.conn)
                 .await
-                .and_then(|row| row.try_get::<bool, _>(0))
         };
         match result {
             Ok(true) => {
@@ -283,13 +254,21 @@ core::impl_store! {
         }
     }
 
-    fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+    /// [`Store::revocation_wakeups`](super::Store::revocation_wakeups), from LISTEN.
+    fn listen_revocations(&self) -> tokio::sync::mpsc::Receiver<()> {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let pool = self.pool.clone();
         let schema = self.schema.clone().unwrap_or_default();
         tokio::spawn(async move {
             loop {
-                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                let listener = async {
+                    let mut listener = PgListener::connect_with(&pool).await?;
+                    listener
+                        .listen(REVOCATIONS_CHANNEL)
+                        .await
+                        .map(|()| listener)
+                };
+                let mut listener = match listener.await {
                     Ok(l) => l,
                     Err(e) => {
                         tracing::warn!(error = %e, "revocation notifications: cannot listen; retrying");
@@ -297,11 +276,6 @@ core::impl_store! {
                         continue;
                     }
                 };
-                if let Err(e) = listener.listen(REVOCATIONS_CHANNEL).await {
-                    tracing::warn!(error = %e, "revocation notifications: LISTEN failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
                 loop {
                     match listener.try_recv().await {
                         Ok(Some(n)) => {
@@ -319,8 +293,8 @@ core::impl_store! {
                         }
                     }
                     match tx.try_send(()) {
-                        Ok(()) | Err(tokio::sync::mpsc::error::TrySendError::Full(())) => {}
-                        Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return,
+                        Ok(()) | Err(TrySendError::Full(())) => {}
+                        Err(TrySendError::Closed(())) => return,
                     }
                 }
                 if tx.is_closed() {
@@ -329,6 +303,32 @@ core::impl_store! {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
-        Some(rx)
+        rx
+    }
+
+    /// Serialises the transactions that add revocations, so that ids commit in order (see
+    /// the module documentation). Released at commit or rollback.
+    async fn lock_revocations(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
+        sqlx::query("LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut **tx)
+            .await
+            .map(drop)
+            .map_err(map_err)
+    }
+}
+
+core::impl_store! {
+    store: PgStore,
+    database: Postgres,
+    // Byte order, as SQLite sorts, whatever the database's locale.
+    byte_order: " COLLATE \"C\"",
+    greatest: "GREATEST",
+
+    async fn try_lead(&self, name: &str) -> StoreResult<bool> {
+        self.lead(name).await
+    }
+
+    fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        Some(self.listen_revocations())
     }
 }

@@ -19,34 +19,22 @@ pub struct UnknownValue {
     pub value: String,
 }
 
-/// Reads the text column `column` and parses it; a value `parse` refuses is a decode error
-/// of that column, never a silent default.
-fn parsed<'r, R, T>(
-    row: &'r R,
+/// Parses the text `value` of `column`; a value `parse` refuses is a decode error of that
+/// column, never a silent default.
+fn parsed<T>(
     column: &'static str,
+    value: String,
     parse: impl FnOnce(&str) -> Option<T>,
-) -> Result<T, sqlx::Error>
-where
-    R: Row,
-    &'r str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let value: String = row.try_get(column)?;
+) -> Result<T, sqlx::Error> {
     parse(&value).ok_or_else(|| sqlx::Error::ColumnDecode {
         index: column.to_owned(),
         source: Box::new(UnknownValue { column, value }),
     })
 }
 
-/// The words of a space-separated list column.
-fn words<'r, R>(row: &'r R, column: &'static str) -> Result<Vec<String>, sqlx::Error>
-where
-    R: Row,
-    &'r str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let text: String = row.try_get(column)?;
-    Ok(text.split_whitespace().map(str::to_owned).collect())
+/// The words of a space-separated list.
+fn words(text: String) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
 }
 
 /// Implements [`FromRow`] for a record, for every engine that decodes text, blobs and
@@ -71,17 +59,21 @@ macro_rules! from_row {
 from_row!(ClientRecord, |row| ClientRecord {
     id: row.try_get("id")?,
     name: row.try_get("name")?,
-    kind: parsed(row, "kind", ClientKind::parse)?,
+    kind: parsed("kind", row.try_get("kind")?, ClientKind::parse)?,
     secret_hash: row.try_get("secret_hash")?,
-    scopes: words(row, "scopes")?,
-    audiences: words(row, "audiences")?,
-    token_format: parsed(row, "token_format", TokenFormat::parse)?,
+    scopes: words(row.try_get("scopes")?),
+    audiences: words(row.try_get("audiences")?),
+    token_format: parsed(
+        "token_format",
+        row.try_get("token_format")?,
+        TokenFormat::parse
+    )?,
     created_at: row.try_get("created_at")?,
 });
 
 from_row!(RevocationRecord, |row| RevocationRecord {
     id: row.try_get("id")?,
-    kind: parsed(row, "kind", RevocationKind::parse)?,
+    kind: parsed("kind", row.try_get("kind")?, RevocationKind::parse)?,
     value: row.try_get("value")?,
     before: row.try_get("before")?,
     before_ms: row.try_get("before_ms")?,
@@ -91,8 +83,8 @@ from_row!(RevocationRecord, |row| RevocationRecord {
 
 from_row!(KeyRecord, |row| KeyRecord {
     kid: row.try_get("kid")?,
-    alg: parsed(row, "alg", |s| s.parse::<Algorithm>().ok())?,
-    state: parsed(row, "state", KeyState::parse)?,
+    alg: parsed("alg", row.try_get("alg")?, |s| s.parse::<Algorithm>().ok())?,
+    state: parsed("state", row.try_get("state")?, KeyState::parse)?,
     private_key: row.try_get("private_key")?,
     public_jwk: row.try_get("public_jwk")?,
     created_at: row.try_get("created_at")?,

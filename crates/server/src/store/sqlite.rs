@@ -7,8 +7,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::core::{self, THROTTLE_COLS};
-use super::{StoreError, StoreResult, ThrottleRecord};
+use super::core;
+use super::{StoreError, StoreResult};
 
 /// SQLite-backed [`Store`](super::Store).
 #[derive(Debug, Clone)]
@@ -29,81 +29,61 @@ fn map_err(e: sqlx::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and runs the embedded migrations.
     pub async fn open(path: &Path) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL survives a process crash (SIGKILL) without losing committed
-            // transactions; FULL also survives power loss at a cost per commit.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        Self::connect(options).await
+        Self::connect(SqliteConnectOptions::new().filename(path)).await
     }
 
     /// Opens a database from a `sqlite:` URL.
     pub async fn open_url(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(map_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        Self::connect(options).await
+        Self::connect(SqliteConnectOptions::from_str(url).map_err(map_err)?).await
     }
 
     /// Opens an existing database file read-only, for commands that only list: nothing is
     /// created, no migration runs, and a schema older than this binary's is refused.
     pub async fn open_read_only(path: &Path) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .read_only(true)
-            .create_if_missing(false)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        Self::connect_read_only(options).await
+        Self::connect_read_only(SqliteConnectOptions::new().filename(path)).await
     }
 
     /// Like [`SqliteStore::open_read_only`], from a `sqlite:` URL.
     pub async fn open_url_read_only(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(map_err)?
-            .read_only(true)
-            .create_if_missing(false)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        Self::connect_read_only(options).await
+        Self::connect_read_only(SqliteConnectOptions::from_str(url).map_err(map_err)?).await
+    }
+
+    async fn pool(options: SqliteConnectOptions, connections: u32) -> StoreResult<SqlitePool> {
+        SqlitePoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(
+                options
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5)),
+            )
+            .await
+            .map_err(map_err)
     }
 
     async fn connect_read_only(options: SqliteConnectOptions) -> StoreResult<Self> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
         // The journal mode is left as the file has it (WAL, set by the writers).
-        let applied: Option<i64> = match sqlx::query_scalar(core::APPLIED_MIGRATION)
-            .fetch_one(&pool)
-            .await
-        {
-            Ok(v) => v,
-            // Never migrated at all.
-            Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
-            Err(e) => return Err(map_err(e)),
-        };
-        super::check_schema_version(applied, &sqlx::migrate!("./migrations/sqlite"))?;
+        let options = options.read_only(true).create_if_missing(false);
+        let pool = Self::pool(options, 1).await?;
+        super::check_schema_version(
+            sqlx::query_scalar(core::APPLIED_MIGRATION)
+                .fetch_one(&pool)
+                .await,
+            |e| e.message().contains("no such table"),
+            map_err,
+            &sqlx::migrate!("./migrations/sqlite"),
+        )?;
         Ok(SqliteStore { pool })
     }
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL survives a process crash (SIGKILL) without losing committed
+            // transactions; FULL also survives power loss at a cost per commit.
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = Self::pool(options, 8).await?;
         Self::check_username_collisions(&pool).await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
@@ -161,21 +141,4 @@ core::impl_store! {
     database: Sqlite,
     byte_order: "",
     greatest: "max",
-
-    async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let params: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {THROTTLE_COLS} FROM login_throttle WHERE key IN ({})",
-            params.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, super::rows::KeyedThrottle>(&sql);
-        for key in keys {
-            query = query.bind(*key);
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
-        Ok(super::in_key_order(keys, rows.into_iter().map(|r| (r.key, r.record))))
-    }
 }
