@@ -73,10 +73,10 @@ macro_rules! impl_store {
         mod shared {
             #[allow(clippy::wildcard_imports)]
             use super::*;
-            use $crate::store::rows::KeyedThrottle;
-            use $crate::store::{in_key_order, core::{
+            use $crate::store::core::{
                 CLIENT_COLS, KEY_COLS, REVOCATION_COLS, SESSION_COLS, THROTTLE_COLS, USER_COLS,
-            }};
+            };
+            use $crate::store::rows::{in_key_order, KeyedThrottle};
             use $crate::store::{
                 ClientRecord, KeyChange, KeyRecord, KeyState, OpaqueTokenRecord, RefreshRecord,
                 RevocationKind, RevocationRecord, SessionRecord, Store, StoreError, StoreResult,
@@ -304,7 +304,7 @@ macro_rules! impl_store {
                         query = query.bind(*key);
                     }
                     let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
-                    Ok(in_key_order(keys, rows.into_iter().map(|r| (r.key, r.record))))
+                    Ok(in_key_order(keys, &rows))
                 }
 
                 async fn record_failure(&self, key: &str, now: i64, window_secs: i64)

@@ -303,21 +303,6 @@ pub(crate) fn refuse_collisions(groups: Vec<String>) -> StoreResult<()> {
     }
 }
 
-/// Throttle records found for some of `keys`, answered in the order asked (unknown keys
-/// empty, repeated keys repeated): what [`Store::throttles`] returns.
-pub(crate) fn in_key_order(
-    keys: &[&str],
-    found: impl IntoIterator<Item = (String, ThrottleRecord)>,
-) -> Vec<ThrottleRecord> {
-    let mut out = vec![ThrottleRecord::default(); keys.len()];
-    for (key, record) in found {
-        for (slot, _) in out.iter_mut().zip(keys).filter(|(_, k)| **k == key) {
-            *slot = record;
-        }
-    }
-    out
-}
-
 /// Where a signing key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyState {

@@ -86,17 +86,12 @@ fn unavailable_code(code: &str) -> bool {
 /// A schema name that needs no quoting: lower-case ASCII letters, digits and `_`, not
 /// starting with a digit, at most 63 bytes.
 fn check_schema(schema: &str) -> StoreResult<()> {
-    let ok = !schema.is_empty()
-        && schema.len() <= 63
+    let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
+    let ok = (1..=63).contains(&schema.len())
         && !schema.starts_with(|c: char| c.is_ascii_digit())
-        && schema
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidSchemaName(schema.to_owned()))
-    }
+        && schema.bytes().all(plain);
+    ok.then_some(())
+        .ok_or_else(|| StoreError::InvalidSchemaName(schema.to_owned()))
 }
 
 impl PgStore {
@@ -132,12 +127,7 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(map_err)?
             .options([("default_transaction_read_only", "on")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
+        let pool = Self::pool(options, 1).await?;
         super::check_schema_version(
             sqlx::query_scalar(core::APPLIED_MIGRATION)
                 .fetch_one(&pool)
@@ -146,30 +136,35 @@ impl PgStore {
             map_err,
             &sqlx::migrate!("./migrations/postgres"),
         )?;
-        Ok(PgStore {
-            pool,
-            schema: None,
-            leader: std::sync::Arc::default(),
-        })
+        Ok(Self::with(pool, None))
     }
 
-    async fn open(options: PgConnectOptions, schema: Option<String>) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+    async fn pool(options: PgConnectOptions, connections: u32) -> StoreResult<PgPool> {
+        PgPoolOptions::new()
+            .max_connections(connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(map_err)?;
+            .map_err(map_err)
+    }
+
+    fn with(pool: PgPool, schema: Option<String>) -> Self {
+        let leader = std::sync::Arc::default();
+        PgStore {
+            pool,
+            schema,
+            leader,
+        }
+    }
+
+    async fn open(options: PgConnectOptions, schema: Option<String>) -> StoreResult<Self> {
+        let pool = Self::pool(options, MAX_CONNECTIONS).await?;
         Self::check_username_collisions(&pool).await?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
             .map_err(|e| core::map_migrate(e, map_err))?;
-        Ok(PgStore {
-            pool,
-            schema,
-            leader: std::sync::Arc::default(),
-        })
+        Ok(Self::with(pool, schema))
     }
 
     /// Before migration 0003 makes usernames unique regardless of case: refuses a database

@@ -103,3 +103,10 @@ pub(super) struct KeyedThrottle {
     #[sqlx(flatten)]
     pub(super) record: ThrottleRecord,
 }
+
+/// The records of `keys` among those `found`, in the order asked (unknown keys empty,
+/// repeated keys repeated): what [`Store::throttles`](super::Store::throttles) returns.
+pub(super) fn in_key_order(keys: &[&str], found: &[KeyedThrottle]) -> Vec<ThrottleRecord> {
+    let record = |key: &str| found.iter().find(|f| f.key == key).map(|f| f.record);
+    keys.iter().map(|k| record(k).unwrap_or_default()).collect()
+}
