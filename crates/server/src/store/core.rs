@@ -1,8 +1,9 @@
 //! The SQL both engines share, written once. sqlx binds `$N` placeholders on SQLite too, so
 //! one statement text serves both; [`impl_store!`] instantiates every shared [`Store`]
 //! method for an engine's store type. What really differs stays in the engine files:
-//! connecting and migrations, which errors mean "unavailable", array parameters, byte-order
-//! collation, `GREATEST` vs `max`, the revocation lock, leadership and LISTEN/NOTIFY.
+//! connecting and migrations, which errors mean "unavailable", byte-order collation,
+//! `GREATEST` vs `max`, the revocation lock, leadership and LISTEN/NOTIFY. (Several keys
+//! are read with an `IN ($1, $2, …)` list, which both engines take, rather than an array.)
 //!
 //! [`Store`]: super::Store
 
