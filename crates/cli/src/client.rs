@@ -198,7 +198,7 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                         c.name,
                         c.id,
                         c.kind,
-                        c.token_format,
+                        c.token_format.as_str(),
                         c.scopes.join(" "),
                         c.audiences.join(" ")
                     )?;

@@ -312,7 +312,7 @@ fn print_keys(rows: Vec<KeyRecord>, out: &mut dyn Write) -> anyhow::Result<()> {
             out,
             "{:<44} {:<6} {:<8} {}{note}",
             r.kid,
-            r.alg,
+            r.alg.as_str(),
             r.state.as_str(),
             ts(Some(since))
         )?;

@@ -123,7 +123,7 @@ impl From<StoreError> for DomainError {
         match e {
             StoreError::Conflict => DomainError::Conflict,
             StoreError::Unavailable(source) => DomainError::Unavailable {
-                source: Some(source),
+                source: Some(Box::new(source)),
             },
             other => DomainError::internal_because("store", other),
         }
@@ -151,23 +151,22 @@ mod tests {
 
     #[test]
     fn a_store_failure_keeps_its_cause() {
-        let io = std::io::Error::other("disk on fire");
-        let e = DomainError::from(StoreError::Other(Box::new(io)));
+        let cause = sqlx::Error::Protocol("disk on fire".into());
+        let e = DomainError::from(StoreError::Database(cause));
         assert!(matches!(e, DomainError::Internal { .. }));
         assert_eq!(
             Chain(&e).to_string(),
-            "internal error: store: store error: disk on fire"
+            "internal error: store: store error: encountered unexpected or invalid data: disk on fire"
         );
     }
 
     #[test]
     fn an_unreachable_store_is_unavailable_with_its_cause() {
-        let io = std::io::Error::other("connection refused");
-        let e = DomainError::from(StoreError::Unavailable(Box::new(io)));
+        let e = DomainError::from(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
         assert!(matches!(e, DomainError::Unavailable { .. }));
         assert_eq!(
             Chain(&e).to_string(),
-            "store unavailable: connection refused"
+            "store unavailable: pool timed out while waiting for an open connection"
         );
     }
 }

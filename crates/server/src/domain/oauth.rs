@@ -7,7 +7,7 @@ use wristband_jose::{dangerous, Claims, SecretString, UnixTime, UnverifiedToken,
 use super::revoke::{revoke_session, revoke_token};
 use super::tokens::{Grant, TokenFormat, TokenInfo, OPAQUE_PREFIX};
 use super::{audit, random_id, token_hash, AuthService, DomainError};
-use crate::store::{ClientRecord, Store};
+use crate::store::{ClientKind, ClientRecord, Store};
 
 /// The scope a resource server needs to read the revocation feed.
 pub const SCOPE_REVOCATIONS_READ: &str = "revocations:read";
@@ -117,13 +117,13 @@ pub async fn add_client(
     now: i64,
 ) -> Result<NewClient, DomainError> {
     super::users::check_username(name)?;
-    if kind != KIND_SERVICE && kind != KIND_RESOURCE_SERVER {
+    let Some(kind) = ClientKind::parse(kind) else {
         return Err(DomainError::invalid(
             "kind must be service or resource-server",
         ));
-    }
+    };
     let mut scopes = scopes;
-    if kind == KIND_RESOURCE_SERVER && !scopes.iter().any(|s| s == SCOPE_REVOCATIONS_READ) {
+    if kind == ClientKind::ResourceServer && !scopes.iter().any(|s| s == SCOPE_REVOCATIONS_READ) {
         scopes.push(SCOPE_REVOCATIONS_READ.to_owned());
     }
     check_words(&scopes, "scope")?;
@@ -132,15 +132,15 @@ pub async fn add_client(
     let record = ClientRecord {
         id: random_id("cli_")?,
         name: name.to_owned(),
-        kind: kind.to_owned(),
+        kind,
         secret_hash: token_hash(secret.expose()),
         scopes,
         audiences,
-        token_format: format.as_str().to_owned(),
+        token_format: format,
         created_at: now,
     };
     store.create_client(&record).await?;
-    audit!("client_created", client_id = %record.id, kind);
+    audit!("client_created", client_id = %record.id, kind = kind.as_str());
     Ok(NewClient { record, secret })
 }
 
@@ -265,7 +265,7 @@ impl AuthService {
             }
             None => client.scopes.iter().map(String::as_str).collect(),
         };
-        let aud = if client.kind == KIND_RESOURCE_SERVER {
+        let aud = if client.kind == ClientKind::ResourceServer {
             // A resource server's token is for the auth service's own feed and
             // introspection only: never an audience an API accepts.
             let feed = self.feed_audience();
@@ -287,7 +287,7 @@ impl AuthService {
             }
         };
         let scope = (!granted.is_empty()).then(|| granted.join(" "));
-        let format = TokenFormat::parse(&client.token_format).unwrap_or_default();
+        let format = client.token_format;
         let now = self.now();
         let access_token = self
             .issue_access(
@@ -395,7 +395,7 @@ impl AuthService {
         token: &str,
     ) -> Result<Option<TokenInfo>, OAuthError> {
         match self.authenticate_client(creds).await? {
-            Caller::Registered(c) if c.kind == KIND_RESOURCE_SERVER => {}
+            Caller::Registered(c) if c.kind == ClientKind::ResourceServer => {}
             _ => return Err(OAuthError::UnauthorizedClient),
         }
         match self.inspect(token).await {
@@ -420,7 +420,7 @@ impl AuthService {
             .as_deref()
             .is_some_and(|s| s.split(' ').any(|x| x == SCOPE_REVOCATIONS_READ));
         let client = match self.store.client(&info.client_id).await? {
-            Some(c) if c.kind == KIND_RESOURCE_SERVER => c,
+            Some(c) if c.kind == ClientKind::ResourceServer => c,
             _ => return Err(DomainError::Forbidden),
         };
         if !scoped {
@@ -458,7 +458,7 @@ impl AuthService {
         }
         Ok(matches!(
             self.store.client(&info.client_id).await?,
-            Some(c) if c.kind == KIND_RESOURCE_SERVER
+            Some(c) if c.kind == ClientKind::ResourceServer
                 && verify_slices_are_equal(&c.secret_hash, secret_hash).is_ok()
         ))
     }
@@ -510,7 +510,7 @@ impl AuthService {
         };
         // A resource server's own token names the feed (see `feed_audience`), whatever
         // audiences were registered for it.
-        let audiences = if client.kind == KIND_RESOURCE_SERVER {
+        let audiences = if client.kind == ClientKind::ResourceServer {
             vec![self.feed_audience()]
         } else {
             client.audiences

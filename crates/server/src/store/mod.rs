@@ -2,14 +2,45 @@
 //! several auth instances share one database.
 
 use async_trait::async_trait;
+use wristband_jose::Algorithm;
 
+use crate::config::TokenFormat;
+
+mod core;
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::PgStore;
+pub use rows::UnknownValue;
 pub use sqlite::SqliteStore;
 
-/// A storage failure, as the domain sees it.
+/// `as_str` (the stored name, which is also the wire name where there is one), `parse`
+/// (`None` for an unknown name) and `Display` for an enum stored as text.
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        impl $ty {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text,)* }
+            }
+
+            /// Parses a stored name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($ty::$variant),)* _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+
+/// A storage failure, as the domain sees it. The database's own error, when there is one,
+/// is the [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -18,10 +49,32 @@ pub enum StoreError {
     Conflict,
     /// The database cannot be reached or is overloaded; the caller may retry later.
     #[error("store unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// Anything else.
+    Unavailable(#[source] sqlx::Error),
+    /// A stored row holds a value this version cannot read, such as an unknown algorithm:
+    /// the row is corrupt (its column and value are in the source).
+    #[error("a stored row cannot be read")]
+    Corrupt(#[source] sqlx::Error),
+    /// The database refused a statement, for a reason other than the ones above.
     #[error("store error")]
-    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Database(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("store error")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The schema is older than this binary's, and the store was opened read-only.
+    #[error("store error")]
+    SchemaTooOld(#[source] SchemaTooOld),
+    /// Users that differ only by case stop an old database from being upgraded.
+    #[error("store error")]
+    UsernameCollision(#[source] UsernameCollision),
+    /// A PostgreSQL schema name that is not plain lower-case ASCII.
+    #[error("invalid schema name {0:?}")]
+    InvalidSchemaName(String),
+    /// A [`KeyChange`] to [`KeyState::Next`]: a key becomes next only when it is added.
+    #[error("a key becomes next only when added")]
+    InvalidKeyChange,
+    /// [`PgStore::drop_schema`] on a store that was not opened in its own schema.
+    #[error("only a store opened in its own schema can drop it")]
+    NotOwnSchema,
 }
 
 /// The database schema is older than this binary's: a command that only reads does not
@@ -39,19 +92,23 @@ pub struct SchemaTooOld {
     pub expected: i64,
 }
 
-/// Refuses a database whose newest applied migration (`None`: none at all) is older than
-/// the newest of `migrator`.
+/// Refuses a database whose newest applied migration, as [`core::APPLIED_MIGRATION`]
+/// answered, is older than the newest of `migrator`. A database where `missing_table`
+/// holds for the error was never migrated at all.
 pub(crate) fn check_schema_version(
-    applied: Option<i64>,
+    answer: Result<Option<i64>, sqlx::Error>,
+    missing_table: fn(&dyn sqlx::error::DatabaseError) -> bool,
+    map_err: fn(sqlx::Error) -> StoreError,
     migrator: &sqlx::migrate::Migrator,
 ) -> StoreResult<()> {
+    let applied = match answer {
+        Ok(applied) => applied.unwrap_or(0),
+        Err(sqlx::Error::Database(e)) if missing_table(&*e) => 0,
+        Err(e) => return Err(map_err(e)),
+    };
     let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied = applied.unwrap_or(0);
     if applied < expected {
-        return Err(StoreError::Other(Box::new(SchemaTooOld {
-            applied,
-            expected,
-        })));
+        return Err(StoreError::SchemaTooOld(SchemaTooOld { applied, expected }));
     }
     Ok(())
 }
@@ -60,7 +117,7 @@ pub(crate) fn check_schema_version(
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A stored user. Never serialised to clients: the HTTP layer has its own types.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRecord {
     /// Stable opaque id, used as the token `sub`.
     pub id: String,
@@ -77,7 +134,7 @@ pub struct UserRecord {
 }
 
 /// A session: one login, one refresh-token family.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRecord {
     /// Session id, the token `sid`.
     pub id: String,
@@ -104,7 +161,7 @@ pub struct SessionRecord {
 }
 
 /// Where a refresh-token hash sits in its family.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefreshRecord {
     /// Its session.
     pub session_id: String,
@@ -113,7 +170,7 @@ pub struct RefreshRecord {
 }
 
 /// Login-throttle state for one key (an account, an IP, or both).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct ThrottleRecord {
     /// Failures in the current window.
     pub failures: i64,
@@ -136,28 +193,12 @@ pub enum RevocationKind {
     Kid,
 }
 
-impl RevocationKind {
-    /// The stored and wire name: `jti`, `sid` or `sub`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationKind::Jti => "jti",
-            RevocationKind::Sid => "sid",
-            RevocationKind::Sub => "sub",
-            RevocationKind::Kid => "kid",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "jti" => Some(RevocationKind::Jti),
-            "sid" => Some(RevocationKind::Sid),
-            "sub" => Some(RevocationKind::Sub),
-            "kid" => Some(RevocationKind::Kid),
-            _ => None,
-        }
-    }
-}
+text_enum!(RevocationKind {
+    Jti = "jti",
+    Sid = "sid",
+    Sub = "sub",
+    Kid = "kid",
+});
 
 /// A revocation, as stored and as pushed to verifiers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +220,20 @@ pub struct RevocationRecord {
     pub expires_at: i64,
 }
 
+/// What a registered client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKind {
+    /// Gets access tokens.
+    Service,
+    /// Also introspects tokens and reads the revocation feed.
+    ResourceServer,
+}
+
+text_enum!(ClientKind {
+    Service = "service",
+    ResourceServer = "resource-server",
+});
+
 /// A registered OAuth client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
@@ -186,23 +241,22 @@ pub struct ClientRecord {
     pub id: String,
     /// Unique name.
     pub name: String,
-    /// `service` (gets tokens) or `resource-server` (also introspects and reads the
-    /// revocation feed).
-    pub kind: String,
+    /// What it may do.
+    pub kind: ClientKind,
     /// SHA-256 of the secret.
     pub secret_hash: Vec<u8>,
     /// Scopes it may ask for.
     pub scopes: Vec<String>,
     /// Audiences it may ask for; the first is the default.
     pub audiences: Vec<String>,
-    /// `jwt` or `opaque`.
-    pub token_format: String,
+    /// The access tokens it gets.
+    pub token_format: TokenFormat,
     /// Registration time.
     pub created_at: i64,
 }
 
 /// An opaque access token, stored under the SHA-256 of the token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OpaqueTokenRecord {
     /// Token id, for revocation.
     pub jti: String,
@@ -245,23 +299,8 @@ pub(crate) fn refuse_collisions(groups: Vec<String>) -> StoreResult<()> {
     if groups.is_empty() {
         Ok(())
     } else {
-        Err(StoreError::Other(Box::new(UsernameCollision { groups })))
+        Err(StoreError::UsernameCollision(UsernameCollision { groups }))
     }
-}
-
-/// Throttle records found for some of `keys`, answered in the order asked (unknown keys
-/// empty, repeated keys repeated): what [`Store::throttles`] returns.
-pub(crate) fn in_key_order(
-    keys: &[&str],
-    found: impl IntoIterator<Item = (String, ThrottleRecord)>,
-) -> Vec<ThrottleRecord> {
-    let mut out = vec![ThrottleRecord::default(); keys.len()];
-    for (key, record) in found {
-        for (slot, _) in out.iter_mut().zip(keys).filter(|(_, k)| **k == key) {
-            *slot = record;
-        }
-    }
-    out
 }
 
 /// Where a signing key is in its life.
@@ -279,30 +318,15 @@ pub enum KeyState {
     Revoked,
 }
 
+text_enum!(KeyState {
+    Next = "next",
+    Current = "current",
+    Retired = "retired",
+    Removed = "removed",
+    Revoked = "revoked",
+});
+
 impl KeyState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Next => "next",
-            KeyState::Current => "current",
-            KeyState::Retired => "retired",
-            KeyState::Removed => "removed",
-            KeyState::Revoked => "revoked",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "next" => KeyState::Next,
-            "current" => KeyState::Current,
-            "retired" => KeyState::Retired,
-            "removed" => KeyState::Removed,
-            "revoked" => KeyState::Revoked,
-            _ => return None,
-        })
-    }
-
     /// True for the states whose public key is in the JWKS.
     pub fn is_published(self) -> bool {
         matches!(self, KeyState::Next | KeyState::Current | KeyState::Retired)
@@ -314,8 +338,8 @@ impl KeyState {
 pub struct KeyRecord {
     /// Key id: the RFC 7638 thumbprint.
     pub kid: String,
-    /// JWS algorithm name.
-    pub alg: String,
+    /// JWS algorithm.
+    pub alg: Algorithm,
     /// Life-cycle state.
     pub state: KeyState,
     /// Sealed PKCS#8 PEM; `None` once removed or revoked.
@@ -420,15 +444,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Throttle state for a key.
     async fn throttle(&self, key: &str) -> StoreResult<ThrottleRecord>;
-    /// Throttle state for several keys, in the order given: one round trip where the store
-    /// allows it (every login reads three keys).
-    async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>> {
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            out.push(self.throttle(key).await?);
-        }
-        Ok(out)
-    }
+    /// Throttle state for several keys, in the order given, in one round trip (every login
+    /// reads three keys).
+    async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>>;
     /// Atomically counts one failure for a key, starting a new window when the current one
     /// is older than `window_secs`, and returns the new state.
     async fn record_failure(

@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use wristband_server::store::Store;
+use wristband_server::config::TokenFormat;
+use wristband_server::store::{ClientKind, Store};
 
 use crate::fixtures::{client, hash, is_conflict, opaque};
 
 pub async fn clients_crud(store: Arc<dyn Store>) {
     let mut b = client("c-b", "billing");
-    b.kind = "resource-server".to_owned();
-    b.token_format = "opaque".to_owned();
+    b.kind = ClientKind::ResourceServer;
+    b.token_format = TokenFormat::Opaque;
     b.scopes = vec![];
     b.audiences = vec!["billing".to_owned()];
     let a = client("c-a", "api-gateway");
@@ -55,18 +56,8 @@ pub async fn clients_conflict(store: Arc<dyn Store>) {
     assert!(is_conflict(
         store.create_client(&client("c1", "other")).await
     ));
-    let mut bad = client("c3", "bad");
-    bad.kind = "superuser".to_owned();
-    assert!(
-        store.create_client(&bad).await.is_err(),
-        "the kind is checked"
-    );
-    let mut bad = client("c4", "bad2");
-    bad.token_format = "paseto".to_owned();
-    assert!(
-        store.create_client(&bad).await.is_err(),
-        "the token format is checked"
-    );
+    // An unknown kind or token format cannot be written through the store (the types
+    // have none) nor below it: `corrupt.rs` checks the tables refuse them.
     assert_eq!(store.list_clients().await.unwrap().len(), 1);
 }
 

@@ -1,7 +1,10 @@
 //! Records for the tests.
 
+use wristband_jose::Algorithm;
+use wristband_server::config::TokenFormat;
 use wristband_server::store::{
-    ClientRecord, KeyRecord, KeyState, OpaqueTokenRecord, SessionRecord, StoreError, UserRecord,
+    ClientKind, ClientRecord, KeyRecord, KeyState, OpaqueTokenRecord, SessionRecord, StoreError,
+    UserRecord,
 };
 
 pub fn user(id: &str, username: &str) -> UserRecord {
@@ -47,11 +50,11 @@ pub fn client(id: &str, name: &str) -> ClientRecord {
     ClientRecord {
         id: id.to_owned(),
         name: name.to_owned(),
-        kind: "service".to_owned(),
+        kind: ClientKind::Service,
         secret_hash: hash(&format!("secret-{id}")),
         scopes: vec!["read".to_owned(), "write".to_owned()],
         audiences: vec!["api".to_owned(), "billing".to_owned()],
-        token_format: "jwt".to_owned(),
+        token_format: TokenFormat::Jwt,
         created_at: 1_000,
     }
 }
@@ -74,7 +77,7 @@ pub fn opaque(jti: &str) -> OpaqueTokenRecord {
 pub fn key(kid: &str, state: KeyState, created_at: i64) -> KeyRecord {
     KeyRecord {
         kid: kid.to_owned(),
-        alg: "ES256".to_owned(),
+        alg: Algorithm::ES256,
         state,
         private_key: Some(format!("sealed-{kid}").into_bytes()),
         public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),

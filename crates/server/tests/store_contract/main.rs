@@ -14,6 +14,7 @@
 
 mod clients;
 mod concurrency;
+mod corrupt;
 mod fixtures;
 mod harness;
 mod keys;

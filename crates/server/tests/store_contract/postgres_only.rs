@@ -25,7 +25,10 @@ async fn postgres_schema_names_are_checked() {
         &"x".repeat(64),
     ] {
         let r = PgStore::connect_with_schema(&postgres::url(), bad).await;
-        assert!(matches!(r, Err(StoreError::Other(_))), "{bad:?}: {r:?}");
+        assert!(
+            matches!(r, Err(StoreError::InvalidSchemaName(_))),
+            "{bad:?}: {r:?}"
+        );
     }
 }
 

@@ -47,7 +47,7 @@ impl KeyManager {
                     sealed_private_key: wristband_jose::b64::encode(sealed),
                     public_jwk: serde_json::from_str(&r.public_jwk).ok()?,
                     kid: r.kid,
-                    alg: r.alg,
+                    alg: r.alg.as_str().to_owned(),
                     state: r.state.as_str().to_owned(),
                     created_at: r.created_at,
                 })
@@ -77,7 +77,9 @@ impl KeyManager {
                 .map_err(|_| DomainError::invalid(format!("key {}: bad sealed key", k.kid)))?;
             let record = KeyRecord {
                 kid: k.kid.clone(),
-                alg: k.alg.clone(),
+                alg: k.alg.parse().map_err(|_| {
+                    DomainError::invalid(format!("key {}: unknown algorithm", k.kid))
+                })?,
                 state: KeyState::parse(&k.state).unwrap_or(KeyState::Retired),
                 private_key: Some(sealed),
                 public_jwk: k.public_jwk.to_string(),

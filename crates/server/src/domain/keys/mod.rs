@@ -311,10 +311,7 @@ impl KeyManager {
         {
             return Ok(Arc::clone(k));
         }
-        let alg = record
-            .alg
-            .parse::<Algorithm>()
-            .map_err(|_| internal(format!("unknown algorithm {}", record.alg)))?;
+        let alg = record.alg;
         let sealed = record
             .private_key
             .as_deref()
@@ -592,10 +589,7 @@ impl KeyManager {
                 Some(n) => n.clone(),
                 None => {
                     // The replacement signs with the revoked key's algorithm.
-                    let alg = key
-                        .alg
-                        .parse::<Algorithm>()
-                        .map_err(|_| internal(format!("unknown algorithm {}", key.alg)))?;
+                    let alg = key.alg;
                     let r = self
                         .add_key(alg, KeyState::Next, now, Some(now))
                         .await?
@@ -650,7 +644,7 @@ fn seal_key(
         .ok_or_else(|| internal("stored keys are asymmetric"))?;
     Ok(KeyRecord {
         kid: key.kid().to_owned(),
-        alg: key.algorithm().as_str().to_owned(),
+        alg: key.algorithm(),
         state,
         private_key: Some(master.seal(key.kid(), pem.as_bytes())?),
         public_jwk: serde_json::to_string(&jwk).map_err(internal)?,

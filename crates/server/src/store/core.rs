@@ -1,0 +1,558 @@
+//! The SQL both engines share, written once. sqlx binds `$N` placeholders on SQLite too, so
+//! one statement text serves both; [`impl_store!`] instantiates every shared [`Store`]
+//! method for an engine's store type. What really differs stays in the engine files:
+//! connecting and migrations, which errors mean "unavailable", byte-order collation,
+//! `GREATEST` vs `max`, the revocation lock, leadership and LISTEN/NOTIFY. (Several keys
+//! are read with an `IN ($1, $2, …)` list, which both engines take, rather than an array.)
+//!
+//! [`Store`]: super::Store
+
+use super::StoreError;
+
+/// The columns of a [`UserRecord`](super::UserRecord).
+pub(super) const USER_COLS: &str = "id, username, password_hash, role, disabled, created_at";
+/// The columns of a [`SessionRecord`](super::SessionRecord).
+pub(super) const SESSION_COLS: &str = "id, user_id, client_id, created_at, last_used_at, \
+     absolute_expires_at, generation, rotated_at, revoked_at, user_agent, ip";
+/// The columns of a [`RevocationRecord`](super::RevocationRecord).
+pub(super) const REVOCATION_COLS: &str =
+    "id, kind, value, before, before_ms, created_at, expires_at";
+/// The columns of a [`ClientRecord`](super::ClientRecord).
+pub(super) const CLIENT_COLS: &str =
+    "id, name, kind, secret_hash, scopes, audiences, token_format, created_at";
+/// The columns of a [`KeyRecord`](super::KeyRecord).
+pub(super) const KEY_COLS: &str = "kid, alg, state, private_key, public_jwk, created_at, \
+     activates_at, activated_at, retired_at, removes_at, revoked_at";
+/// The columns of a [`ThrottleRecord`](super::ThrottleRecord), with its key.
+pub(super) const THROTTLE_COLS: &str = "key, failures, window_start, last_failure";
+/// The newest migration applied, for the read-only openers.
+pub(super) const APPLIED_MIGRATION: &str =
+    "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+
+/// Maps a database error to a [`StoreError`], keeping it as the source. `unavailable` is
+/// the engine's word on which of its errors mean "try again later", beyond a lost pool
+/// or connection.
+pub(super) fn map_sqlx(e: sqlx::Error, unavailable: fn(&sqlx::Error) -> bool) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+        _ if unavailable(&e) => StoreError::Unavailable(e),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt(e),
+        _ => StoreError::Database(e),
+    }
+}
+
+/// Maps a migration failure: a statement that failed is mapped as any other.
+pub(super) fn map_migrate(
+    e: sqlx::migrate::MigrateError,
+    map_err: fn(sqlx::Error) -> StoreError,
+) -> StoreError {
+    match e {
+        sqlx::migrate::MigrateError::Execute(e) => map_err(e),
+        e => StoreError::Migrate(e),
+    }
+}
+
+/// Implements [`Store`](super::Store) for `$store`, whose `pool` is a pool of `$db`, with
+/// the shared statements, in a module `shared` of the calling module. The calling module
+/// provides `map_err(sqlx::Error) -> StoreError` and `$store::lock_revocations(&mut tx)`,
+/// which serialises the transactions that add revocations where the engine needs it.
+/// `byte_order` follows an `ORDER BY` of text so that both engines sort by bytes;
+/// `greatest` names the two-argument maximum. The tokens after them are the engine's own
+/// methods of the trait, which see the calling module's names.
+macro_rules! impl_store {
+    (
+        store: $store:ident,
+        database: $db:ty,
+        byte_order: $bytes:literal,
+        greatest: $greatest:literal,
+        $($engine:tt)*
+    ) => {
+        mod shared {
+            #[allow(clippy::wildcard_imports)]
+            use super::*;
+            use $crate::store::core::{
+                CLIENT_COLS, KEY_COLS, REVOCATION_COLS, SESSION_COLS, THROTTLE_COLS, USER_COLS,
+            };
+            use $crate::store::rows::{in_key_order, KeyedThrottle};
+            use $crate::store::{
+                ClientRecord, KeyChange, KeyRecord, KeyState, OpaqueTokenRecord, RefreshRecord,
+                RevocationKind, RevocationRecord, SessionRecord, Store, StoreError, StoreResult,
+                ThrottleRecord, UserRecord,
+            };
+
+            type Query<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>;
+            type Tx = sqlx::Transaction<'static, $db>;
+
+            /// Runs a statement inside `tx` and counts the rows it changed.
+            async fn changed_in(tx: &mut Tx, query: Query<'_>) -> StoreResult<u64> {
+                query.execute(&mut **tx).await.map(|r| r.rows_affected()).map_err(map_err)
+            }
+
+            /// What a row of this engine maps to.
+            trait Record: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin {}
+            impl<T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin> Record
+                for T {}
+
+            impl $store {
+                /// Runs a query with one text parameter and maps the row, if any.
+                async fn one<T: Record>(&self, sql: &str, key: &str) -> StoreResult<Option<T>> {
+                    let query = sqlx::query_as(sql).bind(key);
+                    query.fetch_optional(&self.pool).await.map_err(map_err)
+                }
+
+                /// Runs a query without parameters and maps every row.
+                async fn all<T: Record>(&self, sql: &str) -> StoreResult<Vec<T>> {
+                    sqlx::query_as(sql).fetch_all(&self.pool).await.map_err(map_err)
+                }
+
+                /// Runs a statement and counts the rows it changed.
+                async fn changed(&self, query: Query<'_>) -> StoreResult<u64> {
+                    query.execute(&self.pool).await.map(|r| r.rows_affected()).map_err(map_err)
+                }
+
+                /// Runs `sql`, an `UPDATE users SET <column> = $1, updated_at = $2 WHERE id = $3`.
+                async fn update_user<'q, T>(&self, sql: &'static str, value: T, id: &'q str,
+                    now: i64) -> StoreResult<bool>
+                where
+                    T: 'q + Send + sqlx::Encode<'q, $db> + sqlx::Type<$db>,
+                {
+                    Ok(self.changed(sqlx::query(sql).bind(value).bind(now).bind(id)).await? == 1)
+                }
+
+                async fn begin(&self) -> StoreResult<Tx> {
+                    self.pool.begin().await.map_err(map_err)
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl Store for $store {
+                async fn ping(&self) -> StoreResult<()> {
+                    self.changed(sqlx::query("SELECT 1")).await.map(drop)
+                }
+
+                async fn create_user(&self, u: &UserRecord) -> StoreResult<()> {
+                    let query = sqlx::query(
+                        "INSERT INTO users (id, username, password_hash, role, disabled, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                    );
+                    let query = query.bind(&u.id).bind(&u.username).bind(&u.password_hash);
+                    let query = query.bind(&u.role).bind(u.disabled).bind(u.created_at);
+                    self.changed(query).await.map(drop)
+                }
+
+                async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+                    let sql = format!("SELECT {USER_COLS} FROM users WHERE lower(username) = $1");
+                    self.one(&sql, &username.to_ascii_lowercase()).await
+                }
+
+                async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+                    self.one(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"), id).await
+                }
+
+                async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+                    let order = concat!("username", $bytes);
+                    self.all(&format!("SELECT {USER_COLS} FROM users ORDER BY {order}")).await
+                }
+
+                async fn set_disabled(&self, id: &str, disabled: bool, now: i64)
+                    -> StoreResult<bool> {
+                    let sql = "UPDATE users SET disabled = $1, updated_at = $2 WHERE id = $3";
+                    self.update_user(sql, disabled, id, now).await
+                }
+
+                async fn set_password_hash(&self, id: &str, hash: &str, now: i64)
+                    -> StoreResult<bool> {
+                    let sql = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3";
+                    self.update_user(sql, hash, id, now).await
+                }
+
+                async fn set_role(&self, id: &str, role: &str, now: i64) -> StoreResult<bool> {
+                    let sql = "UPDATE users SET role = $1, updated_at = $2 WHERE id = $3";
+                    self.update_user(sql, role, id, now).await
+                }
+
+                async fn create_session(&self, s: &SessionRecord, token_hash: &[u8])
+                    -> StoreResult<()> {
+                    let mut tx = self.begin().await?;
+                    let sql = format!(
+                        "INSERT INTO sessions ({SESSION_COLS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    );
+                    let query = sqlx::query(&sql);
+                    let query = query.bind(&s.id).bind(&s.user_id).bind(&s.client_id);
+                    let query = query.bind(s.created_at).bind(s.last_used_at);
+                    let query = query.bind(s.absolute_expires_at).bind(s.generation);
+                    let query = query.bind(s.rotated_at).bind(s.revoked_at);
+                    changed_in(&mut tx, query.bind(&s.user_agent).bind(&s.ip)).await?;
+                    let query = sqlx::query(
+                        "INSERT INTO refresh_tokens (hash, session_id, generation, created_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    );
+                    let query = query.bind(token_hash).bind(&s.id).bind(s.generation);
+                    changed_in(&mut tx, query.bind(s.created_at)).await?;
+                    tx.commit().await.map_err(map_err)
+                }
+
+                async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+                    let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1");
+                    self.one(&sql, id).await
+                }
+
+                async fn refresh_token(&self, token_hash: &[u8])
+                    -> StoreResult<Option<RefreshRecord>> {
+                    let sql = "SELECT session_id, generation FROM refresh_tokens WHERE hash = $1";
+                    let query = sqlx::query_as(sql).bind(token_hash);
+                    query.fetch_optional(&self.pool).await.map_err(map_err)
+                }
+
+                async fn rotate(&self, session_id: &str, expected_generation: i64, new_hash: &[u8],
+                    now: i64) -> StoreResult<bool> {
+                    let mut tx = self.begin().await?;
+                    // PostgreSQL, under READ COMMITTED: a concurrent rotation of the same
+                    // session waits for this row lock, then re-checks the generation on the
+                    // new row version and matches nothing. SQLite has one writer at a time.
+                    // Either way exactly one caller wins.
+                    let query = sqlx::query(
+                        "UPDATE sessions SET generation = generation + 1, rotated_at = $1, \
+                         last_used_at = $1 \
+                         WHERE id = $2 AND generation = $3 AND revoked_at IS NULL",
+                    );
+                    let query = query.bind(now).bind(session_id).bind(expected_generation);
+                    if changed_in(&mut tx, query).await? != 1 {
+                        tx.rollback().await.map_err(map_err)?;
+                        return Ok(false);
+                    }
+                    let query = sqlx::query(
+                        "INSERT INTO refresh_tokens (hash, session_id, generation, created_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    );
+                    let query = query.bind(new_hash).bind(session_id);
+                    changed_in(&mut tx, query.bind(expected_generation + 1).bind(now)).await?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(true)
+                }
+
+                async fn touch_session(&self, session_id: &str, now: i64) -> StoreResult<()> {
+                    let query = sqlx::query(concat!(
+                        "UPDATE sessions SET last_used_at = ",
+                        $greatest,
+                        "(last_used_at, $1) WHERE id = $2"
+                    ));
+                    self.changed(query.bind(now).bind(session_id)).await.map(drop)
+                }
+
+                async fn revoke_session(&self, session_id: &str, reason: &str, now: i64)
+                    -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+                         WHERE id = $3 AND revoked_at IS NULL",
+                    );
+                    Ok(self.changed(query.bind(now).bind(reason).bind(session_id)).await? == 1)
+                }
+
+                async fn revoke_session_recorded(&self, session_id: &str, reason: &str, now: i64,
+                    expires_at: i64) -> StoreResult<Option<RevocationRecord>> {
+                    let mut tx = self.begin().await?;
+                    let query = sqlx::query(
+                        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+                         WHERE id = $3 AND revoked_at IS NULL",
+                    );
+                    let query = query.bind(now).bind(reason).bind(session_id);
+                    if changed_in(&mut tx, query).await? != 1 {
+                        tx.rollback().await.map_err(map_err)?;
+                        return Ok(None);
+                    }
+                    $store::lock_revocations(&mut tx).await?;
+                    let record = sqlx::query_as(&format!(
+                        "INSERT INTO revocations (kind, value, before, created_at, expires_at) \
+                         VALUES ('sid', $1, NULL, $2, $3) RETURNING {REVOCATION_COLS}"
+                    ))
+                    .bind(session_id).bind(now).bind(expires_at)
+                    .fetch_one(&mut *tx).await.map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(Some(record))
+                }
+
+                async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64)
+                    -> StoreResult<u64> {
+                    let query = sqlx::query(
+                        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+                         WHERE user_id = $3 AND revoked_at IS NULL",
+                    );
+                    self.changed(query.bind(now).bind(reason).bind(user_id)).await
+                }
+
+                async fn throttle(&self, key: &str) -> StoreResult<ThrottleRecord> {
+                    let sql = format!("SELECT {THROTTLE_COLS} FROM login_throttle WHERE key = $1");
+                    Ok(self.one(&sql, key).await?.unwrap_or_default())
+                }
+
+                async fn throttles(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRecord>> {
+                    if keys.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let params: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+                    let params = params.join(", ");
+                    let sql = format!(
+                        "SELECT {THROTTLE_COLS} FROM login_throttle WHERE key IN ({params})"
+                    );
+                    let mut query = sqlx::query_as::<_, KeyedThrottle>(&sql);
+                    for key in keys {
+                        query = query.bind(*key);
+                    }
+                    let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
+                    Ok(in_key_order(keys, &rows))
+                }
+
+                async fn record_failure(&self, key: &str, now: i64, window_secs: i64)
+                    -> StoreResult<ThrottleRecord> {
+                    // An upsert is atomic under concurrency: a conflicting insert waits for the
+                    // other transaction and then updates the committed row.
+                    sqlx::query_as(
+                        "INSERT INTO login_throttle AS t (key, failures, window_start, \
+                         last_failure) VALUES ($1, 1, $2, $2) ON CONFLICT (key) DO UPDATE SET \
+                           failures = CASE WHEN t.window_start + $3 <= $2 THEN 1 \
+                             ELSE t.failures + 1 END, \
+                           window_start = CASE WHEN t.window_start + $3 <= $2 THEN $2 \
+                             ELSE t.window_start END, \
+                           last_failure = $2 \
+                         RETURNING failures, window_start, last_failure",
+                    )
+                    .bind(key).bind(now).bind(window_secs)
+                    .fetch_one(&self.pool).await.map_err(map_err)
+                }
+
+                async fn clear_throttle(&self, key: &str) -> StoreResult<()> {
+                    let query = sqlx::query("DELETE FROM login_throttle WHERE key = $1");
+                    self.changed(query.bind(key)).await.map(drop)
+                }
+
+                async fn prune_throttle(&self, now: i64, window_secs: i64) -> StoreResult<u64> {
+                    let query = sqlx::query("DELETE FROM login_throttle WHERE window_start <= $1");
+                    self.changed(query.bind(now.saturating_sub(window_secs))).await
+                }
+
+                async fn user_sessions(&self, user_id: &str, now: i64)
+                    -> StoreResult<Vec<SessionRecord>> {
+                    let order = concat!("created_at DESC, id", $bytes);
+                    let sql = format!(
+                        "SELECT {SESSION_COLS} FROM sessions WHERE user_id = $1 \
+                         AND revoked_at IS NULL AND absolute_expires_at > $2 ORDER BY {order}"
+                    );
+                    let query = sqlx::query_as(&sql).bind(user_id).bind(now);
+                    query.fetch_all(&self.pool).await.map_err(map_err)
+                }
+
+                async fn add_revocation(&self, kind: RevocationKind, value: &str,
+                    before: Option<i64>, before_ms: Option<i64>, now: i64, expires_at: i64,
+                ) -> StoreResult<RevocationRecord> {
+                    let mut tx = self.begin().await?;
+                    $store::lock_revocations(&mut tx).await?;
+                    let sql = format!(
+                        "INSERT INTO revocations (kind, value, before, before_ms, created_at, \
+                         expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {REVOCATION_COLS}"
+                    );
+                    let query = sqlx::query_as(&sql).bind(kind.as_str()).bind(value);
+                    let query = query.bind(before).bind(before_ms).bind(now).bind(expires_at);
+                    let record = query.fetch_one(&mut *tx).await.map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(record)
+                }
+
+                async fn revocations_after(&self, after: i64, now: i64, limit: u32)
+                    -> StoreResult<Vec<RevocationRecord>> {
+                    let sql = format!(
+                        "SELECT {REVOCATION_COLS} FROM revocations \
+                         WHERE id > $1 AND expires_at > $2 ORDER BY id LIMIT $3"
+                    );
+                    let query = sqlx::query_as(&sql).bind(after).bind(now).bind(i64::from(limit));
+                    query.fetch_all(&self.pool).await.map_err(map_err)
+                }
+
+                async fn is_revoked(&self, jti: &str, sid: Option<&str>, sub: &str, iat: i64,
+                    iat_ms: Option<i64>, now: i64) -> StoreResult<bool> {
+                    let query = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $1 AND ( \
+                           (kind = 'jti' AND value = $2) OR (kind = 'sid' AND value = $3) OR \
+                           (kind = 'sub' AND value = $4 AND CASE \
+                             WHEN before_ms IS NOT NULL AND CAST($6 AS BIGINT) IS NOT NULL \
+                             THEN before_ms >= CAST($6 AS BIGINT) ELSE before >= $5 END)))",
+                    );
+                    let query = query.bind(now).bind(jti).bind(sid).bind(sub);
+                    let query = query.bind(iat).bind(iat_ms);
+                    query.fetch_one(&self.pool).await.map_err(map_err)
+                }
+
+                async fn prune(&self, now: i64) -> StoreResult<u64> {
+                    let revocations = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1");
+                    let tokens = sqlx::query("DELETE FROM opaque_tokens WHERE exp <= $1");
+                    let revocations = self.changed(revocations.bind(now)).await?;
+                    Ok(revocations + self.changed(tokens.bind(now)).await?)
+                }
+
+                async fn create_client(&self, c: &ClientRecord) -> StoreResult<()> {
+                    let sql = format!(
+                        "INSERT INTO clients ({CLIENT_COLS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    );
+                    let query = sqlx::query(&sql);
+                    let query = query.bind(&c.id).bind(&c.name).bind(c.kind.as_str());
+                    let query = query.bind(&c.secret_hash).bind(c.scopes.join(" "));
+                    let query = query.bind(c.audiences.join(" ")).bind(c.token_format.as_str());
+                    self.changed(query.bind(c.created_at)).await.map(drop)
+                }
+
+                async fn client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
+                    self.one(&format!("SELECT {CLIENT_COLS} FROM clients WHERE id = $1"), id).await
+                }
+
+                async fn client_by_name(&self, name: &str) -> StoreResult<Option<ClientRecord>> {
+                    let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE name = $1");
+                    self.one(&sql, name).await
+                }
+
+                async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
+                    let order = concat!("name", $bytes);
+                    self.all(&format!("SELECT {CLIENT_COLS} FROM clients ORDER BY {order}")).await
+                }
+
+                async fn remove_client(&self, id: &str) -> StoreResult<bool> {
+                    let query = sqlx::query("DELETE FROM clients WHERE id = $1");
+                    Ok(self.changed(query.bind(id)).await? == 1)
+                }
+
+                async fn set_client_secret(&self, id: &str, secret_hash: &[u8])
+                    -> StoreResult<bool> {
+                    let query = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE id = $2");
+                    Ok(self.changed(query.bind(secret_hash).bind(id)).await? == 1)
+                }
+
+                async fn put_opaque_token(&self, hash: &[u8], t: &OpaqueTokenRecord)
+                    -> StoreResult<()> {
+                    let query = sqlx::query(
+                        "INSERT INTO opaque_tokens (hash, jti, sub, client_id, aud, scope, role, \
+                         sid, iat, iat_ms, exp) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    );
+                    let query = query.bind(hash).bind(&t.jti).bind(&t.sub).bind(&t.client_id);
+                    let query = query.bind(&t.aud).bind(&t.scope).bind(&t.role).bind(&t.sid);
+                    self.changed(query.bind(t.iat).bind(t.iat_ms).bind(t.exp)).await.map(drop)
+                }
+
+                async fn opaque_token(&self, hash: &[u8])
+                    -> StoreResult<Option<OpaqueTokenRecord>> {
+                    sqlx::query_as(
+                        "SELECT jti, sub, client_id, aud, scope, role, sid, iat, iat_ms, exp \
+                         FROM opaque_tokens WHERE hash = $1",
+                    )
+                    .bind(hash).fetch_optional(&self.pool).await.map_err(map_err)
+                }
+
+                async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
+                    let order = concat!("created_at, kid", $bytes);
+                    self.all(&format!("SELECT {KEY_COLS} FROM signing_keys ORDER BY {order}")).await
+                }
+
+                async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()> {
+                    let sql = format!(
+                        "INSERT INTO signing_keys ({KEY_COLS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    );
+                    let query = sqlx::query(&sql);
+                    let query = query.bind(&k.kid).bind(k.alg.as_str()).bind(k.state.as_str());
+                    let query = query.bind(&k.private_key).bind(&k.public_jwk).bind(k.created_at);
+                    let query = query.bind(k.activates_at).bind(k.activated_at);
+                    let query = query.bind(k.retired_at).bind(k.removes_at).bind(k.revoked_at);
+                    self.changed(query).await.map(drop)
+                }
+
+                async fn change_keys(&self, changes: &[KeyChange]) -> StoreResult<bool> {
+                    let mut tx = self.begin().await?;
+                    // Taken before any key row, so that the lock order is always revocations
+                    // first.
+                    if changes.iter().any(|c| c.to == KeyState::Revoked) {
+                        $store::lock_revocations(&mut tx).await?;
+                    }
+                    for c in changes {
+                        // Every statement binds the same four: $1 when, $2 until, $3 the kid,
+                        // $4 the state the key must be in.
+                        let sql = match c.to {
+                            KeyState::Current => {
+                                "UPDATE signing_keys SET state = 'current', activated_at = $1 \
+                                 WHERE kid = $3 AND state = $4"
+                            }
+                            KeyState::Retired => {
+                                "UPDATE signing_keys SET state = 'retired', retired_at = $1, \
+                                 removes_at = $2 WHERE kid = $3 AND state = $4"
+                            }
+                            KeyState::Removed => {
+                                "UPDATE signing_keys SET state = 'removed', private_key = NULL, \
+                                 removes_at = $1 WHERE kid = $3 AND state = $4"
+                            }
+                            KeyState::Revoked => {
+                                "UPDATE signing_keys SET state = 'revoked', private_key = NULL, \
+                                 revoked_at = $1 WHERE kid = $3 AND state = $4"
+                            }
+                            KeyState::Next => return Err(StoreError::InvalidKeyChange),
+                        };
+                        let query = sqlx::query(sql).bind(c.at).bind(c.until);
+                        let query = query.bind(&c.kid).bind(c.from.as_str());
+                        if changed_in(&mut tx, query).await? != 1 {
+                            tx.rollback().await.map_err(map_err)?;
+                            return Ok(false);
+                        }
+                        if c.to == KeyState::Revoked {
+                            let query = sqlx::query(
+                                "INSERT INTO revocations (kind, value, before, created_at, \
+                                 expires_at) VALUES ('kid', $1, NULL, $2, $3)",
+                            );
+                            let query = query.bind(&c.kid).bind(c.at).bind(c.until.unwrap_or(c.at));
+                            changed_in(&mut tx, query).await?;
+                        }
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(true)
+                }
+
+                async fn secret_or_insert(&self, name: &str, value: &[u8], now: i64)
+                    -> StoreResult<Vec<u8>> {
+                    // A concurrent insert of the same name makes this one wait for its outcome;
+                    // the SELECT, a new statement, then sees the winner.
+                    let insert = sqlx::query(
+                        "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (name) DO NOTHING",
+                    );
+                    self.changed(insert.bind(name).bind(value).bind(now)).await?;
+                    let query = sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1");
+                    query.bind(name).fetch_one(&self.pool).await.map_err(map_err)
+                }
+
+                async fn secrets(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+                    self.all("SELECT name, value FROM secrets ORDER BY name").await
+                }
+
+                async fn reseal(&self, keys: &[(String, Vec<u8>)], secrets: &[(String, Vec<u8>)])
+                    -> StoreResult<()> {
+                    let mut tx = self.begin().await?;
+                    let keys_sql = "UPDATE signing_keys SET private_key = $1 \
+                                    WHERE kid = $2 AND private_key IS NOT NULL";
+                    let secrets_sql = "UPDATE secrets SET value = $1 WHERE name = $2";
+                    for (sql, values) in [(keys_sql, keys), (secrets_sql, secrets)] {
+                        for (name, sealed) in values {
+                            changed_in(&mut tx, sqlx::query(sql).bind(sealed).bind(name)).await?;
+                        }
+                    }
+                    tx.commit().await.map_err(map_err)
+                }
+
+                $($engine)*
+            }
+        }
+    };
+}
+
+pub(super) use impl_store;
