@@ -15,7 +15,7 @@ use http::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use wristband_testkit::http::{Client, TestResponse};
-use wristband_testkit::process::{example_binary, ServiceProcess};
+use wristband_testkit::process::ServiceProcess;
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
@@ -297,7 +297,7 @@ pub(crate) async fn api_service_for(
     rs: Option<&ClientCreds>,
     extra: &[&str],
 ) -> ServiceProcess {
-    let bin = example_binary("wristband-verify", "api_service");
+    let bin = crate::api_service_binary();
     let mut args = vec![
         "--listen",
         "127.0.0.1:0",

@@ -11,7 +11,7 @@ use http::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use wristband_testkit::http::{Client, TestResponse};
-use wristband_testkit::process::{example_binary, ServiceProcess};
+use wristband_testkit::process::ServiceProcess;
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
@@ -98,7 +98,7 @@ async fn login(client: &Client, auth: &ServiceProcess, user: &str) -> (String, S
 }
 
 async fn api_service(issuer: &str) -> ServiceProcess {
-    let bin = example_binary("wristband-verify", "api_service");
+    let bin = crate::api_service_binary();
     ServiceProcess::spawn(
         &bin,
         &[

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api_service::api_service_router;
 use http::StatusCode;
 use wristband_jose::{Algorithm, Clock, ErrorKind, FixedClock, UnixTime};
 use wristband_testkit::mock_auth::{CLIENT_ID, CLIENT_SECRET};
 use wristband_testkit::{keys, Minter, MockAuth};
-use wristband_verify::example::api_service_router;
 use wristband_verify::{
     BuildError, FeedOptions, RevocationView, StalenessPolicy, Verifier, VerifierBuilder,
     INVALID_BODY,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::StatusCode;
 use wristband_jose::Algorithm;
 use wristband_testkit::http::{Client, TestResponse};
-use wristband_testkit::process::{example_binary, ServiceProcess};
+use wristband_testkit::process::ServiceProcess;
 use wristband_testkit::{keys, JwksServer, Minter};
 use wristband_verify::{EXPIRED_BODY, INVALID_BODY};
 
@@ -15,9 +15,7 @@ use crate::AUDIENCE;
 const COOLDOWN_SECS: u64 = 2;
 
 async fn start_services(server: &JwksServer) -> [ServiceProcess; 2] {
-    let binary = tokio::task::spawn_blocking(|| example_binary("wristband-verify", "api_service"))
-        .await
-        .unwrap();
+    let binary = crate::api_service_binary();
     let issuer = server.issuer();
     let jwks = server.jwks_url();
     let cooldown = COOLDOWN_SECS.to_string();

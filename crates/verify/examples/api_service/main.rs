@@ -42,14 +42,16 @@
 
 #![allow(clippy::print_stdout)]
 
+mod router;
+
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use router::api_service_router;
 use wristband_jose::SecretString;
-use wristband_serve::ServeLimits;
-use wristband_verify::example::{api_service_router, shutdown_signal};
+use wristband_serve::{shutdown_signal, ServeLimits};
 use wristband_verify::{CookieSource, Hs256Secret, StalenessPolicy, Verifier};
 
 /// The environment variable holding a base64url HS256 secret.
