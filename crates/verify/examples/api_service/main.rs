@@ -45,12 +45,13 @@
 mod router;
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use router::api_service_router;
-use wristband_jose::SecretString;
+use wristband_jose::{FixedClock, SecretString, UnixTime};
 use wristband_serve::{shutdown_signal, ServeLimits};
 use wristband_verify::{CookieSource, Hs256Secret, StalenessPolicy, Verifier};
 
@@ -117,6 +118,10 @@ struct Args {
     /// the cap, connections waiting without a request in flight are closed to make room.
     #[arg(long, env = "WRISTBAND_MAX_CONNECTIONS", default_value_t = 0)]
     max_connections: usize,
+    /// Verify as if the time were this Unix time, standing still (for tests that need a
+    /// token past its expiry without waiting for it).
+    #[arg(long, hide = true, value_name = "UNIX_SECS")]
+    now: Option<u64>,
 }
 
 /// Parses `30s`, `2m`, `1h` or a bare number of seconds.
@@ -165,6 +170,9 @@ async fn main() -> anyhow::Result<()> {
 
     let mut builder = Verifier::builder(&args.issuer, &args.audience)
         .refetch_cooldown(Duration::from_secs(args.refetch_cooldown));
+    if let Some(now) = args.now {
+        builder = builder.clock(Arc::new(FixedClock::new(UnixTime::from_secs(now))));
+    }
     let env_secret = std::env::var(HS256_SECRET_ENV)
         .ok()
         .filter(|s| !s.trim().is_empty());
