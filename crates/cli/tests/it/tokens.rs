@@ -511,6 +511,54 @@ fn verify_fetches_the_jwks_over_https_trusting_a_given_ca() {
     assert_eq!(server.join().unwrap(), ["GET /jwks.json HTTP/1.1"]);
 }
 
+/// The example API service fetches its keys over https from a server whose certificate a
+/// private CA issued, trusting the CA given with `--cacert`, and verifies a token with them.
+#[tokio::test]
+async fn api_service_trusts_a_private_ca_given_with_cacert() {
+    let key = GeneratedKey::new(Algorithm::ES256);
+    let token = key.sign(&[]);
+    let jwks = fs::read_to_string(key.path("jwks.json")).unwrap();
+    let (url, ca, server) = https_jwks_server(jwks, 1);
+    let dir = TempDir::new().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    fs::write(&ca_file, ca).unwrap();
+    let now = (NOW + 1).to_string();
+    let api = wristband_testkit::process::ServiceProcess::spawn(
+        &crate::api_service_binary(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            ISS,
+            "--audience",
+            AUD,
+            "--jwks",
+            &url,
+            "--cacert",
+            ca_file.to_str().unwrap(),
+            "--now",
+            &now,
+        ],
+    )
+    .await;
+    let r = wristband_testkit::http::Client::new()
+        .get_bearer(&api.url("/resource"), &token)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["sub"], "user-7f3a");
+    let lines = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(lines, ["GET /jwks.json HTTP/1.1"]);
+    // Logs written to a pipe carry no colour codes.
+    let logs = api.logs();
+    assert!(!logs.is_empty());
+    assert!(
+        logs.iter().all(|l| !l.contains('\u{1b}')),
+        "ANSI codes in redirected logs: {logs:?}"
+    );
+}
+
 #[test]
 fn sign_keeps_tokens_short_lived() {
     let key = GeneratedKey::new(Algorithm::EdDSA);

@@ -123,3 +123,26 @@ pub async fn remote_verifier(server: &JwksServer, cooldown: Duration) -> Verifie
         .await
         .unwrap()
 }
+
+/// A clock pinned a minute ahead of the wall clock: tokens minted now are in its past and
+/// valid for 15 minutes, and tests move it past a cooldown instead of sleeping through it.
+pub fn pinned_clock() -> Arc<wristband_jose::FixedClock> {
+    let now = wristband_jose::SystemClock.now().as_secs();
+    Arc::new(wristband_jose::FixedClock::new(
+        wristband_jose::UnixTime::from_secs(now + 60),
+    ))
+}
+
+/// Like [`remote_verifier`], measuring the refetch cooldown with `clock`.
+pub async fn remote_verifier_at(
+    server: &JwksServer,
+    cooldown: Duration,
+    clock: Arc<wristband_jose::FixedClock>,
+) -> Verifier {
+    Verifier::builder(server.issuer(), AUDIENCE)
+        .remote_options(fast_remote(cooldown))
+        .clock(clock)
+        .build()
+        .await
+        .unwrap()
+}
