@@ -132,6 +132,11 @@ async fn tokens_keep_verifying_at_independent_apis_after_the_auth_service_stops(
     // The audit trail has the events and none of the secrets.
     let logs = auth.logs().join("\n");
     assert!(logs.contains("login_ok"), "{logs}");
+    // Written to a pipe, not a terminal: no colour codes.
+    assert!(
+        !logs.contains('\u{1b}'),
+        "ANSI codes in redirected logs: {logs}"
+    );
     for secret in [at.as_str(), rt.as_str(), PASSWORD] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
