@@ -13,6 +13,7 @@
 )]
 
 mod connections;
+mod fetch;
 mod keys;
 mod revocation;
 mod scale_out;
