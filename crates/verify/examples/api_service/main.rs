@@ -19,7 +19,9 @@
 //! Keys come from `--jwks` (a URL or a JWKS file) when given, otherwise from the issuer's
 //! RFC 8414 metadata. For an auth service whose certificate a private CA issued,
 //! `--cacert FILE` (PEM) is the only trust anchor for `https`; without it the system's
-//! root certificates are used (`SSL_CERT_FILE` names another bundle for them). In HS256 mode the service verifies with a shared secret instead:
+//! root certificates are used (`SSL_CERT_FILE` names another bundle for them).
+//!
+//! In HS256 mode the service verifies with a shared secret instead:
 //! `--hs256-secret-file PATH` (a `secret.jwk.json` written by
 //! `wristband keys generate --alg HS256`, or a file holding the base64url secret), or the
 //! base64url secret in the environment variable `WRISTBAND_HS256_SECRET`. A weak secret
