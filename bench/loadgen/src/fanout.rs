@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use http::Method;
 use serde_json::json;
@@ -183,6 +183,20 @@ fn summary(sorted: &[u32]) -> serde_json::Value {
     })
 }
 
+/// Checks that every API service accepts the fresh `token`.
+async fn accepted_everywhere(client: &HttpClient, apis: &[String], token: &str) -> Result<()> {
+    let checks = apis.iter().map(|api| {
+        let (c, api, t) = (client.clone(), api.clone(), token.to_owned());
+        tokio::spawn(async move { status_at(&c, &api, &t).await })
+    });
+    for (check, api) in futures_join(checks).await?.into_iter().zip(apis) {
+        if check != 200 {
+            bail!("{api} refused a fresh token with {check}");
+        }
+    }
+    Ok(())
+}
+
 /// Runs the benchmark and prints JSON lines.
 pub(crate) async fn run(client: HttpClient, a: FanoutArgs, label: &str) -> Result<()> {
     let every = Duration::from_millis(a.poll_ms);
@@ -197,15 +211,9 @@ pub(crate) async fn run(client: HttpClient, a: FanoutArgs, label: &str) -> Resul
 
     for i in 0..a.revocations {
         let s = login(&client, &a).await?;
-        let checks = a.apis.iter().map(|api| {
-            let (c, api, t) = (client.clone(), api.clone(), s.access.clone());
-            tokio::spawn(async move { status_at(&c, &api, &t).await })
-        });
-        for (check, api) in futures_join(checks).await?.into_iter().zip(&a.apis) {
-            if check != 200 {
-                bail!("revocation {i}: {api} refused a fresh token with {check}");
-            }
-        }
+        accepted_everywhere(&client, &a.apis, &s.access)
+            .await
+            .with_context(|| format!("revocation {i}"))?;
 
         let start = Instant::now();
         let pollers: Vec<_> = a

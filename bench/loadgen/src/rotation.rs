@@ -330,6 +330,51 @@ async fn connection(
     seen
 }
 
+impl Seen {
+    /// Adds what one connection saw.
+    fn add(&mut self, s: Seen) {
+        self.latencies_us.extend(s.latencies_us);
+        self.errors += s.errors;
+        self.old_requests += s.old_requests;
+        self.old_errors += s.old_errors;
+        for (k, v) in s.per_kid {
+            *self.per_kid.entry(k).or_default() += v;
+        }
+        for (k, v) in s.errors_per_kid {
+            *self.errors_per_kid.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Per signing key, in the order the keys appeared: when it first signed a token of the
+/// source, and the requests and errors with its tokens.
+fn per_key(history: &History, started: Instant, total: &Seen) -> Vec<Value> {
+    let mut first_signed: Vec<(Arc<str>, f64)> = Vec::new();
+    for i in history
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        if !first_signed.iter().any(|(k, _)| *k == i.kid) {
+            first_signed.push((
+                Arc::clone(&i.kid),
+                i.at.saturating_duration_since(started).as_secs_f64(),
+            ));
+        }
+    }
+    first_signed
+        .iter()
+        .map(|(kid, at)| {
+            json!({
+                "kid": short(kid),
+                "first_signed_s": (at * 100.0).round() / 100.0,
+                "requests": total.per_kid.get(kid).copied().unwrap_or(0),
+                "errors": total.errors_per_kid.get(kid).copied().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
 /// Runs `loadgen rotating` and prints one JSON line.
 pub(crate) async fn run_rotating(
     client: HttpClient,
@@ -372,47 +417,12 @@ pub(crate) async fn run_rotating(
         .collect();
     let mut total = Seen::default();
     for t in tasks {
-        let s = t.await?;
-        total.latencies_us.extend(s.latencies_us);
-        total.errors += s.errors;
-        total.old_requests += s.old_requests;
-        total.old_errors += s.old_errors;
-        for (k, v) in s.per_kid {
-            *total.per_kid.entry(k).or_default() += v;
-        }
-        for (k, v) in s.errors_per_kid {
-            *total.errors_per_kid.entry(k).or_default() += v;
-        }
+        total.add(t.await?);
     }
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let stats = source.await?;
-
-    // When each key first signed a token of the source, in the order the keys appeared.
-    let mut first_signed: Vec<(Arc<str>, f64)> = Vec::new();
-    for i in history
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-    {
-        if !first_signed.iter().any(|(k, _)| *k == i.kid) {
-            first_signed.push((
-                Arc::clone(&i.kid),
-                i.at.saturating_duration_since(started).as_secs_f64(),
-            ));
-        }
-    }
-    let kids: Vec<Value> = first_signed
-        .iter()
-        .map(|(kid, at)| {
-            json!({
-                "kid": short(kid),
-                "first_signed_s": (at * 100.0).round() / 100.0,
-                "requests": total.per_kid.get(kid).copied().unwrap_or(0),
-                "errors": total.errors_per_kid.get(kid).copied().unwrap_or(0),
-            })
-        })
-        .collect();
+    let kids = per_key(&history, started, &total);
 
     let mut latencies = total.latencies_us;
     latencies.sort_unstable();

@@ -24,8 +24,7 @@ use wristband_jose::{dangerous, SecretString, SystemClock};
 use wristband_server::config::Config;
 use wristband_server::domain::users;
 use wristband_server::startup::App;
-use wristband_verify::example::api_service_router;
-use wristband_verify::Verifier;
+use wristband_verify::{RequireTokenLayer, Verifier};
 
 use crate::settings::runtime;
 use crate::Outcome;
@@ -142,7 +141,7 @@ async fn start_api(issuer: &str, audience: &str) -> anyhow::Result<Running> {
         // The same hardened serve loop as every other server of the workspace.
         wristband_serve::serve(
             listener,
-            api_service_router(verifier),
+            api_router(verifier),
             wristband_serve::ServeLimits::default(),
             async {
                 let _ = rx.await;
@@ -155,6 +154,17 @@ async fn start_api(issuer: &str, audience: &str) -> anyhow::Result<Running> {
         stop: tx,
         task,
     })
+}
+
+/// The demo's API service: `GET /resource` answers the verified `sub` and `role`.
+fn api_router(verifier: Verifier) -> axum::Router {
+    axum::Router::new()
+        .route("/resource", axum::routing::get(resource))
+        .layer(RequireTokenLayer::new(verifier))
+}
+
+async fn resource(claims: wristband_verify::Claims) -> axum::Json<Value> {
+    axum::Json(json!({ "sub": claims.sub, "role": claims.role }))
 }
 
 /// Plays the demo. Exits 0 only if every step behaved as the diagram says.
@@ -183,8 +193,53 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
     step.say(format!(
         "Auth service started at {issuer} (SQLite in a temporary directory, new ES256 key)"
     ))?;
+    add_demo_user(&mut step, &config).await?;
 
-    let store = wristband_server::startup::open_store(&config).await?;
+    let api_a = start_api(&issuer, &config.audience).await?;
+    let api_b = start_api(&issuer, &config.audience).await?;
+    step.say(format!(
+        "API services A (http://{}) and B (http://{}) started; each fetched the public keys once \
+         through {issuer}/.well-known/oauth-authorization-server",
+        api_a.addr, api_b.addr
+    ))?;
+    let apis = [("A", &api_a), ("B", &api_b)];
+
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let (access, refresh1) = login(&mut step, &client, &issuer).await?;
+    call_apis(&mut step, &client, &apis, &access, "").await?;
+
+    auth.stop().await?;
+    step.say("Auth service stopped.")?;
+    call_apis(
+        &mut step,
+        &client,
+        &apis,
+        &access,
+        " with the auth service down",
+    )
+    .await?;
+
+    let auth = start_auth(Config {
+        listen: issuer.trim_start_matches("http://").parse()?,
+        ..config
+    })
+    .await?;
+    step.say(format!(
+        "Auth service restarted at {issuer} on the same data."
+    ))?;
+    catch_reuse(&mut step, &client, &issuer, &refresh1).await?;
+
+    auth.stop().await?;
+    api_a.stop().await?;
+    api_b.stop().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    writeln!(step.out, "\nDone: every step behaved as expected.")?;
+    Ok(Outcome::Success)
+}
+
+/// Adds the demo's admin user straight to the store.
+async fn add_demo_user<W: Write>(step: &mut Step<'_, W>, config: &Config) -> anyhow::Result<()> {
+    let store = wristband_server::startup::open_store(config).await?;
     let passwords = wristband_server::domain::Passwords::new(config.argon2, 1)?;
     let now = wristband_jose::SystemClock.now().as_i64();
     users::add_user(
@@ -198,19 +253,18 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
     .await?;
     step.say(format!(
         "Created user \"{DEMO_USER}\" with role admin (password hashed with Argon2id)"
-    ))?;
+    ))
+}
 
-    let api_a = start_api(&issuer, &config.audience).await?;
-    let api_b = start_api(&issuer, &config.audience).await?;
-    step.say(format!(
-        "API services A (http://{}) and B (http://{}) started; each fetched the public keys once \
-         through {issuer}/.well-known/oauth-authorization-server",
-        api_a.addr, api_b.addr
-    ))?;
-
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+/// Logs the demo user in and shows the decoded access token; returns the access and the
+/// refresh token.
+async fn login<W: Write>(
+    step: &mut Step<'_, W>,
+    client: &HttpClient,
+    issuer: &str,
+) -> anyhow::Result<(String, String)> {
     let (status, tokens) = call(
-        &client,
+        client,
         Method::POST,
         &format!("{issuer}/v1/login"),
         None,
@@ -222,7 +276,7 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
         .as_str()
         .context("no access token")?
         .to_owned();
-    let refresh1 = tokens["refresh_token"]
+    let refresh = tokens["refresh_token"]
         .as_str()
         .context("no refresh token")?
         .to_owned();
@@ -240,54 +294,54 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
         decoded.header,
         serde_json::to_string_pretty(&decoded.payload)?
     ))?;
+    Ok((access, refresh))
+}
 
-    for (name, api) in [("A", &api_a), ("B", &api_b)] {
+/// `GET /resource` on each API service with `access`: each must answer 200. `when` is
+/// empty while the auth service runs, and says so when it is down.
+async fn call_apis<W: Write>(
+    step: &mut Step<'_, W>,
+    client: &HttpClient,
+    apis: &[(&str, &Running)],
+    access: &str,
+    when: &str,
+) -> anyhow::Result<()> {
+    for (name, api) in apis {
         let (status, body) = call(
-            &client,
+            client,
             Method::GET,
             &format!("http://{}/resource", api.addr),
-            Some(&access),
-            None,
-        )
-        .await?;
-        ensure!(status == StatusCode::OK, "API {name} answered {status}");
-        step.say(format!(
-            "Client -> API {name}: GET /resource -> {status}: signature, expiry, issuer and audience checked \
-             locally; sub={} role={}",
-            body["sub"], body["role"]
-        ))?;
-    }
-
-    auth.stop().await?;
-    step.say("Auth service stopped.")?;
-    for (name, api) in [("A", &api_a), ("B", &api_b)] {
-        let (status, _) = call(
-            &client,
-            Method::GET,
-            &format!("http://{}/resource", api.addr),
-            Some(&access),
+            Some(access),
             None,
         )
         .await?;
         ensure!(
             status == StatusCode::OK,
-            "API {name} answered {status} with the auth service down"
+            "API {name} answered {status}{when}"
         );
-        step.say(format!(
-            "Client -> API {name}: GET /resource -> {status}: still verified, with no call to the auth service"
-        ))?;
+        if when.is_empty() {
+            step.say(format!(
+                "Client -> API {name}: GET /resource -> {status}: signature, expiry, issuer and audience checked \
+                 locally; sub={} role={}",
+                body["sub"], body["role"]
+            ))?;
+        } else {
+            step.say(format!(
+                "Client -> API {name}: GET /resource -> {status}: still verified, with no call to the auth service"
+            ))?;
+        }
     }
+    Ok(())
+}
 
-    let auth = start_auth(Config {
-        listen: issuer.trim_start_matches("http://").parse()?,
-        ..config
-    })
-    .await?;
-    step.say(format!(
-        "Auth service restarted at {issuer} on the same data."
-    ))?;
-
-    let (status, pair) = refresh(&client, &issuer, &refresh1).await?;
+/// Refreshes once with `refresh1`, then replays it: the reuse revokes the whole family.
+async fn catch_reuse<W: Write>(
+    step: &mut Step<'_, W>,
+    client: &HttpClient,
+    issuer: &str,
+    refresh1: &str,
+) -> anyhow::Result<()> {
+    let (status, pair) = refresh(client, issuer, refresh1).await?;
     ensure!(status == StatusCode::OK, "refresh answered {status}");
     let refresh2 = pair["refresh_token"]
         .as_str()
@@ -298,7 +352,7 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
          (#1 is now spent)"
     ))?;
 
-    let (status, body) = refresh(&client, &issuer, &refresh1).await?;
+    let (status, body) = refresh(client, issuer, refresh1).await?;
     if status != StatusCode::BAD_REQUEST {
         bail!("reusing a spent refresh token answered {status}");
     }
@@ -307,21 +361,14 @@ async fn play(out: &mut impl Write) -> anyhow::Result<Outcome> {
         body["error"]
     ))?;
 
-    let (status, _) = refresh(&client, &issuer, &refresh2).await?;
+    let (status, _) = refresh(client, issuer, &refresh2).await?;
     ensure!(
         status == StatusCode::BAD_REQUEST,
         "refresh #2 answered {status}"
     );
     step.say(format!(
         "Client -> Auth: POST /v1/refresh with token #2 -> {status}: the whole token family is gone; log in again"
-    ))?;
-
-    auth.stop().await?;
-    api_a.stop().await?;
-    api_b.stop().await?;
-    let _ = std::fs::remove_dir_all(&dir);
-    writeln!(step.out, "\nDone: every step behaved as expected.")?;
-    Ok(Outcome::Success)
+    ))
 }
 
 fn tempdir() -> anyhow::Result<std::path::PathBuf> {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use wristband_jose::SystemClock;
+use wristband_serve::shutdown_signal;
 use wristband_server::startup::App;
-use wristband_verify::example::shutdown_signal;
 
 use crate::settings::{init_logging, runtime, ServeArgs};
 use crate::Outcome;

@@ -176,8 +176,11 @@ impl ServeArgs {
 /// Logs to stderr; `RUST_LOG` filters (default `info`). Audit events use the target
 /// `wristband::audit`.
 pub(crate) fn init_logging() {
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs redirected to a file or a pipe stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -80,12 +80,23 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
         let pw = line.trim_end_matches(['\r', '\n']).to_owned();
         return Ok(SecretString::new(pw));
     }
-    let first = rpassword::prompt_password("Password: ").context("reading the password")?;
-    let again = rpassword::prompt_password("Repeat:   ").context("reading the password")?;
+    let first = prompt("Password: ")?;
+    let again = prompt("Repeat:   ")?;
     if first != again {
         bail!("the passwords differ");
     }
     Ok(SecretString::new(first))
+}
+
+/// Reads a password from the terminal without echo. Without a terminal (a script, a pipe,
+/// a service), the error says how to pass it instead.
+fn prompt(text: &str) -> anyhow::Result<String> {
+    rpassword::prompt_password(text).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the password from a terminal ({e}): use --password-stdin and write \
+             it to standard input"
+        )
+    })
 }
 
 /// Now, to the millisecond: the time of a subject cut-off.

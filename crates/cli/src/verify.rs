@@ -22,7 +22,8 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "URL|FILE")]
     jwks: Option<String>,
     /// PEM file with the CA certificate(s) to trust for an https:// --jwks URL, instead of
-    /// the system's root certificates (for a private CA).
+    /// the system's root certificates (for a private CA). Without it, SSL_CERT_FILE may
+    /// name another root bundle.
     #[arg(long, value_name = "FILE", requires = "jwks")]
     cacert: Option<PathBuf>,
     /// Key file: public PEM, public JWK, JWKS, or a private key or HS256 secret file.

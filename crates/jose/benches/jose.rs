@@ -131,6 +131,102 @@ fn pem_der(text: &str) -> Vec<u8> {
     pem::parse(text).unwrap().into_contents()
 }
 
+/// The raw primitives and jsonwebtoken's keys, from the key material of `key` exported
+/// and imported again.
+fn raw_keys(
+    key: &SigningKey,
+    alg: Algorithm,
+) -> (
+    RawVerifier,
+    RawSigner,
+    jsonwebtoken::DecodingKey,
+    jsonwebtoken::EncodingKey,
+) {
+    if alg.is_symmetric() {
+        let jwk = key.to_private_jwk().unwrap();
+        let secret = b64::decode(jwk.k.as_ref().unwrap().expose()).unwrap();
+        (
+            RawVerifier::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &secret))),
+            RawSigner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &secret))),
+            jsonwebtoken::DecodingKey::from_secret(&secret).unwrap(),
+            jsonwebtoken::EncodingKey::from_secret(&secret).unwrap(),
+        )
+    } else {
+        let pkcs8 = pem_der(&key.to_pem().unwrap());
+        let spki = pem_der(&key.verifying_key().to_public_pem().unwrap());
+        let (verify_alg, signer, encoding): (
+            &'static dyn signature::VerificationAlgorithm,
+            RawSigner,
+            jsonwebtoken::EncodingKey,
+        ) = match alg {
+            Algorithm::RS256 | Algorithm::PS256 => {
+                let (params, padding): (_, &'static dyn RsaEncoding) = if alg == Algorithm::PS256 {
+                    (
+                        &signature::RSA_PSS_2048_8192_SHA256,
+                        &signature::RSA_PSS_SHA256,
+                    )
+                } else {
+                    (
+                        &signature::RSA_PKCS1_2048_8192_SHA256,
+                        &signature::RSA_PKCS1_SHA256,
+                    )
+                };
+                (
+                    params,
+                    RawSigner::Rsa(RsaKeyPair::from_pkcs8(&pkcs8).unwrap(), padding),
+                    jsonwebtoken::EncodingKey::from_rsa_der(&pkcs8_to_pkcs1(&pkcs8)),
+                )
+            }
+            Algorithm::ES256 => (
+                &signature::ECDSA_P256_SHA256_FIXED,
+                RawSigner::Ec(
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                        .unwrap(),
+                ),
+                jsonwebtoken::EncodingKey::from_ec_der(&pkcs8),
+            ),
+            Algorithm::EdDSA => (
+                &signature::ED25519,
+                RawSigner::Ed(Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap()),
+                jsonwebtoken::EncodingKey::from_ed_der(&pkcs8),
+            ),
+            Algorithm::HS256 => unreachable!(),
+        };
+        // jsonwebtoken reads the published JWK, as a service reading a JWKS would.
+        let public_jwk = serde_json::to_string(key.verifying_key().to_jwk().unwrap()).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&public_jwk).unwrap();
+        (
+            RawVerifier::Public(ParsedPublicKey::new(verify_alg, &spki).unwrap()),
+            signer,
+            jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            encoding,
+        )
+    }
+}
+
+/// jsonwebtoken's validation and header for `alg`, with the `kid` of the signing key.
+fn jwt_settings(alg: Algorithm, kid: &str) -> (jsonwebtoken::Validation, jsonwebtoken::Header) {
+    let jwt_alg = match alg {
+        Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+        Algorithm::PS256 => jsonwebtoken::Algorithm::PS256,
+        Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+        Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+        Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
+    };
+    // As strict as jsonwebtoken gets: it ignores `iat` and `jti` in the required list
+    // and never checks `typ`, so it still does less than Wristband.
+    let mut jwt_validation = jsonwebtoken::Validation::new(jwt_alg);
+    jwt_validation.set_issuer(&[ISS]);
+    jwt_validation.set_audience(&[AUD]);
+    jwt_validation.set_required_spec_claims(&["exp", "iat", "sub", "jti", "iss", "aud"]);
+    jwt_validation.validate_nbf = true;
+    jwt_validation.leeway = 0;
+    let mut jwt_header = jsonwebtoken::Header::new(jwt_alg);
+    jwt_header.typ = Some("at+jwt".into());
+    jwt_header.kid = Some(kid.to_owned());
+    (jwt_validation, jwt_header)
+}
+
 impl Fixture {
     fn new(alg: Algorithm) -> Self {
         let key = SigningKey::generate(alg).unwrap();
@@ -155,90 +251,8 @@ impl Fixture {
             .build()
             .unwrap();
 
-        // The raw primitives, from the same key material exported and imported again.
-        let (raw_verifier, raw_signer, jwt_decoding, jwt_encoding) = if alg.is_symmetric() {
-            let jwk = key.to_private_jwk().unwrap();
-            let secret = b64::decode(jwk.k.as_ref().unwrap().expose()).unwrap();
-            (
-                RawVerifier::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &secret))),
-                RawSigner::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &secret))),
-                jsonwebtoken::DecodingKey::from_secret(&secret).unwrap(),
-                jsonwebtoken::EncodingKey::from_secret(&secret).unwrap(),
-            )
-        } else {
-            let pkcs8 = pem_der(&key.to_pem().unwrap());
-            let spki = pem_der(&key.verifying_key().to_public_pem().unwrap());
-            let (verify_alg, signer, encoding): (
-                &'static dyn signature::VerificationAlgorithm,
-                RawSigner,
-                jsonwebtoken::EncodingKey,
-            ) = match alg {
-                Algorithm::RS256 | Algorithm::PS256 => {
-                    let (params, padding): (_, &'static dyn RsaEncoding) =
-                        if alg == Algorithm::PS256 {
-                            (
-                                &signature::RSA_PSS_2048_8192_SHA256,
-                                &signature::RSA_PSS_SHA256,
-                            )
-                        } else {
-                            (
-                                &signature::RSA_PKCS1_2048_8192_SHA256,
-                                &signature::RSA_PKCS1_SHA256,
-                            )
-                        };
-                    (
-                        params,
-                        RawSigner::Rsa(RsaKeyPair::from_pkcs8(&pkcs8).unwrap(), padding),
-                        jsonwebtoken::EncodingKey::from_rsa_der(&pkcs8_to_pkcs1(&pkcs8)),
-                    )
-                }
-                Algorithm::ES256 => (
-                    &signature::ECDSA_P256_SHA256_FIXED,
-                    RawSigner::Ec(
-                        EcdsaKeyPair::from_pkcs8(
-                            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                            &pkcs8,
-                        )
-                        .unwrap(),
-                    ),
-                    jsonwebtoken::EncodingKey::from_ec_der(&pkcs8),
-                ),
-                Algorithm::EdDSA => (
-                    &signature::ED25519,
-                    RawSigner::Ed(Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap()),
-                    jsonwebtoken::EncodingKey::from_ed_der(&pkcs8),
-                ),
-                Algorithm::HS256 => unreachable!(),
-            };
-            // jsonwebtoken reads the published JWK, as a service reading a JWKS would.
-            let public_jwk = serde_json::to_string(key.verifying_key().to_jwk().unwrap()).unwrap();
-            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&public_jwk).unwrap();
-            (
-                RawVerifier::Public(ParsedPublicKey::new(verify_alg, &spki).unwrap()),
-                signer,
-                jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
-                encoding,
-            )
-        };
-
-        let jwt_alg = match alg {
-            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
-            Algorithm::PS256 => jsonwebtoken::Algorithm::PS256,
-            Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
-            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-            Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
-        };
-        // As strict as jsonwebtoken gets: it ignores `iat` and `jti` in the required list
-        // and never checks `typ`, so it still does less than Wristband.
-        let mut jwt_validation = jsonwebtoken::Validation::new(jwt_alg);
-        jwt_validation.set_issuer(&[ISS]);
-        jwt_validation.set_audience(&[AUD]);
-        jwt_validation.set_required_spec_claims(&["exp", "iat", "sub", "jti", "iss", "aud"]);
-        jwt_validation.validate_nbf = true;
-        jwt_validation.leeway = 0;
-        let mut jwt_header = jsonwebtoken::Header::new(jwt_alg);
-        jwt_header.typ = Some("at+jwt".into());
-        jwt_header.kid = Some(key.kid().to_owned());
+        let (raw_verifier, raw_signer, jwt_decoding, jwt_encoding) = raw_keys(&key, alg);
+        let (jwt_validation, jwt_header) = jwt_settings(alg, key.kid());
 
         let fixture = Fixture {
             key,

@@ -29,6 +29,8 @@
 //! [`TrustedProxies`] finds the client's address behind trusted reverse proxies
 //! (`X-Forwarded-For`).
 //!
+//! [`shutdown_signal`] is the SIGINT/SIGTERM future a service process passes to [`serve`].
+//!
 //! [`raise_fd_limit`] raises the soft file-descriptor limit to the hard one; servers call
 //! it at start, before the cap is derived from the limit.
 //!
@@ -64,8 +66,10 @@
 mod body;
 mod conn;
 mod forwarded;
+mod shutdown;
 
 pub use forwarded::TrustedProxies;
+pub use shutdown::shutdown_signal;
 
 use std::convert::Infallible;
 use std::future::Future;

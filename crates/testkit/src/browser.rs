@@ -504,11 +504,30 @@ impl Drop for Browser {
     }
 }
 
-/// `docs/screenshots/NAME` in the workspace.
+/// The environment variable that makes the page tests refresh the tracked screenshots.
+pub const BLESS_SCREENSHOTS: &str = "WRISTBAND_BLESS_SCREENSHOTS";
+
+/// Where a page test saves screenshot `NAME`: `target/screenshots/NAME`, so that running
+/// the tests leaves the tracked files alone; `docs/screenshots/NAME` in the workspace when
+/// `WRISTBAND_BLESS_SCREENSHOTS=1` asks to refresh the documentation's pictures.
 pub fn screenshot_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/screenshots")
-        .join(name)
+    let bless = std::env::var(BLESS_SCREENSHOTS).is_ok_and(|v| v == "1");
+    screenshot_path_for(name, bless)
+}
+
+fn screenshot_path_for(name: &str, bless: bool) -> PathBuf {
+    if bless {
+        return Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/screenshots")
+            .join(name);
+    }
+    // The test binary runs from target/<profile>/deps/.
+    let exe = std::env::current_exe().expect("current exe");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("test binary inside target/<profile>/deps");
+    target.join("screenshots").join(name)
 }
 
 /// True if `bytes` start with the PNG signature and an `IHDR` chunk of a non-empty image;
@@ -521,4 +540,36 @@ pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     let width = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
     let height = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
     (width > 0 && height > 0).then_some((width, height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn screenshots_go_under_target_unless_blessed() {
+        let plain = screenshot_path_for("account.png", false);
+        assert!(
+            plain.ends_with("screenshots/account.png"),
+            "{}",
+            plain.display()
+        );
+        assert!(
+            !plain.to_string_lossy().contains("docs"),
+            "{}",
+            plain.display()
+        );
+        let exe = std::env::current_exe().unwrap();
+        assert!(
+            plain.starts_with(exe.ancestors().nth(3).unwrap()),
+            "{}",
+            plain.display()
+        );
+        let blessed = screenshot_path_for("account.png", true);
+        assert!(
+            blessed.ends_with("docs/screenshots/account.png"),
+            "{}",
+            blessed.display()
+        );
+    }
 }

@@ -14,8 +14,8 @@
 //!   does when no server answers.
 //! - [`TcpProxy`]: a TCP proxy that spreads connections over several backends and can
 //!   cut and restore them, to put a load balancer or a failing network in a test.
-//! - [`browser`]: headless Chromium over WebDriver (chromedriver) for page tests, and
-//!   what a test does when no browser is installed.
+//! - `browser` (with the feature `browser`): headless Chromium over WebDriver
+//!   (chromedriver) for page tests, and what a test does when no browser is installed.
 //! - [`process`]: runs an example binary (such as `api_service`) as a child process and
 //!   reads the address it listens on.
 //! - [`slow_clients`]: many connections holding half-sent requests, to test that a server
@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+#[cfg(feature = "browser")]
 pub mod browser;
 mod canary;
 pub mod http;

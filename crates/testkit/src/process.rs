@@ -1,4 +1,6 @@
 //! Running example binaries as child processes.
+//!
+//! The binaries are the ones cargo already built for the test run ([`example_binary`]).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,67 +12,36 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The path of example `name` of package `package`, built for the profile of the running
-/// test binary.
+/// The path of example `name` of the package under test, as cargo built it.
 ///
-/// `cargo test` builds a package's examples next to its test binaries
-/// (`target/<profile>/examples/`). When the binary is missing, or older than a source file
-/// of the workspace's crates (for example because only one test target was built), it is
-/// built with `cargo build --example` first.
-pub fn example_binary(package: &str, name: &str) -> PathBuf {
+/// Test binaries never run `cargo build` themselves. `cargo test` builds every example of
+/// the package it tests before running that package's test binaries, into
+/// `target/<profile>/examples/` next to `target/<profile>/deps/` that holds the test
+/// binary; this function only finds it there. That holds for `cargo test -p PACKAGE` and
+/// for `cargo test --workspace`, but not for `cargo test --test NAME`, which builds no
+/// example: the panic message then says what to run.
+///
+/// - wristband-verify's tests run its own example `api_service`;
+/// - the CLI package (`wristband`) declares the same source as its example
+///   `cli_api_service`, so that `cargo test -p wristband` builds it too.
+pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test binary>
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test binary inside target/<profile>/deps");
-    let path = profile_dir.join("examples").join(name);
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    let stale = match built {
-        None => true,
-        Some(built) => newest_source(&workspace.join("crates")).is_some_and(|t| t > built),
-    };
-    if stale {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let target_dir = profile_dir.parent().expect("target dir");
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(&workspace)
-            .args(["build", "-p", package, "--example", name, "--target-dir"])
-            .arg(target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --example {name} failed");
-    }
-    assert!(path.exists(), "example binary {} not found", path.display());
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "example binary {} not found: cargo builds a package's examples when it tests the \
+         whole package (`cargo test -p PACKAGE`, without `--test`); or build it with \
+         `cargo build --example {name}` first",
+        path.display()
+    );
     path
-}
-
-/// The latest modification time of a `.rs` or `Cargo.toml` file under `dir`.
-fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
-    let mut newest = None;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let p = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "rs")
-                || p.file_name().is_some_and(|n| n == "Cargo.toml")
-            {
-                if let Ok(t) = meta.modified() {
-                    newest = newest.max(Some(t));
-                }
-            }
-        }
-    }
-    newest
 }
 
 /// A running service process that printed `listening on ADDR`. Killed on drop.

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use url::Url;
 use wristband_jose::{
     Algorithm, Claims, Clock, KeySet, Policy, PolicyBuilder, SecretString, SystemClock,
+    VerifyingKey,
 };
 
 use crate::cache::{TokenCache, DEFAULT_CACHE_CAPACITY};
@@ -17,7 +18,9 @@ use crate::feed::{
     AuthHttp, ClientAuth, FeedEndpoints, FeedError, FeedOptions, FeedRevocations, KidHook,
     RevocationSet, StalenessPolicy,
 };
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{
+    connector, connector_with_ca, Connector, FetchError, Fetcher, DEFAULT_FETCH_TIMEOUT,
+};
 use crate::hs256::Hs256Secret;
 use crate::introspect::{
     introspection_policy, Introspector, DEFAULT_INTROSPECTION_CAPACITY, DEFAULT_INTROSPECTION_TTL,
@@ -72,6 +75,9 @@ pub enum BuildError {
          `wristband keys generate --alg HS256`"
     )]
     WeakSecret(&'static str),
+    /// The CA certificates given with [`VerifierBuilder::ca_certificates`] are unusable.
+    #[error("cannot use the CA certificates")]
+    Ca(#[source] FetchError),
 }
 
 enum Source {
@@ -98,6 +104,7 @@ pub struct VerifierBuilder {
     introspection_ttl: Duration,
     introspection_capacity: usize,
     cookies: Option<CookieSource>,
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl VerifierBuilder {
@@ -117,6 +124,7 @@ impl VerifierBuilder {
             introspection_ttl: DEFAULT_INTROSPECTION_TTL,
             introspection_capacity: DEFAULT_INTROSPECTION_CAPACITY,
             cookies: None,
+            ca_pem: None,
         }
     }
 
@@ -294,6 +302,15 @@ impl VerifierBuilder {
         self
     }
 
+    /// Trusts only the CA certificates of this PEM bundle for `https` (metadata, key sets,
+    /// the token endpoint, introspection and the revocation feed) instead of the
+    /// platform's root certificates: for an auth service whose certificate a private CA
+    /// issued. Without it, the platform's roots (on Linux, `SSL_CERT_FILE` also works).
+    pub fn ca_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
     /// Minimum time between refetches caused by unknown `kid`s. Default 30 s.
     pub fn refetch_cooldown(mut self, cooldown: Duration) -> Self {
         self.remote.refetch_cooldown = cooldown;
@@ -311,77 +328,29 @@ impl VerifierBuilder {
             (self.cache_capacity > 0).then(|| Arc::new(TokenCache::new(self.cache_capacity)));
         // The feed's records, shared with a fetched key set so that it drops revoked keys.
         let revoked = self.follow_feed.then(|| Arc::new(RevocationSet::new()));
-        let mut single_key = None;
-        let fetcher = || Fetcher::new(self.remote.fetch_timeout, self.remote.max_fetch_bytes);
+        let connect = Connect::new(self.ca_pem.as_deref())?;
+        let fetcher = connect.fetcher(&self.remote);
         let wants_metadata = matches!(self.source, Source::Discover)
             || self.follow_feed
             || self.credentials.is_some();
         let metadata = if wants_metadata {
-            Some(discover(&fetcher(), &self.issuer, &self.remote).await?)
+            Some(discover(&fetcher, &self.issuer, &self.remote).await?)
         } else {
             None
         };
-        let keys = match self.source {
-            Source::Static(keys) => {
-                let allowed = keys.iter().filter(|k| policy.allows(k.algorithm())).count();
-                if allowed == 0 {
-                    return Err(BuildError::NoKeys);
-                }
-                Keys::Static(Arc::new(keys))
-            }
-            Source::Hs256(secret) => {
-                let key = secret.verifying_key()?;
-                if !policy.allows(key.algorithm()) {
-                    return Err(BuildError::NoKeys);
-                }
-                let keys = KeySet::from_keys([key.clone()]).map_err(|_| BuildError::NoKeys)?;
-                single_key = Some(key);
-                Keys::Static(Arc::new(keys))
-            }
-            Source::JwksFile(path) => {
-                let shown = path.display().to_string();
-                let bytes = read_capped(&path, self.remote.max_fetch_bytes)
-                    .map_err(|e| BuildError::Keys(shown.clone(), e))?;
-                let keys =
-                    load_jwks(&bytes, &policy, &shown).map_err(|e| BuildError::Keys(shown, e))?;
-                Keys::Static(Arc::new(keys))
-            }
-            Source::JwksUrl(url) => {
-                let parsed = parse_url(&url)?;
-                let remote = RemoteKeys::start(
-                    parsed,
-                    fetcher(),
-                    policy.clone(),
-                    self.remote.clone(),
-                    cache.clone(),
-                    revoked.clone(),
-                )
-                .await
-                .map_err(|e| BuildError::Keys(url, e))?;
-                Keys::Remote(remote)
-            }
-            Source::Discover => {
-                let fetcher = fetcher();
-                let jwks_uri = match &metadata {
-                    Some(m) => endpoint(Some(&m.jwks_uri), "jwks_uri")?,
-                    None => return Err(BuildError::MissingEndpoint("jwks_uri")),
-                };
-                let shown = jwks_uri.to_string();
-                let remote = RemoteKeys::start(
-                    jwks_uri,
-                    fetcher,
-                    policy.clone(),
-                    self.remote.clone(),
-                    cache.clone(),
-                    revoked.clone(),
-                )
-                .await
-                .map_err(|e| BuildError::Keys(shown, e))?;
-                Keys::Remote(remote)
-            }
-        };
+        let loaded = KeySource {
+            policy: &policy,
+            fetcher,
+            remote: &self.remote,
+            metadata: metadata.as_ref(),
+            cache: &cache,
+            revoked: &revoked,
+            clock: &self.clock,
+        }
+        .load(self.source)
+        .await?;
         let meta = metadata.unwrap_or_default();
-        let http = AuthHttp::new(self.feed.request_timeout, self.feed.max_response_bytes);
+        let http = connect.auth_http(&self.feed);
         let auth = match &self.credentials {
             Some((id, secret)) => {
                 let token_url = endpoint(meta.token_endpoint.as_ref(), "token_endpoint")?;
@@ -390,6 +359,7 @@ impl VerifierBuilder {
                     token_url,
                     id,
                     secret,
+                    Arc::clone(&self.clock),
                 )))
             }
             None => None,
@@ -409,43 +379,20 @@ impl VerifierBuilder {
             )),
             _ => None,
         };
-        let feed = if let Some(set) = revoked {
-            let endpoints = FeedEndpoints {
-                snapshot: endpoint(
-                    meta.revocation_feed_endpoint.as_ref(),
-                    "revocation_feed_endpoint",
-                )?,
-                stream: endpoint(
-                    meta.revocation_stream_endpoint.as_ref(),
-                    "revocation_stream_endpoint",
-                )?,
-            };
-            // A revoked kid leaves a fetched key set as soon as its record is applied.
-            let on_kid: Option<KidHook> = match &keys {
-                Keys::Remote(remote) => {
-                    let remote = Arc::downgrade(remote);
-                    Some(Box::new(move || {
-                        if let Some(remote) = remote.upgrade() {
-                            remote.purge_revoked();
-                        }
-                    }))
-                }
-                Keys::Static(_) => None,
-            };
-            let feed = FeedRevocations::start(
-                endpoints,
-                http,
-                auth,
-                Arc::clone(&self.clock),
-                self.feed.clone(),
-                set,
-                on_kid,
-            )
-            .await
-            .map_err(BuildError::Revocations)?;
-            Some(Arc::new(feed))
-        } else {
-            None
+        let feed = match revoked {
+            Some(set) => Some(
+                start_feed(
+                    &meta,
+                    &loaded.keys,
+                    http,
+                    auth,
+                    &self.clock,
+                    &self.feed,
+                    set,
+                )
+                .await?,
+            ),
+            None => None,
         };
         let revocations: Arc<dyn RevocationView> = match (&feed, self.revocations) {
             (Some(feed), Some(custom)) => {
@@ -457,17 +404,187 @@ impl VerifierBuilder {
         };
         Ok(Verifier(Arc::new(Inner {
             policy,
-            keys,
+            keys: loaded.keys,
             cache,
             revocations,
             clock: self.clock,
             realm,
             feed,
             introspector,
-            single_key,
+            single_key: loaded.single_key,
             cookies: self.cookies,
         })))
     }
+}
+
+/// How the verifier connects: the platform's roots, or only a private CA's certificates.
+struct Connect(Option<Vec<u8>>);
+
+impl Connect {
+    /// Checks the CA certificates once, so that a bad bundle fails the build.
+    fn new(ca_pem: Option<&[u8]>) -> Result<Self, BuildError> {
+        if let Some(pem) = ca_pem {
+            connector_with_ca(DEFAULT_FETCH_TIMEOUT, pem).map_err(BuildError::Ca)?;
+        }
+        Ok(Connect(ca_pem.map(<[u8]>::to_vec)))
+    }
+
+    fn connector(&self, timeout: Duration) -> Connector {
+        match &self.0 {
+            // Checked in `new`: the same PEM builds the same connector.
+            Some(pem) => connector_with_ca(timeout, pem).unwrap_or_else(|_| connector(timeout)),
+            None => connector(timeout),
+        }
+    }
+
+    /// The client of metadata and key-set fetches.
+    fn fetcher(&self, remote: &RemoteOptions) -> Fetcher {
+        Fetcher::with_connector(
+            self.connector(remote.fetch_timeout),
+            remote.fetch_timeout,
+            remote.max_fetch_bytes,
+        )
+    }
+
+    /// The client of the token endpoint, introspection and the revocation feed.
+    fn auth_http(&self, feed: &FeedOptions) -> AuthHttp {
+        AuthHttp::with_connector(
+            self.connector(feed.request_timeout),
+            feed.request_timeout,
+            feed.max_response_bytes,
+        )
+    }
+}
+
+/// The keys, and the one HS256 key when the source is a shared secret.
+struct Loaded {
+    keys: Keys,
+    single_key: Option<VerifyingKey>,
+}
+
+/// What loading the keys of a [`Source`] needs.
+struct KeySource<'a> {
+    policy: &'a Policy,
+    fetcher: Fetcher,
+    remote: &'a RemoteOptions,
+    metadata: Option<&'a Metadata>,
+    cache: &'a Option<Arc<TokenCache>>,
+    revoked: &'a Option<Arc<RevocationSet>>,
+    clock: &'a Arc<dyn Clock>,
+}
+
+impl KeySource<'_> {
+    async fn load(self, source: Source) -> Result<Loaded, BuildError> {
+        let keys = match source {
+            Source::Static(keys) => {
+                let allowed = keys
+                    .iter()
+                    .filter(|k| self.policy.allows(k.algorithm()))
+                    .count();
+                if allowed == 0 {
+                    return Err(BuildError::NoKeys);
+                }
+                Keys::Static(Arc::new(keys))
+            }
+            Source::Hs256(secret) => {
+                let key = secret.verifying_key()?;
+                if !self.policy.allows(key.algorithm()) {
+                    return Err(BuildError::NoKeys);
+                }
+                let keys = KeySet::from_keys([key.clone()]).map_err(|_| BuildError::NoKeys)?;
+                return Ok(Loaded {
+                    keys: Keys::Static(Arc::new(keys)),
+                    single_key: Some(key),
+                });
+            }
+            Source::JwksFile(path) => {
+                let shown = path.display().to_string();
+                let bytes = read_capped(&path, self.remote.max_fetch_bytes)
+                    .map_err(|e| BuildError::Keys(shown.clone(), e))?;
+                let keys = load_jwks(&bytes, self.policy, &shown)
+                    .map_err(|e| BuildError::Keys(shown, e))?;
+                Keys::Static(Arc::new(keys))
+            }
+            Source::JwksUrl(url) => {
+                let parsed = parse_url(&url)?;
+                self.remote(parsed, url).await?
+            }
+            Source::Discover => {
+                let jwks_uri = match self.metadata {
+                    Some(m) => endpoint(Some(&m.jwks_uri), "jwks_uri")?,
+                    None => return Err(BuildError::MissingEndpoint("jwks_uri")),
+                };
+                let shown = jwks_uri.to_string();
+                self.remote(jwks_uri, shown).await?
+            }
+        };
+        Ok(Loaded {
+            keys,
+            single_key: None,
+        })
+    }
+
+    /// A key set fetched from `url` and kept in sync.
+    async fn remote(self, url: Url, shown: String) -> Result<Keys, BuildError> {
+        let remote = RemoteKeys::start(
+            url,
+            self.fetcher,
+            self.policy.clone(),
+            self.remote.clone(),
+            self.cache.clone(),
+            self.revoked.clone(),
+            Arc::clone(self.clock),
+        )
+        .await
+        .map_err(|e| BuildError::Keys(shown, e))?;
+        Ok(Keys::Remote(remote))
+    }
+}
+
+/// Starts following the revocation feed advertised in `meta`.
+async fn start_feed(
+    meta: &Metadata,
+    keys: &Keys,
+    http: AuthHttp,
+    auth: Option<Arc<ClientAuth>>,
+    clock: &Arc<dyn Clock>,
+    options: &FeedOptions,
+    set: Arc<RevocationSet>,
+) -> Result<Arc<FeedRevocations>, BuildError> {
+    let endpoints = FeedEndpoints {
+        snapshot: endpoint(
+            meta.revocation_feed_endpoint.as_ref(),
+            "revocation_feed_endpoint",
+        )?,
+        stream: endpoint(
+            meta.revocation_stream_endpoint.as_ref(),
+            "revocation_stream_endpoint",
+        )?,
+    };
+    // A revoked kid leaves a fetched key set as soon as its record is applied.
+    let on_kid: Option<KidHook> = match keys {
+        Keys::Remote(remote) => {
+            let remote = Arc::downgrade(remote);
+            Some(Box::new(move || {
+                if let Some(remote) = remote.upgrade() {
+                    remote.purge_revoked();
+                }
+            }))
+        }
+        Keys::Static(_) => None,
+    };
+    let feed = FeedRevocations::start(
+        endpoints,
+        http,
+        auth,
+        Arc::clone(clock),
+        options.clone(),
+        set,
+        on_kid,
+    )
+    .await
+    .map_err(BuildError::Revocations)?;
+    Ok(Arc::new(feed))
 }
 
 fn parse_url(url: &str) -> Result<Url, BuildError> {
@@ -575,9 +692,10 @@ async fn discover(
     })?;
     // RFC 8414 §3.3: the metadata must name the issuer we asked about.
     if meta.issuer != issuer {
-        return Err(fail(FetchError::Invalid(
-            "metadata issuer differs from the configured issuer".into(),
-        )));
+        return Err(fail(FetchError::Invalid(format!(
+            "the metadata names the issuer {:?}, but the configured issuer is {issuer:?}",
+            meta.issuer
+        ))));
     }
     let jwks_uri =
         Url::parse(&meta.jwks_uri).map_err(|_| fail(FetchError::Invalid("bad jwks_uri".into())))?;

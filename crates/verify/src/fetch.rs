@@ -119,21 +119,19 @@ impl Fetcher {
         max_bytes: usize,
         pem: &[u8],
     ) -> Result<Self, FetchError> {
-        #[cfg(feature = "https")]
-        let connector = {
-            let mut http = http_connector(timeout);
-            http.enforce_http(false);
-            https_connector_with_roots(http, roots_from_pem(pem)?)?
-        };
-        #[cfg(not(feature = "https"))]
-        let connector = {
-            let _ = pem;
-            connector(timeout)
-        };
-        Ok(Self::with_connector(connector, timeout, max_bytes))
+        Ok(Self::with_connector(
+            connector_with_ca(timeout, pem)?,
+            timeout,
+            max_bytes,
+        ))
     }
 
-    fn with_connector(connector: Connector, timeout: Duration, max_bytes: usize) -> Self {
+    /// A client with this connector (from [`connector`] or [`connector_with_ca`]).
+    pub(crate) fn with_connector(
+        connector: Connector,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Self {
         let client = Client::builder(TokioExecutor::new())
             // Fetches are rare: a fresh connection each time means a stopped or moved
             // server is noticed at once, and no idle sockets are held.
@@ -224,6 +222,23 @@ pub(crate) fn connector(timeout: Duration) -> Connector {
     #[cfg(not(feature = "https"))]
     let connector = http;
     connector
+}
+
+/// Like [`connector`], trusting only the CA certificates in `pem` for `https` (a private
+/// CA) instead of the platform's roots.
+pub(crate) fn connector_with_ca(timeout: Duration, pem: &[u8]) -> Result<Connector, FetchError> {
+    #[cfg(feature = "https")]
+    let connector = {
+        let mut http = http_connector(timeout);
+        http.enforce_http(false);
+        https_connector_with_roots(http, roots_from_pem(pem)?)?
+    };
+    #[cfg(not(feature = "https"))]
+    let connector = {
+        let _ = pem;
+        connector(timeout)
+    };
+    Ok(connector)
 }
 
 fn http_connector(timeout: Duration) -> HttpConnector {

@@ -27,7 +27,9 @@
 //!   bounded cache, through the same [`Verifier::verify`].
 //! - [`Claims`], [`Custom`], [`HasRole`], [`HasScope`]: axum extractors.
 //! - [`AuthError`]: the one error type, answered as RFC 6750 prescribes.
-//! - [`example`]: the API Service router used by `examples/api_service.rs`.
+//!
+//! `examples/api_service/` is a whole API service built on this crate (the walkthrough's
+//! "API Service"), served through `wristband-serve`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -143,7 +145,6 @@ mod builder;
 mod cache;
 mod cookie;
 mod error;
-pub mod example;
 mod extract;
 mod feed;
 mod fetch;

@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use tokio::time::Instant;
 use url::Url;
-use wristband_jose::{Jwks, KeySet, Policy};
+use wristband_jose::{Clock, Jwks, KeySet, Policy};
 
 use crate::cache::TokenCache;
 use crate::feed::RevocationSet;
@@ -124,8 +123,11 @@ pub(crate) struct RemoteKeys {
     revoked: Option<Arc<RevocationSet>>,
     /// Held while a fetch runs: every fetch, whatever its cause, is single-flight.
     fetch_lock: Arc<tokio::sync::Mutex<()>>,
-    /// When the last refetch caused by an unknown `kid` started.
-    last_kid_refetch: Mutex<Option<Instant>>,
+    /// When the last refetch caused by an unknown `kid` started, in milliseconds of the
+    /// verifier's clock.
+    last_kid_refetch: Mutex<Option<u64>>,
+    /// The verifier's clock: the cooldown is measured with it, so tests move it on.
+    clock: Arc<dyn Clock>,
     cache: Option<Arc<TokenCache>>,
     refresher: Mutex<Option<AbortOnDrop>>,
 }
@@ -139,6 +141,7 @@ impl RemoteKeys {
         options: RemoteOptions,
         cache: Option<Arc<TokenCache>>,
         revoked: Option<Arc<RevocationSet>>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, FetchError> {
         let mut delay = options.startup_backoff;
         let mut attempt = 1;
@@ -165,6 +168,7 @@ impl RemoteKeys {
             revoked,
             fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
             last_kid_refetch: Mutex::new(None),
+            clock,
             cache,
             refresher: Mutex::new(None),
         });
@@ -235,10 +239,18 @@ impl RemoteKeys {
     }
 
     fn in_cooldown(&self) -> bool {
-        self.last_kid_refetch
+        let last = *self
+            .last_kid_refetch
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|t| t.elapsed() < self.options.refetch_cooldown)
+            .unwrap_or_else(PoisonError::into_inner);
+        self.within_cooldown(last)
+    }
+
+    /// True when a refetch that started at `last` (clock milliseconds) is less than the
+    /// cooldown ago. A clock that went back counts as no time passed.
+    fn within_cooldown(&self, last: Option<u64>) -> bool {
+        let cooldown = u64::try_from(self.options.refetch_cooldown.as_millis()).unwrap_or(u64::MAX);
+        last.is_some_and(|t| self.clock.now_millis().saturating_sub(t) < cooldown)
     }
 
     /// Called when a token names `kid` and the current set lacks it. Refetches at most once
@@ -262,10 +274,10 @@ impl RemoteKeys {
                 .last_kid_refetch
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if last.is_some_and(|t| t.elapsed() < self.options.refetch_cooldown) {
+            if self.within_cooldown(*last) {
                 return current;
             }
-            *last = Some(Instant::now());
+            *last = Some(self.clock.now_millis());
         }
         // The fetch runs in its own task so that a client hanging up cannot cancel it
         // halfway and waste the cooldown.

@@ -253,7 +253,8 @@ fn assert_no_errors(errors: &[LogEntry], where_: &str) {
 
 /// Logging in through the page: the tokens are in `HttpOnly` cookies that scripts cannot
 /// read (`document.cookie` holds only the CSRF cookie), and the account page lists this
-/// session. Saves the screenshots of both pages in docs/screenshots.
+/// session. Saves the screenshots of both pages under target/screenshots (in
+/// docs/screenshots with `WRISTBAND_BLESS_SCREENSHOTS=1`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_page_keeps_tokens_from_scripts_and_account_lists_the_session() {
     let _one = crate::ONE_BROWSER.lock().await;

@@ -163,6 +163,46 @@ struct Tally {
     failed: AtomicU64,
 }
 
+/// What the rotation test waits on: requests verified, per signing key.
+struct LoadProgress<'a> {
+    tally: &'a Tally,
+    per_kid: &'a Mutex<BTreeMap<String, u64>>,
+}
+
+impl LoadProgress<'_> {
+    /// Waits (up to 60 s) until `kids` keys have signed verified tokens, the newest of them
+    /// at least `ok` times, and at least 150 requests per phase passed in all.
+    async fn until(&self, kids: usize, ok: u64, what: &str) {
+        let started = Instant::now();
+        loop {
+            let newest = {
+                let per_kid = self.per_kid.lock().unwrap();
+                (per_kid.len() >= kids).then(|| newest_count(&per_kid, kids))
+            };
+            let total = self.tally.ok.load(Ordering::Relaxed);
+            if newest.is_some_and(|n| n >= ok) && total >= 150 * kids as u64 {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{what}: {total} requests, by kid {:?}",
+                self.per_kid.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A lower bound of how many tokens of the newest key were verified: the smallest count
+/// (kids are random, so the newest key is not known by name; it starts at 0 while the
+/// older ones keep counting).
+fn newest_count(per_kid: &BTreeMap<String, u64>, kids: usize) -> u64 {
+    if kids == 1 {
+        return per_kid.values().copied().max().unwrap_or(0);
+    }
+    per_kid.values().copied().min().unwrap_or(0)
+}
+
 #[tokio::test]
 async fn keys_rotate_twice_under_load_through_three_verifiers_with_zero_failures() {
     // A JWKS max-age of 1 s and a 2 s pre-publication: a rotation takes effect a few
@@ -253,12 +293,18 @@ async fn keys_rotate_twice_under_load_through_three_verifiers_with_zero_failures
         }));
     }
 
-    // Two scheduled rotations from the CLI while the load runs.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Two scheduled rotations from the CLI while the load runs. Each phase lasts until
+    // its key has signed tokens that were verified a good number of times, rather than a
+    // fixed time: the new key signs `key_prepublish` (2 s) after `keys rotate`.
+    let load = LoadProgress {
+        tally: &tally,
+        per_kid: &per_kid,
+    };
+    load.until(1, 100, "the load on the first key").await;
     d.cli("keys rotate", &[], None).await;
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    load.until(2, 100, "the load on the second key").await;
     d.cli("keys rotate", &[], None).await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    load.until(3, 100, "the load on the third key").await;
     stop.store(true, Ordering::Relaxed);
     minter.await.unwrap();
     let mut failures = Vec::new();

@@ -419,6 +419,7 @@ async fn sigkill_of_one_instance_during_a_refresh_load_loses_no_session() {
     let b_dead = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let after_kill = Arc::new(AtomicU32::new(0));
+    let answered = Arc::new(AtomicU32::new(0));
     // Per session: the last refresh token the client saw, and how many distinct ones.
     let known: Vec<Arc<Mutex<(String, i64)>>> = logins
         .iter()
@@ -427,10 +428,11 @@ async fn sigkill_of_one_instance_during_a_refresh_load_loses_no_session() {
     let mut tasks = Vec::new();
     for (n, slot) in known.iter().enumerate() {
         let (http, urls, slot) = (cl.d.http.clone(), urls.clone(), Arc::clone(slot));
-        let (b_dead, stop, after_kill) = (
+        let (b_dead, stop, after_kill, answered) = (
             Arc::clone(&b_dead),
             Arc::clone(&stop),
             Arc::clone(&after_kill),
+            Arc::clone(&answered),
         );
         tasks.push(tokio::spawn(async move {
             let (mut done, mut lost) = (0u32, 0u32);
@@ -458,6 +460,7 @@ async fn sigkill_of_one_instance_during_a_refresh_load_loses_no_session() {
                     s.1 += 1;
                 }
                 done += 1;
+                answered.fetch_add(1, Ordering::SeqCst);
                 if killed_before && target != 1 {
                     after_kill.fetch_add(1, Ordering::SeqCst);
                 }
@@ -465,7 +468,10 @@ async fn sigkill_of_one_instance_during_a_refresh_load_loses_no_session() {
             (done, lost)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // The load runs over the three instances until it has answered a fair amount, then B
+    // dies, and the load goes on until A and C have answered a fair amount alone.
+    let count = u32::try_from(sessions).unwrap();
+    until_at_least(&answered, count * 6, "refreshes before the kill").await;
     b_dead.store(true, Ordering::SeqCst);
     let b = cl.instances[1].take().unwrap();
     let status = b.kill().await;
@@ -473,7 +479,7 @@ async fn sigkill_of_one_instance_during_a_refresh_load_loses_no_session() {
     let killed_at = Instant::now();
     // A and C carry the whole load now, including tokens whose rotation B made but
     // never answered.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    until_at_least(&after_kill, count * 3, "refreshes after the kill").await;
     stop.store(true, Ordering::SeqCst);
     let (mut done, mut lost) = (0, 0);
     for t in tasks {
@@ -615,4 +621,17 @@ async fn readyz_follows_the_database_and_recovers_without_a_restart() {
     );
     assert!(dd.terminate().await.success());
     cl.finish().await;
+}
+
+/// Waits (up to 60 s) until `counter` reaches `n`.
+async fn until_at_least(counter: &AtomicU32, n: u32, what: &str) {
+    let started = Instant::now();
+    while counter.load(Ordering::SeqCst) < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: {} of {n}",
+            counter.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -3,15 +3,15 @@
 //! library that is given nothing but the JWKS URL.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wristband_jose::Clock as _;
 
 use http::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use wristband_testkit::http::{Client, TestResponse};
-use wristband_testkit::process::{example_binary, ServiceProcess};
+use wristband_testkit::process::ServiceProcess;
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
@@ -97,20 +97,18 @@ async fn login(client: &Client, auth: &ServiceProcess, user: &str) -> (String, S
     (at, j["refresh_token"].as_str().unwrap().to_owned(), exp)
 }
 
-async fn api_service(issuer: &str) -> ServiceProcess {
-    let bin = example_binary("wristband-verify", "api_service");
-    ServiceProcess::spawn(
-        &bin,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--issuer",
-            issuer,
-            "--audience",
-            "wristband",
-        ],
-    )
-    .await
+async fn api_service(issuer: &str, extra: &[&str]) -> ServiceProcess {
+    let bin = crate::api_service_binary();
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--issuer",
+        issuer,
+        "--audience",
+        "wristband",
+    ];
+    args.extend_from_slice(extra);
+    ServiceProcess::spawn(&bin, &args).await
 }
 
 #[tokio::test]
@@ -119,8 +117,8 @@ async fn tokens_keep_verifying_at_independent_apis_after_the_auth_service_stops(
     let auth = serve(&dir, &["--access-ttl", "1m"]).await;
     add_user(&dir, "alice", "admin");
     let issuer = auth.url("");
-    let api_a = api_service(&issuer).await;
-    let api_b = api_service(&issuer).await;
+    let api_a = api_service(&issuer, &[]).await;
+    let api_b = api_service(&issuer, &[]).await;
     let client = Client::new();
 
     let (at, rt, exp) = login(&client, &auth, "alice").await;
@@ -134,9 +132,20 @@ async fn tokens_keep_verifying_at_independent_apis_after_the_auth_service_stops(
     // The audit trail has the events and none of the secrets.
     let logs = auth.logs().join("\n");
     assert!(logs.contains("login_ok"), "{logs}");
+    // Written to a pipe, not a terminal: no colour codes.
+    assert!(
+        !logs.contains('\u{1b}'),
+        "ANSI codes in redirected logs: {logs}"
+    );
     for secret in [at.as_str(), rt.as_str(), PASSWORD] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
+
+    // The published keys, for the verifiers started below without the auth service.
+    let jwks = client.get(&auth.url("/.well-known/jwks.json"), &[]).await;
+    assert_eq!(jwks.status, 200);
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, &jwks.body).unwrap();
 
     // The box office closes; the stewards keep checking stamps.
     let status = auth.terminate().await;
@@ -148,17 +157,27 @@ async fn tokens_keep_verifying_at_independent_apis_after_the_auth_service_stops(
         );
     }
 
-    // ... until the token expires.
-    let now = wristband_jose::SystemClock.now().as_secs();
-    tokio::time::sleep(Duration::from_secs(exp.saturating_sub(now) + 1)).await;
-    for api in [&api_a, &api_b] {
-        let r = client.get_bearer(&api.url("/resource"), &at).await;
-        assert_eq!(r.status, 401);
-        assert_eq!(
-            r.json(),
-            json!({"error": "invalid_token", "error_description": "token expired"})
-        );
-    }
+    // ... until the token expires. Rather than wait for `exp` (a minute away), verifiers
+    // with the same keys read a pinned clock (the example's hidden `--now`): one second
+    // before `exp` the token is accepted, one second after it is refused as expired.
+    let jwks_file = jwks_file.to_string_lossy();
+    let pinned = |t: u64| {
+        let (issuer, jwks_file) = (issuer.clone(), jwks_file.clone());
+        async move {
+            let t = t.to_string();
+            api_service(&issuer, &["--jwks", &jwks_file, "--now", &t]).await
+        }
+    };
+    let before = pinned(exp - 1).await;
+    let r = client.get_bearer(&before.url("/resource"), &at).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let after = pinned(exp + 1).await;
+    let r = client.get_bearer(&after.url("/resource"), &at).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json(),
+        json!({"error": "invalid_token", "error_description": "token expired"})
+    );
 }
 
 #[tokio::test]
@@ -177,9 +196,11 @@ async fn a_crash_during_a_refresh_storm_loses_no_session() {
 
     // Every session refreshes back to back; `known` holds the last token each client got.
     let url = auth.url("/v1/refresh");
+    let answered = Arc::new(AtomicU32::new(0));
     let mut tasks = Vec::new();
     for slot in &known {
         let (client, url, slot) = (client.clone(), url.clone(), Arc::clone(slot));
+        let answered = Arc::clone(&answered);
         tasks.push(tokio::spawn(async move {
             let mut done = 0u32;
             loop {
@@ -202,10 +223,21 @@ async fn a_crash_during_a_refresh_storm_loses_no_session() {
                 assert_eq!(r.status, 200, "{}", r.text());
                 *slot.lock().unwrap() = r.json()["refresh_token"].as_str().unwrap().to_owned();
                 done += 1;
+                answered.fetch_add(1, Ordering::SeqCst);
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The storm is under way once every session could have rotated a few times.
+    let storm = u32::try_from(sessions * 4).unwrap();
+    let started = std::time::Instant::now();
+    while answered.load(Ordering::SeqCst) < storm {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the storm did not start: {} refreshes answered",
+            answered.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     drop(auth); // SIGKILL, mid-storm
     let mut rotations = 0;
     for t in tasks {

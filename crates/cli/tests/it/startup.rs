@@ -126,6 +126,26 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
         .collect()
 }
 
+/// `user add` with no terminal to prompt on (a new session, stdin a pipe) says to use
+/// `--password-stdin` instead of only echoing the OS error.
+#[test]
+fn user_add_without_a_terminal_points_to_password_stdin() {
+    let s = Setup::new("");
+    // setsid: a new session has no controlling terminal, even when the tests run in one.
+    let o = Command::new("setsid")
+        .args([env!("CARGO_BIN_EXE_wristband"), "user", "add", "dora"])
+        .args(["--config", &s.config, "--data-dir", s.data()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("use --password-stdin"), "{err}");
+    // With it, the same command works.
+    add_user(&s, "dora");
+}
+
 #[test]
 fn store_flags_go_before_or_after_the_subcommand_for_every_group() {
     let s = Setup::new("");

@@ -1,6 +1,7 @@
 //! HTTP to the auth service beyond key fetches: form POSTs, bearer GETs, the event stream,
 //! and the verifier's own access token by `client_credentials` (renewed before it runs out).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -12,11 +13,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
-use tokio::time::Instant;
 use url::Url;
-use wristband_jose::SecretString;
+use wristband_jose::{Clock, SecretString};
 
-use crate::fetch::{connector, read_bounded, Connector, FetchError, Fetcher};
+use crate::fetch::{read_bounded, Connector, FetchError, Fetcher};
 
 const AGENT: &str = concat!("wristband-verify/", env!("CARGO_PKG_VERSION"));
 
@@ -29,10 +29,15 @@ pub(crate) struct AuthHttp {
 }
 
 impl AuthHttp {
-    pub(crate) fn new(timeout: Duration, max_bytes: usize) -> Self {
+    /// A client with this connector (one that trusts a private CA, say).
+    pub(crate) fn with_connector(
+        connector: Connector,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector(timeout));
+            .build(connector);
         AuthHttp {
             client,
             timeout,
@@ -141,7 +146,8 @@ struct TokenResponse {
 
 struct Bearer {
     header: HeaderValue,
-    renew_at: Instant,
+    /// When to get a new token, in milliseconds of the verifier's clock.
+    renew_at: u64,
 }
 
 /// A confidential client's credentials, and the access token obtained with them.
@@ -150,15 +156,24 @@ pub(crate) struct ClientAuth {
     token_url: Url,
     basic: HeaderValue,
     current: tokio::sync::Mutex<Option<Bearer>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl ClientAuth {
-    pub(crate) fn new(http: AuthHttp, token_url: Url, id: &str, secret: &SecretString) -> Self {
+    /// The client `id` with its `secret`, renewing its tokens by `clock`.
+    pub(crate) fn new(
+        http: AuthHttp,
+        token_url: Url,
+        id: &str,
+        secret: &SecretString,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         ClientAuth {
             http,
             token_url,
             basic: basic_auth(id, secret.expose()),
             current: tokio::sync::Mutex::new(None),
+            clock,
         }
     }
 
@@ -172,11 +187,11 @@ impl ClientAuth {
     pub(crate) async fn bearer(&self) -> Result<HeaderValue, FetchError> {
         let mut current = self.current.lock().await;
         if let Some(b) = current.as_ref() {
-            if Instant::now() < b.renew_at {
+            if self.clock.now_millis() < b.renew_at {
                 return Ok(b.header.clone());
             }
         }
-        let started = Instant::now();
+        let started = self.clock.now_millis();
         let (status, body) = self
             .http
             .post_form(
@@ -201,7 +216,9 @@ impl ClientAuth {
             .map_err(|_| FetchError::Invalid("unusable access token".into()))?;
         header.set_sensitive(true);
         let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
-        let renew_at = started + (lifetime * 3 / 4).max(Duration::from_secs(1));
+        let renew_after = (lifetime * 3 / 4).max(Duration::from_secs(1));
+        let renew_at =
+            started.saturating_add(u64::try_from(renew_after.as_millis()).unwrap_or(u64::MAX));
         *current = Some(Bearer {
             header: header.clone(),
             renew_at,

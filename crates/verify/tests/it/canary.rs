@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
+use crate::api_service::api_service_router;
 use http::StatusCode;
 use wristband_jose::Algorithm;
 use wristband_testkit::{keys, Canary, JwksServer, Minter};
-use wristband_verify::example::api_service_router;
 use wristband_verify::INVALID_BODY;
 
 use crate::{bearer, call, get, remote_verifier, AUDIENCE};

@@ -8,7 +8,7 @@ use http::StatusCode;
 use tokio::time::Instant;
 use wristband_jose::Algorithm;
 use wristband_testkit::http::Client;
-use wristband_testkit::process::{example_binary, ServiceProcess};
+use wristband_testkit::process::ServiceProcess;
 use wristband_testkit::slow_clients::{count_closed_by, open_half_sent};
 use wristband_testkit::{keys, JwksServer, Minter};
 
@@ -26,9 +26,7 @@ async fn half_sent_requests_neither_starve_an_api_service_nor_stay_open() {
     let key = keys::fixed(Algorithm::ES256, 10);
     let server = JwksServer::start(keys::jwks([&key])).await;
     let minter = Minter::new(key, server.issuer(), AUDIENCE);
-    let binary = tokio::task::spawn_blocking(|| example_binary("wristband-verify", "api_service"))
-        .await
-        .unwrap();
+    let binary = crate::api_service_binary();
     let binary = binary.to_string_lossy();
     let issuer = server.issuer();
     let service = ServiceProcess::spawn_with_env(

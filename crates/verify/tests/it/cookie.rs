@@ -2,11 +2,11 @@
 //! verifier is configured for it, never over a bearer header, and with the double-submit
 //! CSRF rule on state-changing requests; the verified-token cache changes none of it.
 
+use crate::api_service::api_service_router;
 use axum::body::Body;
 use axum::Router;
 use http::{Method, Request, StatusCode};
 use wristband_testkit::{keys, Minter};
-use wristband_verify::example::api_service_router;
 use wristband_verify::{
     CookieSource, Verifier, ACCESS_COOKIE, CSRF_COOKIE, CSRF_FAILED_BODY, EXPIRED_BODY,
     INVALID_BODY,
@@ -422,15 +422,13 @@ async fn the_cached_token_path_behaves_the_same() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_service_access_cookie_flag() {
     use wristband_testkit::http::Client;
-    use wristband_testkit::process::{example_binary, ServiceProcess};
+    use wristband_testkit::process::ServiceProcess;
     use wristband_testkit::JwksServer;
 
     let key = keys::fixed(wristband_jose::Algorithm::ES256, 11);
     let server = JwksServer::start(keys::jwks([&key])).await;
     let m = Minter::new(key, server.issuer(), crate::AUDIENCE);
-    let binary = tokio::task::spawn_blocking(|| example_binary("wristband-verify", "api_service"))
-        .await
-        .unwrap();
+    let binary = crate::api_service_binary();
     let issuer = server.issuer();
     let jwks = server.jwks_url();
     let args = [

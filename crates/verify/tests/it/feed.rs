@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api_service::api_service_router;
 use http::StatusCode;
 use wristband_jose::{Algorithm, Clock, ErrorKind, FixedClock, UnixTime};
 use wristband_testkit::mock_auth::{CLIENT_ID, CLIENT_SECRET};
 use wristband_testkit::{keys, Minter, MockAuth};
-use wristband_verify::example::api_service_router;
 use wristband_verify::{
     BuildError, FeedOptions, RevocationView, StalenessPolicy, Verifier, VerifierBuilder,
     INVALID_BODY,
@@ -176,6 +176,8 @@ async fn reconnects_back_off_instead_of_spinning() {
     let (mock, _m) = mock().await;
     let options = FeedOptions {
         fallback_after: 100,
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(80),
         ..fast_feed()
     };
     let v = feed_verifier(&mock, None, options).await;
@@ -184,10 +186,10 @@ async fn reconnects_back_off_instead_of_spinning() {
     mock.set_stream_status(Some(503));
     let before = mock.stream_requests();
     mock.disconnect_streams();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let attempts = mock.stream_requests() - before;
-    // Delays of ~50, 100, 200, 400, 400, ... ms (halved at worst by jitter): a few
-    // attempts in 1.5 s, not hundreds.
+    // Delays of ~10, 20, 40, 80, 80, ... ms (halved at worst by jitter): a few attempts
+    // in 300 ms, not hundreds.
     assert!((3..=16).contains(&attempts), "{attempts} attempts");
     mock.set_stream_status(None);
     eventually("reconnected", || feed.stream_connects() == 2).await;
@@ -330,12 +332,21 @@ async fn client_token_is_renewed_before_it_expires() {
         fallback_after: 1,
         ..fast_feed()
     };
-    let v = feed_verifier(&mock, None, options).await;
+    // The client token's lifetime is counted on the verifier's clock, moved by hand here;
+    // the mock refuses a token it issued more than 2 s (of real time) ago.
+    let clock = crate::pinned_clock();
+    let v = feed_verifier(&mock, Some(Arc::clone(&clock) as Arc<dyn Clock>), options).await;
     let feed = v.revocation_feed().unwrap();
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
-    assert!(feed.polls() >= 10, "{} polls", feed.polls());
-    let bearers = mock.feed_bearers();
-    assert!(bearers.len() >= 2, "renewed: {bearers:?}");
+    eventually("polling", || feed.polls() >= 3).await;
+    assert_eq!(mock.feed_bearers().len(), 1, "one token while it is fresh");
+    // Three quarters of the 2 s lifetime later, the next poll carries a new token.
+    clock.advance(Duration::from_millis(1_600));
+    eventually("renewed", || mock.feed_bearers().len() == 2).await;
+    clock.advance(Duration::from_millis(1_600));
+    eventually("renewed again", || mock.feed_bearers().len() == 3).await;
+    let polls = feed.polls();
+    eventually("polling on", || feed.polls() >= polls + 3).await;
+    assert_eq!(mock.feed_bearers().len(), 3, "{:?}", mock.feed_bearers());
     assert_eq!(
         mock.unauthorized_requests(),
         0,

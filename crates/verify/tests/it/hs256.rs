@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use http::StatusCode;
 use wristband_jose::{b64, Algorithm, ErrorKind, Jwk, SecretString, SigningKey};
 use wristband_testkit::http::Client;
-use wristband_testkit::process::{example_binary, ServiceProcess};
+use wristband_testkit::process::ServiceProcess;
 use wristband_testkit::{keys, Minter};
 use wristband_verify::{BuildError, Hs256Secret, Verifier, INVALID_BODY};
 
@@ -277,9 +277,7 @@ async fn weak_secrets_are_refused_at_build_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_service_in_hs256_mode() {
-    let binary = tokio::task::spawn_blocking(|| example_binary("wristband-verify", "api_service"))
-        .await
-        .unwrap();
+    let binary = crate::api_service_binary();
     let (key, jwk_text) = shared_secret();
     let k = k_of(&key);
     let file = TempFile::new("secret.jwk.json", &jwk_text);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wristband_jose::Clock as _;
 
+use crate::api_service::api_service_router;
 use axum::body::Body;
 use axum::routing::{get, post};
 use axum::Router;
@@ -14,7 +15,6 @@ use serde::Deserialize;
 use serde_json::json;
 use wristband_jose::{Algorithm, FixedClock, SigningKey};
 use wristband_testkit::{keys, Minter};
-use wristband_verify::example::api_service_router;
 use wristband_verify::{
     Claims, Custom, HasScope, RequireTokenLayer, ScopeName, EXPIRED_BODY, INVALID_BODY,
 };

@@ -2,9 +2,15 @@
 //!
 //! Most cases run the library in-process (router tests through `oneshot`, remote key sets
 //! against a loopback [`JwksServer`]); `processes` runs two real `api_service` processes.
+//!
+//! The example's routes are included from `examples/api_service/router.rs`, and the
+//! process tests run the example binary that `cargo test -p wristband-verify` built before
+//! this binary ([`api_service_binary`]); no test runs cargo.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../../examples/api_service/router.rs"]
+mod api_service;
 mod canary;
 mod connections;
 mod cookie;
@@ -28,6 +34,11 @@ use tower::ServiceExt;
 use wristband_jose::{Algorithm, Clock};
 use wristband_testkit::{keys, JwksServer, Minter};
 use wristband_verify::{RemoteOptions, Verifier};
+
+/// The `api_service` example, built by cargo with this package's tests.
+pub fn api_service_binary() -> std::path::PathBuf {
+    wristband_testkit::process::example_binary("api_service")
+}
 
 pub const ISSUER: &str = "https://auth.example";
 pub const AUDIENCE: &str = "api://orders";
@@ -108,6 +119,29 @@ pub fn fast_remote(cooldown: Duration) -> RemoteOptions {
 pub async fn remote_verifier(server: &JwksServer, cooldown: Duration) -> Verifier {
     Verifier::builder(server.issuer(), AUDIENCE)
         .remote_options(fast_remote(cooldown))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A clock pinned a minute ahead of the wall clock: tokens minted now are in its past and
+/// valid for 15 minutes, and tests move it past a cooldown instead of sleeping through it.
+pub fn pinned_clock() -> Arc<wristband_jose::FixedClock> {
+    let now = wristband_jose::SystemClock.now().as_secs();
+    Arc::new(wristband_jose::FixedClock::new(
+        wristband_jose::UnixTime::from_secs(now + 60),
+    ))
+}
+
+/// Like [`remote_verifier`], measuring the refetch cooldown with `clock`.
+pub async fn remote_verifier_at(
+    server: &JwksServer,
+    cooldown: Duration,
+    clock: Arc<wristband_jose::FixedClock>,
+) -> Verifier {
+    Verifier::builder(server.issuer(), AUDIENCE)
+        .remote_options(fast_remote(cooldown))
+        .clock(clock)
         .build()
         .await
         .unwrap()

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use wristband_jose::Clock as _;
 
+use crate::api_service::api_service_router;
 use http::StatusCode;
 use serde_json::json;
 use wristband_jose::{ErrorKind, FixedClock, UnixTime};
 use wristband_testkit::MockAuth;
-use wristband_verify::example::api_service_router;
 use wristband_verify::{Verifier, INVALID_BODY};
 
 use crate::feed::{builder, eventually, fast_feed, mock, T};

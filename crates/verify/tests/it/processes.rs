@@ -6,18 +6,17 @@ use std::time::Duration;
 use http::StatusCode;
 use wristband_jose::Algorithm;
 use wristband_testkit::http::{Client, TestResponse};
-use wristband_testkit::process::{example_binary, ServiceProcess};
+use wristband_testkit::process::ServiceProcess;
 use wristband_testkit::{keys, JwksServer, Minter};
 use wristband_verify::{EXPIRED_BODY, INVALID_BODY};
 
 use crate::AUDIENCE;
 
-const COOLDOWN_SECS: u64 = 2;
+/// The refetch cooldown of both instances: short, since the test waits it out once.
+const COOLDOWN_SECS: u64 = 1;
 
 async fn start_services(server: &JwksServer) -> [ServiceProcess; 2] {
-    let binary = tokio::task::spawn_blocking(|| example_binary("wristband-verify", "api_service"))
-        .await
-        .unwrap();
+    let binary = crate::api_service_binary();
     let issuer = server.issuer();
     let jwks = server.jwks_url();
     let cooldown = COOLDOWN_SECS.to_string();
@@ -245,4 +244,38 @@ fn rand_suffix() -> String {
     let mut b = [0u8; 9];
     aws_lc_rs::rand::fill(&mut b).unwrap();
     wristband_jose::b64::encode(b)
+}
+
+/// A wrong `--issuer` stops the start-up with both issuer values, and without a word
+/// about a revocation feed that was never configured; logs to a pipe have no colours.
+#[tokio::test]
+async fn a_wrong_issuer_is_named_with_the_one_the_metadata_gives() {
+    let server = JwksServer::start(keys::jwks([&keys::fixed(Algorithm::ES256, 12)])).await;
+    // The same metadata URL (a trailing slash is trimmed), but not the same issuer.
+    let wrong = format!("{}/", server.issuer());
+    let out = tokio::process::Command::new(crate::api_service_binary())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            &wrong,
+            "--audience",
+            AUDIENCE,
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{:?}", server.issuer())),
+        "the metadata's issuer: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{wrong:?}")),
+        "the configured issuer: {stderr}"
+    );
+    assert!(!stderr.contains("revocation"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes: {stderr}");
 }

@@ -2,13 +2,14 @@
 //! cooldown (E5, B6), and fail-safe behaviour on JWKS outages (H7) and oversized
 //! documents (E4).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wristband_jose::{Algorithm, ErrorKind};
 use wristband_testkit::{keys, JwksServer, Minter, Mode};
 use wristband_verify::{BuildError, FetchError, Verifier};
 
-use crate::{fast_remote, remote_verifier, AUDIENCE};
+use crate::{fast_remote, pinned_clock, remote_verifier, remote_verifier_at, AUDIENCE};
 
 async fn server_with(slots: &[usize]) -> (JwksServer, Vec<Minter>) {
     let keys: Vec<_> = slots
@@ -108,7 +109,9 @@ async fn oversized_jwks_is_refused() {
 #[tokio::test]
 async fn key_rotation_is_picked_up_on_unknown_kid() {
     let (server, m) = server_with(&[1]).await;
-    let verifier = remote_verifier(&server, Duration::from_millis(300)).await;
+    let clock = pinned_clock();
+    let cooldown = Duration::from_secs(30);
+    let verifier = remote_verifier_at(&server, cooldown, Arc::clone(&clock)).await;
     let old_token = m[0].token("u", None);
     assert!(verifier.verify(&old_token).await.is_ok());
 
@@ -126,7 +129,14 @@ async fn key_rotation_is_picked_up_on_unknown_kid() {
 
     // Retire the old key: after the next refetch, even its cached token is refused.
     server.set_jwks(keys::jwks([m2.key()]));
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Within the cooldown an unknown kid causes no fetch; past it, one.
+    let err = verifier
+        .verify(&m[0].with_kid("kid-within-the-cooldown", "u"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownKeyId);
+    assert_eq!(server.jwks_fetches(), before + 1);
+    clock.advance(cooldown);
     let err = verifier
         .verify(&m[0].with_kid("kid-that-forces-a-refetch", "u"))
         .await
@@ -141,8 +151,9 @@ async fn key_rotation_is_picked_up_on_unknown_kid() {
 #[tokio::test]
 async fn unknown_kid_flood_fetches_once_per_cooldown() {
     let (server, m) = server_with(&[1]).await;
-    let cooldown = Duration::from_millis(800);
-    let verifier = remote_verifier(&server, cooldown).await;
+    let cooldown = Duration::from_secs(30);
+    let clock = pinned_clock();
+    let verifier = remote_verifier_at(&server, cooldown, Arc::clone(&clock)).await;
     let m = std::sync::Arc::new(m.into_iter().next().unwrap());
     let before = server.jwks_fetches();
 
@@ -157,33 +168,26 @@ async fn unknown_kid_flood_fetches_once_per_cooldown() {
         }
         set
     };
-    // E5 / B6: 1000 concurrent requests with random unknown kids.
-    let started = tokio::time::Instant::now();
+    // E5 / B6: 1000 concurrent requests with random unknown kids: one fetch, since the
+    // clock stands still inside one cooldown.
     let kinds = flood(1000).join_all().await;
-    let elapsed = started.elapsed();
     assert!(kinds.iter().all(|k| *k == ErrorKind::UnknownKeyId));
-    let fetched = server.jwks_fetches() - before;
-    let windows = 1 + (elapsed.as_millis() / cooldown.as_millis()) as usize;
-    assert!(
-        fetched >= 1 && fetched <= windows,
-        "{fetched} fetches in {elapsed:?}"
-    );
+    assert_eq!(server.jwks_fetches() - before, 1);
 
-    // Still inside the cooldown (it began after `started`): no fetch at all.
+    // Still inside the cooldown, a second before its end: no fetch at all.
+    clock.advance(cooldown - Duration::from_secs(1));
     let mid = server.jwks_fetches();
     flood(100).join_all().await;
-    if started.elapsed() < cooldown {
-        assert_eq!(server.jwks_fetches(), mid);
-    }
+    assert_eq!(server.jwks_fetches(), mid);
 
     // After the cooldown: exactly one more.
-    tokio::time::sleep(cooldown).await;
+    clock.advance(Duration::from_secs(1));
     let mid = server.jwks_fetches();
     flood(200).join_all().await;
     assert_eq!(server.jwks_fetches(), mid + 1);
 
     // A token whose alg the policy refuses never causes a fetch.
-    tokio::time::sleep(cooldown).await;
+    clock.advance(cooldown);
     let mid = server.jwks_fetches();
     let hs = keys::fresh(Algorithm::HS256).with_kid("hs-kid");
     let forged = Minter::new(hs, server.issuer(), AUDIENCE).token("u", None);
@@ -194,8 +198,9 @@ async fn unknown_kid_flood_fetches_once_per_cooldown() {
 #[tokio::test]
 async fn jwks_outage_keeps_cached_keys() {
     let (mut server, m) = server_with(&[1]).await;
-    let cooldown = Duration::from_millis(200);
-    let verifier = remote_verifier(&server, cooldown).await;
+    let cooldown = Duration::from_secs(30);
+    let clock = pinned_clock();
+    let verifier = remote_verifier_at(&server, cooldown, Arc::clone(&clock)).await;
     let m = &m[0];
     assert!(verifier.verify(&m.token("u", None)).await.is_ok());
 
@@ -211,7 +216,7 @@ async fn jwks_outage_keeps_cached_keys() {
     ];
     for mode in modes {
         server.set_mode(mode.clone());
-        tokio::time::sleep(cooldown).await;
+        clock.advance(cooldown);
         let before = server.jwks_fetches();
         let err = verifier
             .verify(&m.with_kid("unknown", "u"))
@@ -233,13 +238,13 @@ async fn jwks_outage_keeps_cached_keys() {
     // An empty key set is treated as a broken document, not as "drop every key".
     server.set_mode(Mode::Normal);
     server.set_jwks(wristband_jose::Jwks::default());
-    tokio::time::sleep(cooldown).await;
+    clock.advance(cooldown);
     assert!(verifier.verify(&m.with_kid("unknown", "u")).await.is_err());
     assert!(verifier.verify(&m.token("fresh", None)).await.is_ok());
 
     // Server gone entirely.
     server.stop().await;
-    tokio::time::sleep(cooldown).await;
+    clock.advance(cooldown);
     let err = verifier
         .verify(&m.with_kid("unknown", "u"))
         .await

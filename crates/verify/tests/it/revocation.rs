@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
+use crate::api_service::api_service_router;
 use http::StatusCode;
 use wristband_jose::ErrorKind;
-use wristband_verify::example::api_service_router;
 use wristband_verify::{RevocationView, Verifier, INVALID_BODY};
 
 use crate::{bearer, call, get, minter};

@@ -1,5 +1,6 @@
-//! The "API Service" of the project's walkthrough, as a library router so that both
-//! `examples/api_service.rs` and later tools can serve it.
+//! The routes of the "API Service" of the project's walkthrough. The example's `main.rs`
+//! serves them; the crate's tests include this file (`#[path]`) to call the same routes
+//! without a process.
 //!
 //! - `GET /resource`: 200 with the verified `sub`, `role` and all the claims.
 //! - `POST /resource`: a state-changing request (nothing is stored): 200 with the verified
@@ -15,13 +16,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::extract::{Claims, HasRole, RoleName};
-use crate::layer::RequireTokenLayer;
-use crate::verifier::Verifier;
+use wristband_verify::{Claims, HasRole, RequireTokenLayer, RoleName, Verifier};
 
 /// The `admin` role.
 #[derive(Debug)]
-pub struct Admin;
+pub(crate) struct Admin;
 
 impl RoleName for Admin {
     const NAME: &'static str = "admin";
@@ -29,44 +28,44 @@ impl RoleName for Admin {
 
 /// The body of `GET /resource`.
 #[derive(Debug, Serialize)]
-pub struct ResourceResponse<'a> {
+pub(crate) struct ResourceResponse<'a> {
     /// The verified subject.
-    pub sub: &'a str,
+    pub(crate) sub: &'a str,
     /// The verified role, if any.
-    pub role: Option<&'a str>,
+    pub(crate) role: Option<&'a str>,
     /// All the verified claims.
-    pub claims: &'a wristband_jose::Claims,
+    pub(crate) claims: &'a wristband_jose::Claims,
 }
 
 /// The body of `POST /resource`.
 #[derive(Debug, Serialize)]
-pub struct UpdateResponse<'a> {
+pub(crate) struct UpdateResponse<'a> {
     /// The verified subject.
-    pub sub: &'a str,
+    pub(crate) sub: &'a str,
     /// Always true.
-    pub updated: bool,
+    pub(crate) updated: bool,
 }
 
 /// The body of `GET /admin`.
 #[derive(Debug, Serialize)]
-pub struct AdminResponse<'a> {
+pub(crate) struct AdminResponse<'a> {
     /// The verified subject.
-    pub sub: &'a str,
+    pub(crate) sub: &'a str,
     /// Always `admin`.
-    pub role: &'static str,
+    pub(crate) role: &'static str,
 }
 
 /// The body of `GET /health`.
 #[derive(Debug, Serialize)]
-pub struct HealthResponse {
+pub(crate) struct HealthResponse {
     /// Always `ok`.
-    pub status: &'static str,
+    pub(crate) status: &'static str,
 }
 
 /// The API service's routes: `/resource` (GET and POST) and `/admin` behind
 /// [`RequireTokenLayer`],
 /// `/health` and `/metrics` open.
-pub fn api_service_router(verifier: Verifier) -> Router {
+pub(crate) fn api_service_router(verifier: Verifier) -> Router {
     let protected = Router::new()
         .route("/resource", get(resource).post(update_resource))
         .route("/admin", get(admin))
@@ -78,7 +77,7 @@ pub fn api_service_router(verifier: Verifier) -> Router {
 }
 
 /// The verifier's metrics in the Prometheus text format (empty without a revocation feed).
-pub fn metrics_text(verifier: &Verifier) -> String {
+pub(crate) fn metrics_text(verifier: &Verifier) -> String {
     let mut text = verifier
         .revocation_feed()
         .map(|f| f.prometheus_text())
@@ -131,29 +130,4 @@ async fn health() -> Json<HealthResponse> {
 fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
     // These types hold only strings, numbers and JSON values: serializing cannot fail.
     serde_json::to_value(value).unwrap_or_default()
-}
-
-/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM: the graceful-shutdown signal of a
-/// service process.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

@@ -17,12 +17,17 @@
 //! `cargo run -p wristband-verify --example api_service -- --issuer http://127.0.0.1:8080 --audience api://orders --client-id ID --client-secret SECRET --staleness-policy fail-closed --max-staleness 60`
 //!
 //! Keys come from `--jwks` (a URL or a JWKS file) when given, otherwise from the issuer's
-//! RFC 8414 metadata. In HS256 mode the service verifies with a shared secret instead:
+//! RFC 8414 metadata. For an auth service whose certificate a private CA issued,
+//! `--cacert FILE` (PEM) is the only trust anchor for `https`; without it the system's
+//! root certificates are used (`SSL_CERT_FILE` names another bundle for them).
+//!
+//! In HS256 mode the service verifies with a shared secret instead:
 //! `--hs256-secret-file PATH` (a `secret.jwk.json` written by
 //! `wristband keys generate --alg HS256`, or a file holding the base64url secret), or the
 //! base64url secret in the environment variable `WRISTBAND_HS256_SECRET`. A weak secret
 //! (under 32 bytes, a well-known value, low entropy) stops the start-up with an error. The bound address is printed on stdout as `listening on ADDR`
-//! (so `--listen 127.0.0.1:0` works); logs go to stderr (`RUST_LOG` sets the level).
+//! (so `--listen 127.0.0.1:0` works); logs go to stderr (`RUST_LOG` sets the level),
+//! coloured only when stderr is a terminal.
 //! SIGINT and SIGTERM shut the service down gracefully.
 //!
 //! Connections are served by `wristband-serve`: a request header must arrive within
@@ -42,14 +47,17 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::io::Write;
+mod router;
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use wristband_jose::SecretString;
-use wristband_serve::ServeLimits;
-use wristband_verify::example::{api_service_router, shutdown_signal};
+use router::api_service_router;
+use wristband_jose::{FixedClock, SecretString, UnixTime};
+use wristband_serve::{shutdown_signal, ServeLimits};
 use wristband_verify::{CookieSource, Hs256Secret, StalenessPolicy, Verifier};
 
 /// The environment variable holding a base64url HS256 secret.
@@ -74,6 +82,12 @@ struct Args {
     /// holding the base64url secret. Alternatively set WRISTBAND_HS256_SECRET.
     #[arg(long)]
     hs256_secret_file: Option<std::path::PathBuf>,
+    /// PEM file with the CA certificate(s) to trust for https (metadata, JWKS, token,
+    /// introspection and revocation endpoints), instead of the system's root
+    /// certificates: for an auth service behind a private CA. Without it, SSL_CERT_FILE
+    /// may name another root bundle.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<std::path::PathBuf>,
     /// Minimum seconds between JWKS refetches caused by unknown key ids.
     #[arg(long, default_value_t = 30)]
     refetch_cooldown: u64,
@@ -115,6 +129,10 @@ struct Args {
     /// the cap, connections waiting without a request in flight are closed to make room.
     #[arg(long, env = "WRISTBAND_MAX_CONNECTIONS", default_value_t = 0)]
     max_connections: usize,
+    /// Verify as if the time were this Unix time, standing still (for tests that need a
+    /// token past its expiry without waiting for it).
+    #[arg(long, hide = true, value_name = "UNIX_SECS")]
+    now: Option<u64>,
 }
 
 /// Parses `30s`, `2m`, `1h` or a bare number of seconds.
@@ -143,6 +161,7 @@ fn duration(text: &str) -> Result<Duration, String> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -163,6 +182,14 @@ async fn main() -> anyhow::Result<()> {
 
     let mut builder = Verifier::builder(&args.issuer, &args.audience)
         .refetch_cooldown(Duration::from_secs(args.refetch_cooldown));
+    if let Some(path) = &args.cacert {
+        let pem =
+            std::fs::read(path).with_context(|| format!("reading --cacert {}", path.display()))?;
+        builder = builder.ca_certificates(pem);
+    }
+    if let Some(now) = args.now {
+        builder = builder.clock(Arc::new(FixedClock::new(UnixTime::from_secs(now))));
+    }
     let env_secret = std::env::var(HS256_SECRET_ENV)
         .ok()
         .filter(|s| !s.trim().is_empty());
@@ -190,7 +217,8 @@ async fn main() -> anyhow::Result<()> {
         (None, None) => {}
         _ => anyhow::bail!("--client-id and --client-secret go together"),
     }
-    if args.revocations.unwrap_or(args.client_id.is_some()) {
+    let follow_feed = args.revocations.unwrap_or(args.client_id.is_some());
+    if follow_feed {
         builder = builder
             .revocation_feed()
             .staleness_policy(args.staleness_policy)
@@ -206,10 +234,11 @@ async fn main() -> anyhow::Result<()> {
     if args.access_cookie {
         builder = builder.access_cookie(CookieSource::default());
     }
-    let verifier = builder
-        .build()
-        .await
-        .context("loading the verification keys and the revocation feed")?;
+    let verifier = builder.build().await.context(if follow_feed {
+        "loading the verification keys and the revocation feed"
+    } else {
+        "loading the verification keys"
+    })?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
