@@ -261,7 +261,7 @@ async fn connection(
     let mut rng = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
     while Instant::now() < deadline {
         n += 1;
-        let old = old_every > 0 && n % old_every == 0;
+        let old = old_every > 0 && n.is_multiple_of(old_every);
         let issued = {
             let h = history
                 .read()

@@ -9,7 +9,7 @@ use serde_json::json;
 use wristband_server::config::{Config, Overrides};
 use wristband_server::domain::oauth::{self, NewClient};
 use wristband_server::domain::{revoke, RecordLifetime, TokenFormat};
-use wristband_server::startup::{open_store, open_store_read_only};
+use wristband_server::startup::open_store_read_only;
 use wristband_server::store::Store;
 
 use crate::settings::{init_logging, StoreArgs};
@@ -129,7 +129,7 @@ async fn with_store<T>(
     let store = if read_only {
         open_store_read_only(&config).await
     } else {
-        open_store(&config).await
+        crate::settings::open_writable_store(&config, false).await
     }
     .context("opening the store")?;
     f(&config, &*store).await

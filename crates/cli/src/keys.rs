@@ -15,7 +15,7 @@ use wristband_server::config::{Config, Overrides};
 use wristband_server::domain::keys::rewrap_master_key;
 use wristband_server::domain::keys::KeyExport;
 use wristband_server::domain::{KeyEvent, KeyManager, MasterKey, RecordLifetime};
-use wristband_server::startup::{load_master_key, open_keys, open_store, open_store_read_only};
+use wristband_server::startup::{load_master_key, open_keys, open_store_read_only};
 use wristband_server::store::{KeyRecord, KeyState};
 
 use crate::args::AlgArg;
@@ -148,7 +148,7 @@ pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
         KeysCommand::List => list_read_only(store, out),
         KeysCommand::Rotate(a) => {
             let alg = a.alg.map(Algorithm::from);
-            with_keys(store, out, move |k, _, out| {
+            with_keys(store, false, out, move |k, _, out| {
                 Box::pin(async move {
                     let events = k.rotate(alg, a.immediate, crate::args::now_secs()).await?;
                     print_events(&events, out)?;
@@ -158,7 +158,7 @@ pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
         }
         KeysCommand::Retire(a) => {
             let kid = a.kid.clone();
-            with_keys(store, out, move |k, _, out| {
+            with_keys(store, false, out, move |k, _, out| {
                 Box::pin(async move {
                     print_events(&k.retire(&kid, crate::args::now_secs()).await?, out)?;
                     list(k, out).await
@@ -167,7 +167,7 @@ pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
         }
         KeysCommand::Revoke(a) => {
             let kid = a.kid.clone();
-            with_keys(store, out, move |k, config, out| {
+            with_keys(store, false, out, move |k, config, out| {
                 Box::pin(async move {
                     let life = RecordLifetime {
                         access_ttl_secs: wristband_jose::secs_i64(config.access_ttl),
@@ -187,7 +187,7 @@ pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
         }
         KeysCommand::Export(a) => {
             let path = a.out.clone();
-            with_keys(store, out, move |k, _, out| {
+            with_keys(store, false, out, move |k, _, out| {
                 Box::pin(async move {
                     let backup = k.export().await?;
                     let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(&backup)?);
@@ -207,7 +207,7 @@ pub(crate) fn run(args: KeysArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
         KeysCommand::Rewrap(a) => rewrap(store, &a, out),
         KeysCommand::Import(a) => {
             let path = a.file.clone();
-            with_keys(store, out, move |k, _, out| {
+            with_keys(store, true, out, move |k, _, out| {
                 Box::pin(async move {
                     let text = std::fs::read_to_string(&path)
                         .with_context(|| format!("reading {}", path.display()))?;
@@ -236,7 +236,9 @@ fn rewrap(store: &StoreArgs, args: &RewrapArgs, out: &mut dyn Write) -> anyhow::
     }
     let old = load_master_key(&config).context("the current master key")?;
     current_thread_runtime()?.block_on(async {
-        let db = open_store(&config).await.context("opening the store")?;
+        let db = crate::settings::open_writable_store(&config, false)
+            .await
+            .context("opening the store")?;
         let (keys, secrets) = rewrap_master_key(&*db, &old, &new).await?;
         writeln!(
             out,
@@ -251,8 +253,15 @@ fn rewrap(store: &StoreArgs, args: &RewrapArgs, out: &mut dyn Write) -> anyhow::
 
 type KeysFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
 
-/// Opens the store and its keys (running the rotation schedule once), then runs `f`.
-fn with_keys<F>(store: &StoreArgs, out: &mut dyn Write, f: F) -> anyhow::Result<Outcome>
+/// Opens the store and its keys (running the rotation schedule once), then runs `f`. Only
+/// a command that may start a new store (`create`: restoring a backup) creates a missing
+/// one, and says so.
+fn with_keys<F>(
+    store: &StoreArgs,
+    create: bool,
+    out: &mut dyn Write,
+    f: F,
+) -> anyhow::Result<Outcome>
 where
     F: for<'a> FnOnce(&'a KeyManager, &'a Config, &'a mut dyn Write) -> KeysFuture<'a>,
 {
@@ -260,7 +269,9 @@ where
     init_logging();
     let rt = current_thread_runtime()?;
     rt.block_on(async {
-        let db = open_store(&config).await.context("opening the store")?;
+        let db = crate::settings::open_writable_store(&config, create)
+            .await
+            .context("opening the store")?;
         let (keys, events) = open_keys(&config, db, crate::args::now_secs())
             .await
             .context("opening the signing keys")?;

@@ -100,8 +100,45 @@ fn main() -> ExitCode {
         Ok(Outcome::Rejected) => ExitCode::from(1),
         Err(e) => {
             // Nothing more can be done if stderr is gone.
-            let _ = writeln!(io::stderr(), "error: {e:#}");
+            let _ = writeln!(io::stderr(), "error: {}", chain(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// An error and its causes, `: `-separated, each said once: a cause whose text its parent
+/// already includes (errors that print their source in their own message) is skipped.
+fn chain(e: &anyhow::Error) -> String {
+    let mut said = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !last.is_empty() && last.contains(&text) {
+            continue;
+        }
+        if !said.is_empty() {
+            said.push_str(": ");
+        }
+        said.push_str(&text);
+        last = text;
+    }
+    said
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[test]
+    fn a_cause_already_in_its_parent_is_said_once() {
+        let io = std::io::Error::other("Address already in use (os error 98)");
+        let e = anyhow::Error::new(io)
+            .context("cannot listen on 127.0.0.1:8080: Address already in use (os error 98)");
+        assert_eq!(
+            chain(&e),
+            "cannot listen on 127.0.0.1:8080: Address already in use (os error 98)"
+        );
+        let e = anyhow::anyhow!("permission denied").context("reading master.key");
+        assert_eq!(chain(&e), "reading master.key: permission denied");
     }
 }

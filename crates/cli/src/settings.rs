@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::io::Write as _;
+
 use anyhow::Context;
 use clap::Args;
 use wristband_server::config::{Config, Overrides};
@@ -201,4 +203,28 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// Opens the store for a command that changes it. A command that may start a new store
+/// (`create`: `user add`, `keys import`) says on standard error when it creates one; every
+/// other command refuses a SQLite database that does not exist, so that a mistyped
+/// `--data-dir` never leaves an empty database behind.
+pub(crate) async fn open_writable_store(
+    config: &Config,
+    create: bool,
+) -> Result<std::sync::Arc<dyn wristband_server::store::Store>, wristband_server::startup::StartError>
+{
+    use wristband_server::startup::{new_store_path, open_existing_store, open_store};
+    if !create {
+        return open_existing_store(config).await;
+    }
+    if let Some(path) = new_store_path(config) {
+        // Nothing more can be done if stderr is gone.
+        let _ = writeln!(
+            std::io::stderr(),
+            "notice: creating a new store at {}",
+            path.display()
+        );
+    }
+    open_store(config).await
 }

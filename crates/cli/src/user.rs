@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use wristband_jose::SecretString;
 use wristband_server::config::Overrides;
 use wristband_server::domain::{users, Passwords, RecordLifetime};
-use wristband_server::startup::{open_store, open_store_read_only};
+use wristband_server::startup::open_store_read_only;
 
 use crate::settings::{current_thread_runtime, init_logging, StoreArgs};
 use crate::Outcome;
@@ -114,7 +114,8 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
         let store = if matches!(args.command, UserCommand::List) {
             open_store_read_only(&config).await
         } else {
-            open_store(&config).await
+            let create = matches!(args.command, UserCommand::Add { .. });
+            crate::settings::open_writable_store(&config, create).await
         }
         .context("opening the store")?;
         let store = &*store;

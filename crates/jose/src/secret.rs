@@ -185,7 +185,7 @@ pub fn is_common_secret(secret: &[u8]) -> bool {
             return secret.is_empty();
         }
         secret.eq_ignore_ascii_case(c)
-            || (secret.len() % c.len() == 0
+            || (secret.len().is_multiple_of(c.len())
                 && secret
                     .chunks(c.len())
                     .all(|chunk| chunk.eq_ignore_ascii_case(c)))

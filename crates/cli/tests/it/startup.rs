@@ -507,3 +507,127 @@ async fn read_only_listings_on_postgresql_write_nothing() {
     );
     store.drop_schema().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_second_serve_on_the_same_sqlite_database_is_refused() {
+    let s = Setup::new("");
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        &s.config,
+        "--data-dir",
+        s.data(),
+    ];
+    let first = ServiceProcess::spawn(Path::new(env!("CARGO_BIN_EXE_wristband")), &args).await;
+    let second = run(&args, &[], None);
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    let err = stderr(&second);
+    assert!(err.contains("another wristband serve is using"), "{err}");
+    assert!(err.contains(&s.db().display().to_string()), "{err}");
+    // The first one still serves, and once it has stopped the database is free again.
+    let r = Client::new().get(&first.url("/healthz"), &[]).await;
+    assert_eq!(r.status, 200);
+    first.terminate().await;
+    let again = ServiceProcess::spawn(Path::new(env!("CARGO_BIN_EXE_wristband")), &args).await;
+    again.terminate().await;
+}
+
+#[test]
+fn serve_on_a_port_in_use_names_the_address_once_and_creates_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let s = Setup::new("");
+    let o = run(
+        &[
+            "serve",
+            "--listen",
+            &addr,
+            "--config",
+            &s.config,
+            "--data-dir",
+            s.data(),
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
+    assert!(line.contains("--listen"), "{line}");
+    let cause = "(os error 98)";
+    assert_eq!(
+        line.matches(cause).count(),
+        1,
+        "the cause is said once: {line}"
+    );
+    assert!(!s.data.exists(), "no data directory is left behind");
+}
+
+#[test]
+fn admin_commands_refuse_a_missing_store_and_user_add_says_it_creates_one() {
+    let s = Setup::new("");
+    let store = ["--config", &s.config, "--data-dir", s.data()];
+    for cmd in [
+        vec!["user", "disable", "bob"],
+        vec!["client", "add", "orders", "--kind", "service"],
+        vec!["keys", "rotate"],
+    ] {
+        let mut args = vec![cmd[0]];
+        args.extend_from_slice(&store);
+        args.extend_from_slice(&cmd[1..]);
+        let o = run(&args, &[], None);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("no database at"),
+            "{cmd:?}: {}",
+            stderr(&o)
+        );
+        assert!(!s.db().exists(), "{cmd:?} created no database");
+    }
+    let o = run(
+        &[
+            "user",
+            "--config",
+            &s.config,
+            "--data-dir",
+            s.data(),
+            "add",
+            "bob",
+            "--password-stdin",
+        ],
+        &[],
+        Some(PASSWORD),
+    );
+    ok(&o);
+    assert!(
+        stderr(&o).contains(&format!(
+            "notice: creating a new store at {}",
+            s.db().display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // The second time there is nothing to announce.
+    let o = run(
+        &[
+            "user",
+            "--config",
+            &s.config,
+            "--data-dir",
+            s.data(),
+            "add",
+            "carol",
+            "--password-stdin",
+        ],
+        &[],
+        Some(PASSWORD),
+    );
+    ok(&o);
+    assert!(!stderr(&o).contains("notice"), "{}", stderr(&o));
+}

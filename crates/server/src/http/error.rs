@@ -23,6 +23,14 @@ pub enum ApiError {
     OAuth(OAuthError),
     /// The body is not valid JSON, or not of the expected shape.
     MalformedBody,
+    /// The body is JSON with a field that the endpoint does not take, or without one that
+    /// it needs: the field is named.
+    BodyField {
+        /// `unknown` or `missing`.
+        problem: &'static str,
+        /// The field's name as the body (or the endpoint) spells it, at most 64 characters.
+        field: String,
+    },
     /// A path parameter is malformed (not UTF-8, or not of its type).
     MalformedPath,
     /// The query string is malformed.
@@ -143,6 +151,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "the request body is not valid JSON of the expected shape",
+            ),
+            ApiError::BodyField { problem, field } => json(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("the request body has {problem} field `{field}`"),
             ),
             ApiError::MalformedPath => json(
                 StatusCode::BAD_REQUEST,

@@ -28,9 +28,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             {
                 Err(ApiError::PayloadTooLarge)
             }
+            Err(JsonRejection::JsonDataError(e)) => Err(body_field(&e.body_text())
+                .map_or(ApiError::MalformedBody, |(problem, field)| {
+                    ApiError::BodyField { problem, field }
+                })),
             Err(_) => Err(ApiError::MalformedBody),
         }
     }
+}
+
+/// The field that serde named in a data error (`unknown field `x``, `missing field `y``),
+/// so that the client learns which one; `None` for other shape errors.
+fn body_field(text: &str) -> Option<(&'static str, String)> {
+    ["unknown", "missing"].into_iter().find_map(|problem| {
+        let start = text.find(&format!("{problem} field `"))? + problem.len() + " field `".len();
+        let rest = &text[start..];
+        let field: String = rest[..rest.find('`')?].chars().take(64).collect();
+        Some((problem, field))
+    })
 }
 
 /// Path parameters whose rejections (not UTF-8, wrong type) map to [`ApiError`].

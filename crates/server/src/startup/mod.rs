@@ -30,7 +30,10 @@ mod store;
 mod tls;
 
 pub use keys::{load_hs256_secret, load_master_key, open_keys};
-pub use store::{create_private_dir, open_store, open_store_read_only, private_database_file};
+pub use store::{
+    create_private_dir, new_store_path, open_existing_store, open_store, open_store_read_only,
+    private_database_file,
+};
 
 /// How often expired revocation records and opaque tokens are dropped.
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -48,14 +51,37 @@ pub enum StartError {
     /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// Binding or creating files failed.
-    #[error("{0}")]
+    /// Creating or reading files failed.
+    #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The listening address cannot be bound (in use, or not this machine's).
+    #[error(
+        "cannot listen on {addr}: {source}; is another server using it? \
+         Choose another address with --listen"
+    )]
+    Bind {
+        /// The address of the `listen` setting.
+        addr: SocketAddr,
+        /// Why it cannot be bound.
+        source: std::io::Error,
+    },
+    /// Another `wristband serve` already serves this SQLite database.
+    #[error(
+        "another wristband serve is using {} (it holds {}): one SQLite database has one auth \
+         service; stop the other one, choose another --data-dir, or share a PostgreSQL \
+         database between instances", database.display(), lock.display()
+    )]
+    Locked {
+        /// The database file.
+        database: std::path::PathBuf,
+        /// The lock file.
+        lock: std::path::PathBuf,
+    },
     /// The store could not be opened.
-    #[error("cannot open the store: {0}")]
+    #[error("cannot open the store")]
     Store(#[from] StoreError),
     /// Keys or the domain could not be set up.
-    #[error("{0}")]
+    #[error(transparent)]
     Domain(#[from] DomainError),
 }
 
@@ -67,29 +93,48 @@ pub struct App {
     service: Arc<AuthService>,
     created_key: bool,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The SQLite database's lock, held while this service runs ([`store::lock_database`]).
+    _lock: Option<std::fs::File>,
 }
 
 impl App {
     /// Validates the configuration, binds the listener (port 0 picks a free port), opens the
     /// store (running migrations) and loads or creates the keys.
+    ///
+    /// The address is bound before anything is created, so that a port in use leaves no
+    /// data directory behind. A SQLite database is locked for as long as the service runs:
+    /// a second `serve` on the same file is refused ([`StartError::Locked`]).
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
         config.validate()?;
+        let listener = bind(config.listen).await?;
+        let lock = store::lock_database(&config)?;
         let store = open_store(&config).await?;
-        Self::build_with_store(config, store, clock).await
+        let mut app = Self::assemble(config, listener, store, clock).await?;
+        app._lock = lock;
+        Ok(app)
     }
 
-    /// Like [`App::build`] with a store opened by the caller.
+    /// Like [`App::build`] with a store opened by the caller (no lock is taken).
     pub async fn build_with_store(
-        mut config: Config,
+        config: Config,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<App, StartError> {
         config.validate()?;
+        let listener = bind(config.listen).await?;
+        Self::assemble(config, listener, store, clock).await
+    }
+
+    async fn assemble(
+        mut config: Config,
+        listener: TcpListener,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, StartError> {
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
             _ => None,
         };
-        let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         if config.issuer.is_none() {
             let scheme = if tls.is_some() { "https" } else { "http" };
@@ -107,6 +152,7 @@ impl App {
             service,
             created_key,
             tls,
+            _lock: None,
         })
     }
 
@@ -168,6 +214,13 @@ impl App {
         }
         result
     }
+}
+
+/// Binds the listening address, naming it when that fails.
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 /// Housekeeping: drops revocation records and opaque tokens that no longer matter, every

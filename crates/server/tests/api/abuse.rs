@@ -308,3 +308,43 @@ async fn registration_is_rate_limited_per_address() {
     let r = register("user10".into(), "198.51.100.50").await;
     assert_eq!(r.status, 201, "{}", r.text());
 }
+
+#[tokio::test]
+async fn a_body_with_an_unknown_or_missing_field_names_it() {
+    let t = TestApp::spawn().await;
+    t.add_user("alice", "user").await;
+    let r = t
+        .post_json(
+            "/v1/login",
+            &json!({"username": "alice", "password": PASSWORD, "remember_me": true}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"], "invalid_request");
+    assert_eq!(
+        r.json()["error_description"],
+        "the request body has unknown field `remember_me`"
+    );
+    let r = t
+        .post_json("/v1/login", &json!({"username": "alice"}), &[])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.json()["error_description"],
+        "the request body has missing field `password`"
+    );
+    // Another shape error: the general message.
+    let r = t
+        .post_json(
+            "/v1/login",
+            &json!({"username": 7, "password": PASSWORD}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.json()["error_description"],
+        "the request body is not valid JSON of the expected shape"
+    );
+}
