@@ -146,7 +146,7 @@ impl Introspector {
                 tracing::warn!(
                     target: "wristband::security",
                     error = %e,
-                    token_sha256 = %crate::verifier::token_digest(token),
+                    token_sha256 = %crate::error::token_digest(token),
                     "introspection failed"
                 );
                 // The token cannot be checked: refused, as a token with an unknown key is.

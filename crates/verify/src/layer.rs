@@ -22,9 +22,10 @@ use tower::{Layer, Service};
 use wristband_jose::{ErrorKind, MAX_TOKEN_BYTES};
 
 use crate::cookie::CookieSource;
+use crate::error::digest_hex;
 use crate::error::{AuthError, AuthErrorKind, VerifyError};
 use crate::extract::Claims;
-use crate::verifier::{digest_hex, log_rejection, Verifier};
+use crate::verifier::{log_rejection, Verifier};
 
 /// Largest form body scanned for a second `access_token` credential.
 pub const MAX_FORM_SCAN_BYTES: usize = 1024 * 1024;

@@ -158,6 +158,7 @@ mod verifier;
 pub use builder::{metadata_url, BuildError, VerifierBuilder, METADATA_SUFFIX};
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use cookie::{CookieSource, ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER};
+pub use error::token_digest;
 pub use error::{
     AuthError, AuthErrorKind, Realm, VerifyError, CSRF_FAILED_BODY, EXPIRED_BODY, INVALID_BODY,
 };
@@ -178,4 +179,4 @@ pub use remote::{
     RemoteOptions, DEFAULT_REFETCH_COOLDOWN, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH,
 };
 pub use revocation::{NoRevocations, RevocationView};
-pub use verifier::{token_digest, Verifier};
+pub use verifier::Verifier;

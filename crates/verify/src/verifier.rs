@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use wristband_jose::{
     Claims, Clock, ErrorKind, KeySet, Policy, UnverifiedToken, Verified, VerifyingKey,
-    MAX_TOKEN_BYTES,
 };
 
 use crate::cache::TokenCache;
 use crate::cookie::CookieSource;
-use crate::error::{Realm, VerifyError};
+use crate::error::{token_digest, Realm, VerifyError};
 use crate::feed::FeedRevocations;
 use crate::introspect::{Introspector, OPAQUE_PREFIX};
 use crate::remote::RemoteKeys;
@@ -289,23 +288,6 @@ pub(crate) fn log_rejection(token: &str, error: &VerifyError) {
     } else {
         tracing::warn!(target: "wristband::security", reason, token_sha256 = %token_digest(token), "token refused");
     }
-}
-
-/// Hex SHA-256 of a token, for logs. Oversized input is hashed only up to the cap plus one
-/// byte: enough to tell tokens apart without hashing megabytes on an attacker's request.
-pub fn token_digest(token: &str) -> String {
-    digest_hex(token.as_bytes())
-}
-
-pub(crate) fn digest_hex(bytes: &[u8]) -> String {
-    let bytes = &bytes[..bytes.len().min(MAX_TOKEN_BYTES + 1)];
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest.as_ref() {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    hex
 }
 
 #[cfg(test)]
