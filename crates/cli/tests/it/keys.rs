@@ -423,7 +423,9 @@ async fn hs256_mode_end_to_end_with_the_shared_secret() {
     assert_eq!(d.status_at(&api, &login.at).await, 200);
     assert_eq!(d.status_at(&api, "eyJhbGciOiJIUzI1NiJ9.e30.x").await, 401);
 
-    // A weak secret stops the server at start-up, without printing the secret.
+    // A weak secret stops the server at start-up, without printing the secret (the first
+    // server stops first: a second one on the same database would be refused anyway).
+    auth.terminate().await;
     let weak = dir.join("weak.secret");
     let weak_text = wristband_jose::b64::encode(b"a-string-secret-at-least-256-bits-long");
     std::fs::write(&weak, &weak_text).unwrap();
@@ -453,6 +455,7 @@ async fn hs256_mode_end_to_end_with_the_shared_secret() {
 async fn a_key_id_that_begins_with_a_hyphen_is_an_id_not_a_flag() {
     // Key ids are base64url thumbprints: one in 64 begins with '-'.
     let d = Deployment::new();
+    d.add_user("alice").await;
     for cmd in ["retire", "revoke"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
             .args(["keys", cmd, "--config", &d.config, "--data-dir"])

@@ -516,6 +516,8 @@ async fn the_feed_resumes_after_a_restart_with_no_revocation_missed() {
 #[tokio::test]
 async fn opaque_service_tokens_work_through_the_verifier_until_revoked() {
     let d = Deployment::new();
+    // `client add` changes an existing store only: `user add` makes it.
+    d.add_user("alice").await;
     let rs = d.add_client("orders-api", "resource-server", &[]).await;
     let batch = d
         .add_client("batch", "service", &["--opaque", "--audience", "wristband"])
