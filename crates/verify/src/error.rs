@@ -190,6 +190,23 @@ impl IntoResponse for AuthError {
     }
 }
 
+/// Hex SHA-256 of a token, for logs. Oversized input is hashed only up to the cap plus one
+/// byte: enough to tell tokens apart without hashing megabytes on an attacker's request.
+pub fn token_digest(token: &str) -> String {
+    digest_hex(token.as_bytes())
+}
+
+pub(crate) fn digest_hex(bytes: &[u8]) -> String {
+    let bytes = &bytes[..bytes.len().min(wristband_jose::MAX_TOKEN_BYTES + 1)];
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    hex
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,21 +313,4 @@ mod tests {
         }
         assert_eq!(Realm::new("api://orders").unwrap().as_str(), "api://orders");
     }
-}
-
-/// Hex SHA-256 of a token, for logs. Oversized input is hashed only up to the cap plus one
-/// byte: enough to tell tokens apart without hashing megabytes on an attacker's request.
-pub fn token_digest(token: &str) -> String {
-    digest_hex(token.as_bytes())
-}
-
-pub(crate) fn digest_hex(bytes: &[u8]) -> String {
-    let bytes = &bytes[..bytes.len().min(wristband_jose::MAX_TOKEN_BYTES + 1)];
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest.as_ref() {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    hex
 }
