@@ -14,22 +14,17 @@ cd "$(dirname "$0")/.."
 base_dir=$1; new_dir=$2; secs=${3:-8}
 BENCH_PREBUILT=1 source bench/lib.sh
 lg=$new_dir/loadgen
-password="bench passphrase for load tests"
 
 measure() {
   local name=$1 dir=$2 round=$3 w="$work/$1-$3"
   mkdir -p "$w"
-  printf '%s\n' "$password" | RUST_LOG=warn "$dir/wristband" user --data-dir "$w/data" add bench --role admin --password-stdin >/dev/null
-  local auth api token
-  auth=$(RUST_LOG=warn start "$w/auth" "$dir/wristband" serve --data-dir "$w/data" --listen 127.0.0.1:0)
-  track "$w/auth"
+  serve_and_login "$name" "$dir" "$w"
+  local api
   api=$(RUST_LOG=warn start "$w/api" "$dir/examples/api_service" --listen 127.0.0.1:0 --issuer "http://$auth" --audience wristband)
   track "$w/api"
-  token=$(curl -s -H 'content-type: application/json' -d "{\"username\":\"bench\",\"password\":\"$password\"}" "http://$auth/v1/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-  [ -n "$token" ] || { echo "login failed ($name)" >&2; exit 1; }
   $lg -c 32 -d "$secs" --label "$name-$round-health" get "http://$api/health"
   $lg -c 32 -d "$secs" --label "$name-$round-resource" get "http://$api/resource" --bearer "$token"
-  $lg -c 8 -d "$secs" --label "$name-$round-login-c8" login --auth "http://$auth" --user bench --password "$password"
+  $lg -c 8 -d "$secs" --label "$name-$round-login-c8" login --auth "http://$auth" --user bench --password "$bench_password"
   kill "$(cat "$w/auth.pid")" "$(cat "$w/api.pid")" 2>/dev/null || true
   sleep 1
 }

@@ -29,3 +29,16 @@ start() {
   done
   echo "failed to start: $*" >&2; cat "$log.err" >&2; kill "$(cat "$log.pid")" 2>/dev/null; exit 1
 }
+
+# For the two-build comparisons: adds the user `bench` to a new data directory in W, starts
+# `DIR/wristband serve` on it, logs in, and sets `auth` (the address) and `token` (an
+# access token). NAME labels a failure.
+bench_password="bench passphrase for load tests"
+serve_and_login() {
+  local name=$1 dir=$2 w=$3
+  printf '%s\n' "$bench_password" | RUST_LOG=warn "$dir/wristband" user --data-dir "$w/data" add bench --role admin --password-stdin >/dev/null
+  auth=$(RUST_LOG=warn start "$w/auth" "$dir/wristband" serve --data-dir "$w/data" --listen 127.0.0.1:0)
+  track "$w/auth"
+  token=$(curl -s -H 'content-type: application/json' -d "{\"username\":\"bench\",\"password\":\"$bench_password\"}" "http://$auth/v1/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  [ -n "$token" ] || { echo "login failed ($name)" >&2; exit 1; }
+}

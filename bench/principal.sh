@@ -13,17 +13,11 @@ cd "$(dirname "$0")/.."
 base_dir=$1; new_dir=$2; secs=${3:-8}
 BENCH_PREBUILT=1 source bench/lib.sh
 lg=$new_dir/loadgen
-password="bench passphrase for load tests"
 
 measure() {
   local name=$1 dir=$2 round=$3 w="$work/$1-$3"
   mkdir -p "$w"
-  printf '%s\n' "$password" | RUST_LOG=warn "$dir/wristband" user --data-dir "$w/data" add bench --role admin --password-stdin >/dev/null
-  local auth token
-  auth=$(RUST_LOG=warn start "$w/auth" "$dir/wristband" serve --data-dir "$w/data" --listen 127.0.0.1:0)
-  track "$w/auth"
-  token=$(curl -s -H 'content-type: application/json' -d "{\"username\":\"bench\",\"password\":\"$password\"}" "http://$auth/v1/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-  [ -n "$token" ] || { echo "login failed ($name)" >&2; exit 1; }
+  serve_and_login "$name" "$dir" "$w"
   $lg -c 4 -d "$secs" --label "$name-$round-me" get "http://$auth/v1/me" --bearer "$token"
   $lg -c 4 -d "$secs" --label "$name-$round-account" get "http://$auth/account" --cookie "__Host-wb_at=$token"
   kill "$(cat "$w/auth.pid")" 2>/dev/null || true

@@ -89,8 +89,9 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn add_user(s: &Setup, name: &str) {
-    let out = ok(&run(
+/// `user add NAME --password-stdin` on the setup's store.
+fn user_add(s: &Setup, name: &str) -> Output {
+    run(
         &[
             "user",
             "--config",
@@ -103,7 +104,11 @@ fn add_user(s: &Setup, name: &str) {
         ],
         &[],
         Some(PASSWORD),
-    ));
+    )
+}
+
+fn add_user(s: &Setup, name: &str) {
+    let out = ok(&user_add(s, name));
     assert!(out.contains(&format!("added {name}")), "{out}");
 }
 
@@ -377,20 +382,7 @@ async fn the_data_directory_and_database_files_are_private() {
     loosen(&s);
 
     // An admin command tightens both, and says so.
-    let o = run(
-        &[
-            "user",
-            "--config",
-            &s.config,
-            "--data-dir",
-            s.data(),
-            "add",
-            "bob",
-            "--password-stdin",
-        ],
-        &[],
-        Some(PASSWORD),
-    );
+    let o = user_add(&s, "bob");
     ok(&o);
     assert!(stderr(&o).contains("tightened"), "{}", stderr(&o));
     assert_eq!(mode(&s.data), 0o700);
@@ -590,20 +582,7 @@ fn admin_commands_refuse_a_missing_store_and_user_add_says_it_creates_one() {
         );
         assert!(!s.db().exists(), "{cmd:?} created no database");
     }
-    let o = run(
-        &[
-            "user",
-            "--config",
-            &s.config,
-            "--data-dir",
-            s.data(),
-            "add",
-            "bob",
-            "--password-stdin",
-        ],
-        &[],
-        Some(PASSWORD),
-    );
+    let o = user_add(&s, "bob");
     ok(&o);
     assert!(
         stderr(&o).contains(&format!(
@@ -614,20 +593,7 @@ fn admin_commands_refuse_a_missing_store_and_user_add_says_it_creates_one() {
         stderr(&o)
     );
     // The second time there is nothing to announce.
-    let o = run(
-        &[
-            "user",
-            "--config",
-            &s.config,
-            "--data-dir",
-            s.data(),
-            "add",
-            "carol",
-            "--password-stdin",
-        ],
-        &[],
-        Some(PASSWORD),
-    );
+    let o = user_add(&s, "carol");
     ok(&o);
     assert!(!stderr(&o).contains("notice"), "{}", stderr(&o));
 }
