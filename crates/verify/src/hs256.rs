@@ -8,7 +8,7 @@ use wristband_jose::{
 };
 use zeroize::Zeroizing;
 
-use crate::builder::BuildError;
+use crate::build_error::BuildError;
 
 /// Largest secret file read: a private JWK is a few hundred bytes.
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;

@@ -141,6 +141,7 @@
 
 #![forbid(unsafe_code)]
 
+mod build_error;
 mod builder;
 mod cache;
 mod cookie;
