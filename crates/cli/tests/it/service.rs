@@ -97,18 +97,9 @@ async fn login(client: &Client, auth: &ServiceProcess, user: &str) -> (String, S
     (at, j["refresh_token"].as_str().unwrap().to_owned(), exp)
 }
 
+/// An API service that verifies tokens of `issuer` locally, without the revocation feed.
 async fn api_service(issuer: &str, extra: &[&str]) -> ServiceProcess {
-    let bin = crate::api_service_binary();
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--issuer",
-        issuer,
-        "--audience",
-        "wristband",
-    ];
-    args.extend_from_slice(extra);
-    ServiceProcess::spawn(&bin, &args).await
+    crate::revocation::api_service_for(issuer, None, extra).await
 }
 
 #[tokio::test]

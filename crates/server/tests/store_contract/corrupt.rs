@@ -3,7 +3,7 @@
 //! unknown algorithm) is a corrupt row, never replaced by another value.
 
 use sqlx::{Database, Executor, Pool};
-use wristband_server::store::{KeyState, PgStore, SqliteStore, Store, StoreError};
+use wristband_server::store::{KeyState, SqliteStore, Store, StoreError};
 use wristband_testkit::postgres;
 
 use crate::fixtures::key;
@@ -69,15 +69,10 @@ async fn sqlite_refuses_unknown_values() {
 #[tokio::test]
 async fn postgres_refuses_unknown_values() {
     let test = "store_contract::corrupt::postgres";
-    let url = postgres::url();
-    let schema = postgres::schema_name(test);
-    let store = match PgStore::connect_with_schema(&url, &schema).await {
-        Ok(store) => store,
-        Err(e) => {
-            postgres::not_run(test, &chain(&e));
-            return;
-        }
+    let Some((store, schema)) = crate::harness::postgres_in_schema(test).await else {
+        return;
     };
+    let url = postgres::url();
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)

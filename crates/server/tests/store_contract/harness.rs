@@ -17,9 +17,15 @@ pub async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
 /// A PostgreSQL store in a new schema, or `None` (after a loud warning) when no server
 /// answers and PostgreSQL is not required.
 pub async fn postgres(test: &str) -> Option<PgStore> {
+    postgres_in_schema(test).await.map(|(store, _)| store)
+}
+
+/// Like [`postgres`], with the name of the new schema, for tests that also reach its
+/// tables with SQL of their own.
+pub async fn postgres_in_schema(test: &str) -> Option<(PgStore, String)> {
     let schema = postgres::schema_name(test);
     match PgStore::connect_with_schema(&postgres::url(), &schema).await {
-        Ok(store) => Some(store),
+        Ok(store) => Some((store, schema)),
         Err(e) => {
             postgres::not_run(test, &chain(&e));
             None

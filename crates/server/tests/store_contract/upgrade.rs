@@ -58,15 +58,10 @@ async fn sqlite_refuses_to_open_with_users_differing_only_by_case() {
 #[tokio::test]
 async fn postgres_refuses_to_open_with_users_differing_only_by_case() {
     let test = "store_contract::upgrade::postgres";
-    let url = postgres::url();
-    let schema = postgres::schema_name(test);
-    let store = match PgStore::connect_with_schema(&url, &schema).await {
-        Ok(store) => store,
-        Err(e) => {
-            postgres::not_run(test, &chain(&e));
-            return;
-        }
+    let Some((store, schema)) = crate::harness::postgres_in_schema(test).await else {
+        return;
     };
+    let url = postgres::url();
     drop(store);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
