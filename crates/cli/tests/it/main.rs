@@ -15,6 +15,7 @@
 mod connections;
 mod fetch;
 mod keys;
+mod mounted;
 mod revocation;
 mod scale_out;
 mod service;
