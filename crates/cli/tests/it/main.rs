@@ -14,6 +14,7 @@
 
 mod connections;
 mod fetch;
+mod gate;
 mod keys;
 mod mounted;
 #[path = "../common/nginx.rs"]
