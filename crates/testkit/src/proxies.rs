@@ -185,8 +185,8 @@ pub fn caddyfile(ports: &Ports) -> String {
     )
 }
 
-/// A running proxy (nginx or Caddy) in a temporary directory of its own. Stopped on drop
-/// (SIGTERM, so that nginx's master ends its workers; SIGKILL after 5 s).
+/// A running proxy (nginx or Caddy) in a temporary directory of its own, in a process
+/// group of its own. Killed on drop, with nginx's workers.
 pub struct Proxy {
     name: &'static str,
     child: Option<Child>,
@@ -245,6 +245,12 @@ impl Proxy {
 
     async fn spawn(name: &'static str, mut cmd: Command, dir: TempDir, port: u16) -> Proxy {
         let log = std::fs::File::create(dir.path().join("proxy.log")).expect("create log");
+        // A process group of its own, so that drop ends nginx's workers with their master.
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
@@ -314,16 +320,11 @@ impl Drop for Proxy {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        // The whole process group: nginx's master and its workers.
         let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stderr(Stdio::null())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
         let _ = child.kill();
         let _ = child.wait();
     }
