@@ -11,8 +11,10 @@ use serde::Deserialize;
 use wristband_jose::{Algorithm, SecretString};
 
 mod overrides;
+mod public;
 
 pub use overrides::{Overrides, CONFIG_ENV};
+pub use public::PublicUrl;
 
 /// A setting is out of range or cannot be parsed, or a file it names cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +183,13 @@ pub struct Config {
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for
     /// throttling and the audit trail; empty: the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// The browser-facing base URL of the pages, cookies and redirects, with a path when a
+    /// proxy mounts the service under a prefix (`https://app.example.com/auth`); default:
+    /// the issuer's origin, with no prefix.
+    pub public_url: Option<String>,
+    /// Origins (`scheme://host[:port]`) that a return target (`return_to`) may point to;
+    /// empty: the public URL's origin only.
+    pub return_origins: Vec<String>,
     /// PEM certificate chain: serve HTTPS (with HSTS) instead of HTTP.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -228,6 +237,8 @@ impl Default for Config {
             key_prepublish: None,
             cors_allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            public_url: None,
+            return_origins: Vec::new(),
             tls_cert: None,
             tls_key: None,
             header_read_timeout: Duration::from_secs(10),
@@ -295,6 +306,7 @@ impl Config {
             jwks_max_age,
             cors_allowed_origins,
             trusted_proxies,
+            return_origins,
             header_read_timeout,
             idle_timeout,
             request_body_timeout,
@@ -305,6 +317,7 @@ impl Config {
         }
         set_opt!(
             issuer,
+            public_url,
             master_key_file,
             master_key,
             hs256_secret_file,
@@ -381,6 +394,18 @@ impl Config {
                 "trusted_proxies: {bad:?} is not an address or a network like 10.0.0.0/8"
             )));
         }
+        if let Some(public) = &self.public_url {
+            if let Err(why) = PublicUrl::parse(public) {
+                return Err(ConfigError::new(format!("public_url: {public:?} {why}")));
+            }
+        }
+        for origin in &self.return_origins {
+            if parse_origin(origin).is_none() {
+                return Err(ConfigError::new(format!(
+                    "return_origins: {origin:?} is not an origin like https://app.example.com"
+                )));
+            }
+        }
         for origin in &self.cors_allowed_origins {
             if parse_origin(origin).is_none() {
                 return Err(ConfigError::new(format!(
@@ -416,6 +441,27 @@ impl Config {
     /// largest leeway a verifier may allow.
     pub fn key_retire_for(&self) -> Duration {
         self.access_ttl + wristband_jose::MAX_LEEWAY
+    }
+
+    /// Where browsers reach the pages: `public_url`, else the issuer's origin with no
+    /// prefix. Call after [`Config::validate`].
+    pub fn public_url(&self) -> PublicUrl {
+        match self.public_url.as_deref().map(PublicUrl::parse) {
+            Some(Ok(public)) => public,
+            _ => PublicUrl::at_origin_of(&self.issuer()),
+        }
+    }
+
+    /// The serialised origins a return target may point to: `return_origins`, else the
+    /// public URL's origin.
+    pub fn return_origins(&self) -> Vec<String> {
+        if self.return_origins.is_empty() {
+            return vec![self.public_url().origin().to_owned()];
+        }
+        self.return_origins
+            .iter()
+            .filter_map(|o| parse_origin(o))
+            .collect()
     }
 
     /// The issuer URL, defaulting to `http://<listen>` (`https://` with TLS).
@@ -588,6 +634,8 @@ mod tests {
             "registrations_per_ip",
             "cors_allowed_origins",
             "trusted_proxies",
+            "public_url",
+            "return_origins",
             "tls_cert",
             "tls_key",
             "header_read_timeout",
@@ -660,6 +708,64 @@ mod tests {
         bad("WRISTBAND_LISTEN", "port 80");
         bad("WRISTBAND_ALLOW_REGISTRATION", "maybe");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_public_url_and_return_origins_are_loaded_and_checked() {
+        let env = |name: &str| match name {
+            "WRISTBAND_PUBLIC_URL" => Some("https://app.example.com/auth/".into()),
+            "WRISTBAND_RETURN_ORIGINS" => {
+                Some("https://app.example.com, https://docs.example.com:8443".into())
+            }
+            _ => None,
+        };
+        let c = Config::load(None, env, Overrides::default()).unwrap();
+        let public = c.public_url();
+        assert_eq!(public.origin(), "https://app.example.com");
+        assert_eq!(public.prefix(), "/auth");
+        assert_eq!(
+            c.return_origins(),
+            ["https://app.example.com", "https://docs.example.com:8443"]
+        );
+        // A flag wins over the environment.
+        let flags = Overrides {
+            public_url: Some("https://other.example.com/x".into()),
+            return_origins: Some(vec!["https://other.example.com".into()]),
+            ..Overrides::default()
+        };
+        let c = Config::load(None, env, flags).unwrap();
+        assert_eq!(c.public_url().prefix(), "/x");
+        assert_eq!(c.return_origins(), ["https://other.example.com"]);
+
+        // Defaults: the issuer's origin, no prefix, and that origin as the only target.
+        let c = Config {
+            issuer: Some("https://id.example.com/tenant".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.public_url().origin(), "https://id.example.com");
+        assert_eq!(c.public_url().prefix(), "");
+        assert_eq!(c.return_origins(), ["https://id.example.com"]);
+        let c = Config {
+            public_url: Some("https://app.example.com/auth".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.return_origins(), ["https://app.example.com"]);
+
+        for (name, value) in [
+            ("WRISTBAND_PUBLIC_URL", "/auth"),
+            ("WRISTBAND_PUBLIC_URL", "https://app.example.com/auth?x"),
+            ("WRISTBAND_RETURN_ORIGINS", "https://app.example.com/path"),
+            ("WRISTBAND_RETURN_ORIGINS", "app.example.com"),
+        ] {
+            let e = Config::load(
+                None,
+                |n: &str| (n == name).then(|| value.to_owned()),
+                Overrides::default(),
+            )
+            .unwrap_err();
+            let key = name.trim_start_matches("WRISTBAND_").to_lowercase();
+            assert!(e.message().contains(&key), "{name}={value}: {e}");
+        }
     }
 
     #[test]

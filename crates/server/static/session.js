@@ -7,6 +7,8 @@
 // - After a refresh, the new expires_at goes out on BroadcastChannel('wristband-session'),
 //   so that other tabs reschedule instead of refreshing (also the fallback without locks).
 // - Sends the CSRF cookie's value in X-CSRF-Token.
+// - Calls the service under the public URL's path prefix, from <meta name="wb-base">
+//   (empty when the service is not mounted under a prefix).
 // - window.wristband.refreshNow() refreshes at once and resolves to the HTTP status.
 (function () {
   'use strict';
@@ -33,6 +35,7 @@
     return '';
   }
 
+  var base = meta('wb-base') || '';
   var csrfCookie = meta('wb-csrf-cookie') || '__Host-wb_csrf';
   var expiresAt = Number(meta('wb-expires-at')) || 0;
   // Server time minus this browser's time, so that a skewed clock does not matter.
@@ -67,7 +70,7 @@
   }
 
   function post() {
-    return fetch('/v1/session/refresh', {
+    return fetch(base + '/v1/session/refresh', {
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'X-CSRF-Token': readCookie(csrfCookie) }

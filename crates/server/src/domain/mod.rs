@@ -10,7 +10,7 @@ use aws_lc_rs::digest;
 use tokio::sync::watch;
 use wristband_jose::{Clock, Jwks, SecretString};
 
-use crate::config::Config;
+use crate::config::{Config, PublicUrl};
 use crate::metrics::Metrics;
 use crate::store::{RevocationRecord, SessionRecord, Store, UserRecord};
 
@@ -21,6 +21,7 @@ pub mod keys;
 pub mod oauth;
 pub mod password;
 mod principal;
+pub mod return_to;
 pub mod revoke;
 pub mod seal;
 mod throttle;
@@ -31,6 +32,7 @@ pub use error::{Chain, DomainError, Source};
 pub use keys::{KeyEvent, KeyEventKind, KeyManager, KeyRing, KeySchedule, PolicyTemplate};
 pub use password::Passwords;
 pub use principal::Principal;
+pub use return_to::ReturnTarget;
 pub use revoke::RecordLifetime;
 pub use seal::MasterKey;
 pub use tokens::{TokenFormat, TokenInfo};
@@ -129,6 +131,10 @@ fn looks_like_refresh_token(t: &str) -> bool {
 pub struct AuthService {
     config: Config,
     issuer: String,
+    /// Where browsers reach the pages (from `public_url`).
+    public_url: PublicUrl,
+    /// The serialised origins a return target may point to.
+    return_origins: Vec<String>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     keys: KeyManager,
@@ -163,9 +169,13 @@ impl AuthService {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         });
         let passwords = Passwords::new(config.argon2, concurrency)?;
+        let public_url = config.public_url();
+        let return_origins = config.return_origins();
         Ok(AuthService {
             config,
             issuer,
+            public_url,
+            return_origins,
             store,
             clock,
             keys,
@@ -227,6 +237,16 @@ impl AuthService {
     /// The issuer URL.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// Where browsers reach the hosted pages: the public URL's origin and path prefix.
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.public_url
+    }
+
+    /// `raw` as a return target, when it is an allowed one (see [`ReturnTarget::check`]).
+    pub fn return_target(&self, raw: &str) -> Option<ReturnTarget> {
+        ReturnTarget::check(raw, &self.public_url, &self.return_origins)
     }
 
     /// Settings in force.

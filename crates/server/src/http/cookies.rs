@@ -2,7 +2,8 @@
 //! cookie-authenticated request that changes state.
 //!
 //! - `__Host-wb_at`: the access token (`HttpOnly; Secure; SameSite=Strict; Path=/`).
-//! - `__Secure-wb_rt`: the refresh token, sent only to `/v1/session/*`.
+//! - `__Secure-wb_rt`: the refresh token, sent only to `/v1/session/*` (under the public
+//!   URL's prefix: `{prefix}/v1/session`, as the browser sees the path).
 //! - `__Host-wb_csrf`: the session's CSRF token, HMAC of its id under a server key; readable
 //!   by scripts, which echo it in `X-CSRF-Token` (forms: the `csrf_token` field).
 //!
@@ -28,8 +29,14 @@ pub const DEVICE_COOKIE: &str = "__Host-wb_device";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The form field carrying the CSRF token.
 pub const CSRF_FIELD: &str = "csrf_token";
-/// The path of the refresh cookie: exactly the cookie session endpoints.
+/// The path of the refresh cookie, after the public URL's prefix: exactly the cookie
+/// session endpoints.
 pub const REFRESH_COOKIE_PATH: &str = "/v1/session";
+
+/// The refresh cookie's `Path` as browsers see it: `{prefix}/v1/session`.
+fn refresh_cookie_path(service: &AuthService) -> String {
+    service.public_url().path(REFRESH_COOKIE_PATH)
+}
 
 /// The value of a request cookie (the first one of that name).
 pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -70,7 +77,7 @@ pub fn session_cookies(service: &AuthService, pair: &TokenPair) -> [String; 3] {
         cookie(
             REFRESH_COOKIE,
             &pair.refresh_token,
-            REFRESH_COOKIE_PATH,
+            &refresh_cookie_path(service),
             refresh_age,
             true,
         ),
@@ -95,11 +102,11 @@ pub fn set_device(headers: &mut HeaderMap, service: &AuthService, device_token: 
 }
 
 /// Adds cookies that delete all three session cookies.
-pub fn clear(headers: &mut HeaderMap) {
+pub fn clear(headers: &mut HeaderMap, service: &AuthService) {
     append(headers, &cookie(ACCESS_COOKIE, "", "/", 0, true));
     append(
         headers,
-        &cookie(REFRESH_COOKIE, "", REFRESH_COOKIE_PATH, 0, true),
+        &cookie(REFRESH_COOKIE, "", &refresh_cookie_path(service), 0, true),
     );
     append(headers, &cookie(CSRF_COOKIE, "", "/", 0, false));
 }
@@ -109,9 +116,10 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// CSRF rule 2, for logins and every cookie-authenticated request that changes state:
-/// `Origin`, when present, must be the service's own origin (the issuer's, or the one the
-/// request was addressed to) or a listed CORS origin; `Sec-Fetch-Site`, when present, must
-/// be `same-origin` or `none`, unless the `Origin` is a listed one.
+/// `Origin`, when present, must be the service's own origin (the issuer's, the public
+/// URL's, or the one the request was addressed to) or a listed CORS origin;
+/// `Sec-Fetch-Site`, when present, must be `same-origin` or `none`, unless the `Origin` is
+/// a listed one.
 pub fn check_origin(headers: &HeaderMap, service: &AuthService) -> Result<(), ApiError> {
     let config = service.config();
     let listed = |o: &str| {
@@ -122,7 +130,8 @@ pub fn check_origin(headers: &HeaderMap, service: &AuthService) -> Result<(), Ap
     };
     let mut origin_listed = false;
     if let Some(origin) = header_str(headers, "origin") {
-        let own_issuer = parse_origin(service.issuer()).as_deref() == Some(origin);
+        let own_issuer = parse_origin(service.issuer()).as_deref() == Some(origin)
+            || service.public_url().origin() == origin;
         let scheme = if config.tls() { "https" } else { "http" };
         let own_host = header_str(headers, "host")
             .and_then(|h| parse_origin(&format!("{scheme}://{h}")))

@@ -1,12 +1,14 @@
 //! The one place where errors become HTTP responses: status, `WWW-Authenticate` and a stable
 //! JSON body `{"error": code, "error_description": text}`.
 
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::Serialize;
 
-use super::templates::{html, render};
+use super::templates::{base, html, render};
+use super::AppState;
 use crate::domain::oauth::OAuthError;
 use crate::domain::{Chain, DomainError};
 
@@ -82,7 +84,7 @@ pub struct ErrorBody<'a> {
 
 /// An error described: status, stable code, safe text and extra headers. Rendered as JSON
 /// for the API and as an HTML page for the hosted pages.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Described {
     /// HTTP status.
     pub status: StatusCode,
@@ -392,14 +394,38 @@ impl From<DomainError> for PageError {
     }
 }
 
+/// A page error on its way out: the page is rendered by [`error_pages`], which knows the
+/// public URL's prefix for the page's links.
+#[derive(Debug, Clone)]
+struct PendingPage(Described);
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        error_page(self.0.describe())
+        let d = self.0.describe();
+        let mut r = d.status.into_response();
+        r.extensions_mut().insert(PendingPage(d));
+        r
     }
 }
 
+/// The layer that renders the error pages of [`PageError`]s, with the links under the
+/// public URL's prefix. It keeps the headers set by the layers in between (the pages'
+/// security headers).
+pub async fn error_pages(State(s): State<AppState>, mut response: Response) -> Response {
+    let Some(PendingPage(d)) = response.extensions_mut().remove::<PendingPage>() else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    let (page, body) = error_page(d, s.service.public_url().prefix()).into_parts();
+    parts.status = page.status;
+    for (name, value) in &page.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, body)
+}
+
 /// The page shown for an error: status and a readable message, never internals.
-fn error_page(d: Described) -> Response {
+fn error_page(d: Described, prefix: &str) -> Response {
     let title = match d.status {
         StatusCode::UNAUTHORIZED => "Not logged in",
         StatusCode::FORBIDDEN => "Request refused",
@@ -416,7 +442,7 @@ fn error_page(d: Described) -> Response {
         ),
         _ => capitalize(&d.description),
     };
-    let ctx = context! { title, message, correlation_id => d.correlation_id };
+    let ctx = context! { base => base(prefix), title, message, correlation_id => d.correlation_id };
     let mut r = match render("error.html", ctx) {
         Ok(body) => html(d.status, body),
         Err(_) => (d.status, format!("{title}: {message}")).into_response(),

@@ -104,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         router
     };
     router
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            error::error_pages,
+        ))
         .layer(middleware::map_response(error::json_errors))
         .with_state(state)
 }

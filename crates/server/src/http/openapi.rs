@@ -1,6 +1,7 @@
 //! The published API contract: an OpenAPI 3.1 document generated from the handlers' own
 //! annotations and wire types, served at `GET /openapi.json`. The hosted HTML pages
-//! (`/login`, `/account`, their forms and static files) are not in it.
+//! (`/login`, `/account`, their forms and static files) and the browser navigation
+//! `GET /v1/session/resume` (redirects and error pages) are not in it.
 
 use std::sync::LazyLock;
 

@@ -1,6 +1,10 @@
-//! Hosted pages for browsers: `/login` and `/account`, their forms, and the static files.
-//! Templates and files are embedded in the binary; pages carry no inline script or style,
-//! and every response here carries the security headers.
+//! Hosted pages for browsers: `/login` and `/account`, their forms, the static files, and
+//! the session resume navigation. Templates and files are embedded in the binary; pages
+//! carry no inline script or style, and every response here carries the security headers.
+//!
+//! Every link, form action, script, stylesheet and redirect carries the public URL's path
+//! prefix (`base` in the templates), so that the pages work when a proxy mounts the service
+//! under a path and strips it.
 
 use std::collections::HashMap;
 
@@ -18,9 +22,9 @@ use wristband_jose::SecretString;
 use super::cookies;
 use super::error::{ApiError, PageError};
 use super::extract::{AccessCookie, ApiBytes, ApiPath, ApiQuery, Client};
-use super::templates::{html, render};
+use super::templates::{base, html, render};
 use super::AppState;
-use crate::domain::{DomainError, Principal};
+use crate::domain::{AuthService, DomainError, Principal, ReturnTarget};
 
 /// The Content-Security-Policy of every page.
 pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -29,11 +33,19 @@ pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src
 const SESSION_JS: &str = include_str!("../../static/session.js");
 const STYLE_CSS: &str = include_str!("../../static/style.css");
 
-fn see_other(location: &'static str) -> Response {
+/// A 303 to `location` (a path of this service, or a checked return target: both are
+/// ASCII with no control characters).
+pub(super) fn see_other(location: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
-    r.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static(location));
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
     r
+}
+
+/// A 303 to a page of this service: `path` under the public URL's prefix.
+fn see_page(service: &AuthService, path: &str) -> Response {
+    see_other(&service.public_url().path(path))
 }
 
 /// The routes of the hosted pages, with the security headers.
@@ -52,6 +64,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/account/logout-all", post(logout_all))
         .route("/account/logout", post(logout))
         .route("/account/password", post(change_password))
+        // A navigation, answered with redirects and error pages like the pages are.
+        .route("/v1/session/resume", get(super::session::resume))
         .route("/static/session.js", get(session_js))
         .route("/static/style.css", get(style_css))
         // Browsers ask for it on their own; a 404 would be a console error on every page.
@@ -117,19 +131,38 @@ impl<S: Send + Sync> FromRequest<S> for PageBody {
 #[derive(serde::Deserialize)]
 struct LoginQuery {
     done: Option<String>,
+    return_to: Option<String>,
+}
+
+/// What the login page shows besides the form.
+#[derive(Default)]
+struct LoginView<'a> {
+    username: &'a str,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+    /// Kept in a hidden field, and checked again when the form comes back.
+    return_to: Option<&'a ReturnTarget>,
 }
 
 fn login_html(
+    service: &AuthService,
     status: StatusCode,
-    username: &str,
-    error: Option<&str>,
-    notice: Option<&str>,
+    view: LoginView<'_>,
 ) -> Result<Response, PageError> {
-    let body = render("login.html", context! { username, error, notice })?;
-    Ok(html(status, body))
+    let ctx = context! {
+        base => base(service.public_url().prefix()),
+        username => view.username,
+        error => view.error,
+        notice => view.notice,
+        return_to => view.return_to.map(ReturnTarget::as_str),
+    };
+    Ok(html(status, render("login.html", ctx)?))
 }
 
-async fn login_page(query: Result<ApiQuery<LoginQuery>, ApiError>) -> Result<Response, PageError> {
+async fn login_page(
+    State(s): State<AppState>,
+    query: Result<ApiQuery<LoginQuery>, ApiError>,
+) -> Result<Response, PageError> {
     let ApiQuery(q) = query?;
     let notice = match q.done.as_deref() {
         Some("logout") => Some("You are logged out."),
@@ -137,7 +170,14 @@ async fn login_page(query: Result<ApiQuery<LoginQuery>, ApiError>) -> Result<Res
         Some("revoked") => Some("This session was ended."),
         _ => None,
     };
-    login_html(StatusCode::OK, "", None, notice)
+    // A target that is not allowed is dropped: the login then leads to the account page.
+    let return_to = q.return_to.and_then(|raw| s.service.return_target(&raw));
+    let view = LoginView {
+        notice,
+        return_to: return_to.as_ref(),
+        ..LoginView::default()
+    };
+    login_html(&s.service, StatusCode::OK, view)
 }
 
 async fn login_form(
@@ -150,36 +190,49 @@ async fn login_form(
     let form = Form::parse(&body);
     let username = form.required("username")?;
     let password = SecretString::new(form.required("password")?.to_owned());
+    // Checked again: the hidden field came back from the browser.
+    let return_to = form
+        .get("return_to")
+        .and_then(|raw| s.service.return_target(raw));
     let device = cookies::get(&headers, cookies::DEVICE_COOKIE);
+    let again = |username, error| LoginView {
+        username,
+        error: Some(error),
+        notice: None,
+        return_to: return_to.as_ref(),
+    };
     match s
         .service
         .login_device(username, password, device.as_deref(), &client)
         .await
     {
         Ok(done) => {
-            let mut r = see_other("/account");
+            let mut r = match &return_to {
+                Some(target) => see_other(target.as_str()),
+                None => see_page(&s.service, "/account"),
+            };
             cookies::set(r.headers_mut(), &s.service, &done.pair);
             cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
             Ok(r)
         }
         Err(DomainError::InvalidRequest { .. }) => login_html(
+            &s.service,
             StatusCode::BAD_REQUEST,
-            "",
-            Some("Usernames are 1 to 64 letters, digits and . _ @ + -"),
-            None,
+            again("", "Usernames are 1 to 64 letters, digits and . _ @ + -"),
         ),
         Err(DomainError::InvalidCredentials) => login_html(
+            &s.service,
             StatusCode::UNAUTHORIZED,
-            username,
-            Some("Invalid username or password."),
-            None,
+            again(username, "Invalid username or password."),
         ),
         Err(DomainError::Throttled { retry_after }) => {
             let mut r = login_html(
+                &s.service,
                 StatusCode::TOO_MANY_REQUESTS,
-                username,
-                Some("Too many failed attempts. Wait a little and try again."),
-                None,
+                again(
+                    username,
+                    "Too many failed attempts. Wait a little and try again.",
+                ),
             )?;
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
@@ -235,6 +288,7 @@ async fn account_html(
         })
         .collect();
     let ctx = context! {
+        base => base(s.service.public_url().prefix()),
         user => context! { id => user.id, username => user.username, role => user.role },
         sessions,
         csrf_token => s.service.keys().csrf_token(current),
@@ -252,7 +306,7 @@ async fn account(
 ) -> Result<Response, PageError> {
     match page_session(access)? {
         Some(caller) => account_html(&s, &caller, StatusCode::OK, None).await,
-        None => Ok(see_other("/login")),
+        None => Ok(see_page(&s.service, "/login")),
     }
 }
 
@@ -274,9 +328,10 @@ async fn form_session(
     Ok(Some(caller))
 }
 
-fn ended(location: &'static str) -> Response {
-    let mut r = see_other(location);
-    cookies::clear(r.headers_mut());
+/// A 303 to a page of this service that also deletes the session cookies.
+fn ended(service: &AuthService, path: &str) -> Response {
+    let mut r = see_page(service, path);
+    cookies::clear(r.headers_mut(), service);
     r
 }
 
@@ -290,13 +345,13 @@ async fn revoke_session(
     let ApiPath(target) = target?;
     let form = Form::parse(&body);
     let Some(caller) = form_session(&s, &headers, access, &form).await? else {
-        return Ok(see_other("/login"));
+        return Ok(see_page(&s.service, "/login"));
     };
     s.service.revoke_own_session(&caller, &target).await?;
     if target == sid(&caller) {
-        return Ok(ended("/login?done=revoked"));
+        return Ok(ended(&s.service, "/login?done=revoked"));
     }
-    Ok(see_other("/account"))
+    Ok(see_page(&s.service, "/account"))
 }
 
 async fn logout_all(
@@ -308,10 +363,10 @@ async fn logout_all(
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     let Some(caller) = form_session(&s, &headers, access, &form).await? else {
-        return Ok(see_other("/login"));
+        return Ok(see_page(&s.service, "/login"));
     };
     s.service.logout_all(&caller, &client).await?;
-    Ok(ended("/login?done=logout"))
+    Ok(ended(&s.service, "/login?done=logout"))
 }
 
 async fn logout(
@@ -323,10 +378,10 @@ async fn logout(
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     let Some(caller) = form_session(&s, &headers, access, &form).await? else {
-        return Ok(ended("/login"));
+        return Ok(ended(&s.service, "/login"));
     };
     s.service.logout(&caller, None, &client).await?;
-    Ok(ended("/login?done=logout"))
+    Ok(ended(&s.service, "/login?done=logout"))
 }
 
 async fn change_password(
@@ -338,7 +393,7 @@ async fn change_password(
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     let Some(caller) = form_session(&s, &headers, access, &form).await? else {
-        return Ok(see_other("/login"));
+        return Ok(see_page(&s.service, "/login"));
     };
     let current = SecretString::new(form.required("current_password")?.to_owned());
     let new = SecretString::new(form.required("new_password")?.to_owned());
@@ -347,7 +402,7 @@ async fn change_password(
         .change_password(&caller, current, new, &client)
         .await
     {
-        Ok(()) => Ok(ended("/login?done=password")),
+        Ok(()) => Ok(ended(&s.service, "/login?done=password")),
         Err(DomainError::InvalidCredentials) => {
             account_html(
                 &s,

@@ -1,21 +1,24 @@
-//! Cookie session endpoints for browsers: `POST /v1/session/refresh` and
-//! `POST /v1/session/logout` (the refresh cookie's path covers exactly these).
+//! Cookie session endpoints for browsers: `POST /v1/session/refresh`,
+//! `POST /v1/session/logout` and the navigation `GET /v1/session/resume` (the refresh
+//! cookie's path covers exactly these).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use super::cookies;
-use super::error::{ApiError, ErrorBody};
-use super::extract::{AccessCookie, Client};
+use super::error::{ApiError, ErrorBody, PageError};
+use super::extract::{AccessCookie, ApiQuery, Client};
 use super::handlers::{cookie_response, CookieSession};
+use super::pages::see_other;
 use super::AppState;
 use crate::domain::DomainError;
 
 /// An error response that also deletes the session cookies.
-fn clearing(e: ApiError) -> Response {
+fn clearing(s: &AppState, e: ApiError) -> Response {
     let mut r = e.into_response();
-    cookies::clear(r.headers_mut());
+    cookies::clear(r.headers_mut(), &s.service);
     r
 }
 
@@ -36,15 +39,15 @@ pub(super) async fn refresh(
 ) -> Result<Response, ApiError> {
     cookies::check_origin(&headers, &s.service)?;
     let Some(rt) = cookies::get(&headers, cookies::REFRESH_COOKIE) else {
-        return Ok(clearing(DomainError::InvalidGrant.into()));
+        return Ok(clearing(&s, DomainError::InvalidGrant.into()));
     };
     let Some(sid) = s.service.refresh_session_id(&rt).await? else {
-        return Ok(clearing(DomainError::InvalidGrant.into()));
+        return Ok(clearing(&s, DomainError::InvalidGrant.into()));
     };
     cookies::check_token(&headers, None, &s.service, &sid)?;
     match s.service.refresh(&rt, &client).await {
         Ok(pair) => Ok(cookie_response(&s, &pair, false)),
-        Err(DomainError::InvalidGrant) => Ok(clearing(DomainError::InvalidGrant.into())),
+        Err(DomainError::InvalidGrant) => Ok(clearing(&s, DomainError::InvalidGrant.into())),
         Err(e) => Err(e.into()),
     }
 }
@@ -88,6 +91,67 @@ pub(super) async fn logout(
         }
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
-    cookies::clear(r.headers_mut());
+    cookies::clear(r.headers_mut(), &s.service);
     Ok(r)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ResumeQuery {
+    return_to: Option<String>,
+}
+
+/// `GET /v1/session/resume?return_to=URL`, a browser navigation (the login URL a gate sends
+/// a browser to when its access cookie has expired): with a live refresh cookie the session
+/// is refreshed as by `POST /v1/session/refresh` (rotation and reuse detection included), the
+/// new cookies are set and the browser is sent back to `return_to` (303); without one, or
+/// with a spent or expired one (the cookies are then cleared), it is sent to the login page
+/// with the same `return_to`. A `return_to` that is not an allowed target is a 400 page,
+/// never a redirect; without one the target is the account page.
+///
+/// No CSRF token is asked: the refresh cookie is `SameSite=Strict`, so a navigation started
+/// by another site never carries it, and the only place this sends a browser is an
+/// allowed target or the login page.
+pub(super) async fn resume(
+    State(s): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    query: Result<ApiQuery<ResumeQuery>, ApiError>,
+) -> Result<Response, PageError> {
+    let ApiQuery(q) = query?;
+    let public = s.service.public_url();
+    let target = match q.return_to.as_deref() {
+        Some(raw) => Some(s.service.return_target(raw).ok_or(PageError(
+            ApiError::InvalidRequest("return_to is not an allowed return target"),
+        ))?),
+        None => None,
+    };
+    let to_login = || {
+        let login = public.path("/login");
+        match &target {
+            Some(t) => see_other(&format!(
+                "{login}?return_to={}",
+                url::form_urlencoded::byte_serialize(t.as_str().as_bytes()).collect::<String>()
+            )),
+            None => see_other(&login),
+        }
+    };
+    let Some(rt) = cookies::get(&headers, cookies::REFRESH_COOKIE) else {
+        return Ok(to_login());
+    };
+    match s.service.refresh(&rt, &client).await {
+        Ok(pair) => {
+            let mut r = match &target {
+                Some(t) => see_other(t.as_str()),
+                None => see_other(&public.path("/account")),
+            };
+            cookies::set(r.headers_mut(), &s.service, &pair);
+            Ok(r)
+        }
+        Err(DomainError::InvalidGrant) => {
+            let mut r = to_login();
+            cookies::clear(r.headers_mut(), &s.service);
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -33,6 +33,21 @@ pub(super) fn render(name: &str, ctx: minijinja::Value) -> Result<String, Domain
         .map_err(|e| DomainError::internal_because(format!("template {name}"), e))
 }
 
+/// The public URL's path prefix for the templates' `base`, as it is: HTML escaping would
+/// turn its slashes into entities, and a prefix holds only letters, digits, `-`, `.`, `_`,
+/// `~` and `/` (checked by [`crate::config::PublicUrl::parse`]), none of which HTML gives a
+/// meaning in an attribute.
+pub(super) fn base(prefix: &str) -> minijinja::Value {
+    let plain = prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
+    if plain {
+        minijinja::Value::from_safe_string(prefix.to_owned())
+    } else {
+        minijinja::Value::from(prefix)
+    }
+}
+
 /// An HTML response.
 pub(super) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();

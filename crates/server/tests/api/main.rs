@@ -17,6 +17,7 @@ mod helpers;
 mod introspect;
 mod keys;
 mod metrics;
+mod mount;
 mod oauth_token;
 mod opaque;
 mod openapi;

@@ -247,8 +247,9 @@ fn render(doc: &Value) -> String {
         out,
         "The machine-readable document (OpenAPI {}) is served at `GET /openapi.json` and \
          linked from the authorization server metadata as `wristband_openapi`. The hosted \
-         HTML pages (`/login`, `/account` and their forms, `/static/*`) are for browsers \
-         and are not part of this API.\n",
+         HTML pages (`/login`, `/account` and their forms, `/static/*`) and the \
+         navigation `GET /v1/session/resume` are for browsers and are not part of this \
+         API (see BROWSERS.md).\n",
         doc["openapi"].as_str().unwrap()
     );
     let _ = writeln!(out, "## Security schemes\n");
