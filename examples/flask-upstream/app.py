@@ -30,6 +30,14 @@ def health():
     return jsonify(status="ok")
 
 
+@app.get("/favicon.ico")
+def favicon():
+    """Anonymous (the policy says so): browsers ask for it on every origin on their own,
+    the auth service's pages under /auth/ included, and a 401 or 404 would be a console
+    error on each page."""
+    return "", 204
+
+
 @app.get("/resource")
 def resource():
     """Any signed-in user."""

@@ -2,7 +2,7 @@
 //! on navigation, and logout, with no console errors. The app is browsed as
 //! `http://localhost:PROXY` (Chromium treats `http://localhost` as a secure context, so the
 //! `__Host-` cookies work without TLS), with the auth service mounted at `/auth/` and run
-//! with `--public-url http://localhost:PROXY/auth`.
+//! with the public URL `http://localhost:PROXY/auth`.
 
 use std::time::{Duration, Instant};
 

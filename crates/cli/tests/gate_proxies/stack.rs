@@ -24,6 +24,12 @@ methods = ["GET", "HEAD"]
 require = "anonymous"
 
 [[rule]]
+name = "favicon"
+path = "/favicon.ico"
+methods = ["GET", "HEAD"]
+require = "anonymous"
+
+[[rule]]
 name = "public echo"
 path = "/headers/public"
 require = "anonymous"
@@ -58,7 +64,7 @@ pub(crate) struct Options {
     pub(crate) settings: &'static str,
     /// Follow the revocation feed with a resource-server client.
     pub(crate) feed: bool,
-    /// Run the auth service with `--public-url http://localhost:PROXY/auth`.
+    /// Run the auth service with the public URL `http://localhost:PROXY/auth`.
     pub(crate) public_url: bool,
     /// More flags for `wristband gate`.
     pub(crate) gate_flags: &'static [&'static str],
@@ -110,11 +116,19 @@ pub(crate) fn available(test: &str, front: Front) -> bool {
 impl Stack {
     pub(crate) async fn start(opts: Options) -> Stack {
         let dir = tempfile::tempdir().unwrap();
+        let proxy_port = proxies::free_port();
+        let origin = format!("http://localhost:{proxy_port}");
+        // The auth service's public URL (config `public_url`, as `--public-url`).
+        let public_url = if opts.public_url {
+            format!("public_url = \"{origin}/auth\"\n")
+        } else {
+            String::new()
+        };
         let config = dir.path().join("wristband.toml");
         std::fs::write(
             &config,
             format!(
-                "alg = \"ES256\"\n{}\n[argon2]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n",
+                "alg = \"ES256\"\n{public_url}{}\n[argon2]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n",
                 opts.settings
             ),
         )
@@ -124,8 +138,6 @@ impl Stack {
         let policy = dir.path().join("policy.toml");
         std::fs::write(&policy, POLICY).unwrap();
 
-        let proxy_port = proxies::free_port();
-        let origin = format!("http://localhost:{proxy_port}");
         let stack_cli = Cli {
             config: config.clone(),
             data: data.clone(),
@@ -134,8 +146,7 @@ impl Stack {
         stack_cli.add_user("root", "admin").await;
 
         let data_arg = data.to_string_lossy().into_owned();
-        let public_url = format!("{origin}/auth");
-        let mut serve_args = vec![
+        let serve_args = [
             "serve",
             "--config",
             &config,
@@ -144,9 +155,6 @@ impl Stack {
             "--listen",
             "127.0.0.1:0",
         ];
-        if opts.public_url {
-            serve_args.extend_from_slice(&["--public-url", &public_url]);
-        }
         let auth = ServiceProcess::spawn(wristband(), &serve_args).await;
         let issuer = auth.url("");
 
