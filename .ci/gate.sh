@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Makes sure the gate's proxy tests can run: nginx (Debian's nginx-light, with the
 # auth_request module) and Caddy from Debian packages, and Flask for the example upstream
-# from PyPI. Uses what is there; installs only what is missing; quiet when all is present.
+# (and PyYAML, to parse the Traefik and Envoy files) from PyPI. Uses what is there;
+# installs only what is missing; one line when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 have_nginx() { [ -x /usr/sbin/nginx ]; }
 have_caddy() { [ -x /usr/bin/caddy ]; }
 have_flask() { python3 -c 'import flask' >/dev/null 2>&1; }
+have_yaml() { python3 -c 'import yaml' >/dev/null 2>&1; }
 
 packages=()
 have_nginx || packages+=(nginx-light)
@@ -33,10 +35,18 @@ if ! have_flask; then
         python3 -m pip install --quiet --break-system-packages -r examples/flask-upstream/requirements.txt
 fi
 
+# PyYAML: the shipped Traefik and Envoy files are parsed as YAML by the tests.
+if ! have_yaml; then
+    echo "installing PyYAML"
+    python3 -m pip install --quiet pyyaml ||
+        python3 -m pip install --quiet --break-system-packages pyyaml
+fi
+
 missing=()
 have_nginx || missing+=(nginx)
 have_caddy || missing+=(caddy)
 have_flask || missing+=(flask)
+have_yaml || missing+=(pyyaml)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "still missing after the install: ${missing[*]}" >&2
     exit 1

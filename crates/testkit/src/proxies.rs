@@ -41,6 +41,8 @@ pub enum Tool {
     Caddy,
     /// `python3` on `PATH` with Flask importable.
     Flask,
+    /// `python3` on `PATH` with PyYAML importable (to parse the shipped YAML files).
+    PyYaml,
 }
 
 impl fmt::Display for Tool {
@@ -49,6 +51,7 @@ impl fmt::Display for Tool {
             Tool::Nginx => NGINX,
             Tool::Caddy => CADDY,
             Tool::Flask => "python3 with Flask",
+            Tool::PyYaml => "python3 with PyYAML",
         })
     }
 }
@@ -58,14 +61,20 @@ impl Tool {
         match self {
             Tool::Nginx => Path::new(NGINX).exists(),
             Tool::Caddy => Path::new(CADDY).exists(),
-            Tool::Flask => Command::new(PYTHON)
-                .args(["-c", "import flask"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success()),
+            Tool::Flask => python_has("flask"),
+            Tool::PyYaml => python_has("yaml"),
         }
     }
+}
+
+/// `python3 -c "import MODULE"` succeeds.
+fn python_has(module: &str) -> bool {
+    Command::new(PYTHON)
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// True when proxy tests must not be left out: in CI (`CI` set and non-empty) or with
@@ -348,4 +357,42 @@ pub async fn flask_upstream() -> ServiceProcess {
     let app = repo_path("examples/flask-upstream/app.py");
     let app = app.to_string_lossy();
     ServiceProcess::spawn(Path::new(PYTHON), &[app.as_ref(), "--port", "0"]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PORTS: Ports = Ports {
+        proxy: 18000,
+        gate: 18181,
+        auth: 18080,
+        app: 15000,
+    };
+
+    #[test]
+    fn render_replaces_every_occurrence() {
+        let out = render("f", "a 1 b 1 c 2", &[("1", "x".into()), ("2", "y".into())]);
+        assert_eq!(out, "a x b x c y");
+    }
+
+    #[test]
+    #[should_panic(expected = "`8000` not found")]
+    fn render_refuses_a_pattern_that_is_not_there() {
+        render("f", "listen 9000;", &[("8000", "18000".into())]);
+    }
+
+    #[test]
+    fn the_shipped_files_point_only_at_the_test_ports() {
+        for (name, text) in [("nginx", nginx_site(&PORTS)), ("caddy", caddyfile(&PORTS))] {
+            for port in ["8000", "8181", "8080", "5000"] {
+                let shipped = format!("127.0.0.1:{port}");
+                assert!(!text.contains(&shipped), "{name}: {shipped} left");
+            }
+            for port in [PORTS.gate, PORTS.auth, PORTS.app] {
+                assert!(text.contains(&format!("127.0.0.1:{port}")), "{name}: {port}");
+            }
+            assert!(text.contains("18000 "), "{name}: the proxy's port");
+        }
+    }
 }

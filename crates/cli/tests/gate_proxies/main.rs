@@ -16,6 +16,7 @@
 mod browser;
 mod caddy;
 mod nginx;
+mod shipped;
 mod spoofing;
 mod stack;
 
