@@ -390,7 +390,10 @@ mod tests {
                 assert!(!text.contains(&shipped), "{name}: {shipped} left");
             }
             for port in [PORTS.gate, PORTS.auth, PORTS.app] {
-                assert!(text.contains(&format!("127.0.0.1:{port}")), "{name}: {port}");
+                assert!(
+                    text.contains(&format!("127.0.0.1:{port}")),
+                    "{name}: {port}"
+                );
             }
             assert!(text.contains("18000 "), "{name}: the proxy's port");
         }
