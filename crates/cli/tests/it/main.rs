@@ -16,6 +16,8 @@ mod connections;
 mod fetch;
 mod keys;
 mod mounted;
+#[path = "../common/nginx.rs"]
+mod nginx;
 mod revocation;
 mod scale_out;
 mod service;

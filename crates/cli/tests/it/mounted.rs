@@ -5,101 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use http::Method;
 use tempfile::TempDir;
 use wristband_testkit::http::{Client, TestResponse};
 use wristband_testkit::process::ServiceProcess;
 
+use wristband_testkit::browser::free_port;
+
+use crate::nginx::Nginx;
 use crate::service::{add_user, write_config, PASSWORD};
-
-const NGINX: &str = "/usr/sbin/nginx";
-
-/// nginx in the foreground on a free port, proxying `/auth/` to `upstream` (prefix
-/// stripped) and answering everything else itself, as the app would. Killed on drop.
-struct Nginx {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Nginx {
-    fn start(dir: &Path, upstream: std::net::SocketAddr, port: u16) -> Self {
-        let conf = format!(
-            "master_process off;\n\
-             daemon off;\n\
-             pid {dir}/nginx.pid;\n\
-             error_log {dir}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n\
-               access_log off;\n\
-               client_body_temp_path {dir}/body;\n\
-               proxy_temp_path {dir}/proxy;\n\
-               fastcgi_temp_path {dir}/fastcgi;\n\
-               uwsgi_temp_path {dir}/uwsgi;\n\
-               scgi_temp_path {dir}/scgi;\n\
-               server {{\n\
-                 listen 127.0.0.1:{port};\n\
-                 location /auth/ {{\n\
-                   proxy_pass http://{upstream}/;\n\
-                   proxy_set_header X-Forwarded-For $remote_addr;\n\
-                 }}\n\
-                 location / {{ return 200 \"the app\\n\"; }}\n\
-               }}\n\
-             }}\n",
-            dir = dir.display(),
-        );
-        let path = dir.join("nginx.conf");
-        std::fs::write(&path, conf).unwrap();
-        let child = std::process::Command::new(NGINX)
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(&path)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        Nginx { child, port }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn wait_ready(&mut self, dir: &Path) {
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-                panic!("nginx exited with {status}: {log}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("nginx did not listen on {}", self.port);
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The cookies a browser on the app's origin holds: name → (value, path).
 #[derive(Default)]
@@ -159,19 +74,22 @@ fn enc(s: &str) -> String {
 
 #[tokio::test]
 async fn the_service_works_under_a_prefix_behind_nginx() {
-    assert!(
-        Path::new(NGINX).exists(),
-        "this test runs a real nginx: install Debian's nginx-light ({NGINX})"
-    );
     let dir = tempfile::tempdir().unwrap();
     add_user(&dir, "alice", "user");
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let service = serve_mounted(&dir, &format!("{public}/auth")).await;
-    let nginx_dir = TempDir::new().unwrap();
-    let mut nginx = Nginx::start(nginx_dir.path(), service.addr(), port);
-    nginx.wait_ready(nginx_dir.path()).await;
-    let base = nginx.base();
+    // The prefix is stripped: /auth/login reaches the service as /login.
+    let nginx = Nginx::start(
+        port,
+        &format!(
+            "location /auth/ {{ proxy_pass http://{}/; }}\n\
+             location / {{ return 200 \"the app\\n\"; }}",
+            service.addr()
+        ),
+    )
+    .await;
+    let base = public.clone();
     let client = Client::new();
     let get = |path: String, cookie: String| {
         let client = &client;
