@@ -35,7 +35,9 @@ pub(crate) fn run(args: &ServeArgs, out: &mut impl Write) -> anyhow::Result<Outc
             "metadata: {issuer}/.well-known/oauth-authorization-server"
         )?;
         writeln!(out, "login:    POST {issuer}/v1/login")?;
-        writeln!(out, "pages:    {issuer}/login, {issuer}/account")?;
+        let public = app.service().public_url();
+        let pages = format!("{}{}", public.origin(), public.prefix());
+        writeln!(out, "pages:    {pages}/login, {pages}/account")?;
         out.flush()?;
         app.run(shutdown_signal()).await?;
         tracing::info!("shut down");

@@ -107,6 +107,15 @@ pub(crate) struct ServeArgs {
     /// throttling and the audit trail; repeatable [default: none, the header is ignored].
     #[arg(long = "trusted-proxy", value_name = "NET", value_delimiter = ',')]
     trusted_proxies: Vec<String>,
+    /// The browser-facing base URL of the pages, cookies and redirects; it may have a path
+    /// when a proxy mounts the service under a prefix, e.g. https://app.example.com/auth
+    /// [default: the issuer's origin, no prefix].
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// An origin that return targets (return_to) may point to; repeatable
+    /// [default: the public URL's origin].
+    #[arg(long = "return-origin", value_name = "ORIGIN", value_delimiter = ',')]
+    return_origins: Vec<String>,
     /// Close a connection that has not sent a complete request header (nor, with HTTPS,
     /// finished its handshake) this long after it was accepted or began its next request
     /// [default: 10s].
@@ -166,6 +175,8 @@ impl ServeArgs {
                 .then(|| self.cors_allowed_origins.clone()),
             trusted_proxies: (!self.trusted_proxies.is_empty())
                 .then(|| self.trusted_proxies.clone()),
+            public_url: self.public_url.clone(),
+            return_origins: (!self.return_origins.is_empty()).then(|| self.return_origins.clone()),
             header_read_timeout: self.header_read_timeout,
             idle_timeout: self.idle_timeout,
             request_body_timeout: self.request_body_timeout,

@@ -20,10 +20,10 @@ use wristband_testkit::browser::{free_port, png_size, screenshot_path, Browser, 
 use wristband_testkit::http::Client;
 use wristband_testkit::process::ServiceProcess;
 
-const USER: &str = "alice";
+pub(crate) const USER: &str = "alice";
 const PASSWORD: &str = "correct horse battery staple";
 
-const ACCESS: &str = "__Host-wb_at";
+pub(crate) const ACCESS: &str = "__Host-wb_at";
 const CSRF: &str = "__Host-wb_csrf";
 
 /// `wristband serve` on a fresh data directory with one user, `alice`.
@@ -125,7 +125,7 @@ impl Site {
     }
 }
 
-async fn add_user(config: &str, data: &str) {
+pub(crate) async fn add_user(config: &str, data: &str) {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
         .args(["user", "--config", config, "--data-dir", data])
@@ -162,14 +162,14 @@ fn sid_of(jwt: &str) -> String {
 const LOGIN_SUBMIT: &str =
     "form[action$=\"/login\"] button, form[action$=\"/login\"] input[type=submit]";
 
-async fn fill_login(browser: &Browser) {
+pub(crate) async fn fill_login(browser: &Browser) {
     browser.fill("input[name=username]", USER).await;
     browser.fill("input[name=password]", PASSWORD).await;
     browser.click(LOGIN_SUBMIT).await;
 }
 
 /// Waits until `/static/session.js` has set up `window.wristband`.
-async fn wait_for_session_script(browser: &Browser) {
+pub(crate) async fn wait_for_session_script(browser: &Browser) {
     let deadline = Instant::now() + WAIT;
     loop {
         let ready = browser
@@ -239,7 +239,7 @@ async fn page_post(browser: &Browser, path: &str, csrf: Option<&str>) -> (u16, V
     (u16::try_from(status).unwrap(), answer[1].clone())
 }
 
-fn assert_no_errors(errors: &[LogEntry], where_: &str) {
+pub(crate) fn assert_no_errors(errors: &[LogEntry], where_: &str) {
     assert!(
         errors.is_empty(),
         "console errors on {where_}:\n{}",

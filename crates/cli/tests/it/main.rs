@@ -16,6 +16,9 @@ mod connections;
 mod fetch;
 mod gate;
 mod keys;
+mod mounted;
+#[path = "../common/nginx.rs"]
+mod nginx;
 mod revocation;
 mod scale_out;
 mod service;
