@@ -1,4 +1,4 @@
-//! Chromium through nginx: the login round trip on the app's own origin, a silent refresh
+//! Chromium through nginx and through Caddy: the login round trip on the app's own origin, a silent refresh
 //! on navigation, and logout, with no console errors. The app is browsed as
 //! `http://localhost:PROXY` (Chromium treats `http://localhost` as a secure context, so the
 //! `__Host-` cookies work without TLS), with the auth service mounted at `/auth/` and run
@@ -45,24 +45,40 @@ async fn wait_for_user(browser: &Browser, sub: &str, where_: &str) {
     }
 }
 
+/// One browser at a time: Chromium is heavy for a small machine.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_logs_in_refreshes_and_logs_out_through_nginx() {
     let test = "gate_proxies::browser::chromium_logs_in_refreshes_and_logs_out_through_nginx";
-    if !available(test, Front::Nginx) {
+    login_refresh_logout(test, Front::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_logs_in_refreshes_and_logs_out_through_caddy() {
+    let test = "gate_proxies::browser::chromium_logs_in_refreshes_and_logs_out_through_caddy";
+    login_refresh_logout(test, Front::Caddy).await;
+}
+
+/// The whole round trip through `front`. nginx turns the gate's 401 into the 302 to the
+/// resume endpoint; behind Caddy the gate answers the 302 itself.
+async fn login_refresh_logout(test: &str, front: Front) {
+    if !available(test, front) {
         return;
     }
+    let _one = ONE_BROWSER.lock().await;
     let Some(browser) = Browser::start(test).await else {
         return;
     };
-    let mut opts = Options::new(Front::Nginx);
+    let mut opts = Options::new(front);
     opts.public_url = true;
     opts.feed = true;
     let s = Stack::start(opts).await;
     let sub = s.login("alice").await.sub;
 
-    // A protected page without a session: the gate's 401 becomes nginx's 302 to the resume
-    // endpoint, which (with no refresh cookie) sends the browser to the login page, on the
-    // app's own origin, with the page to come back to.
+    // A protected page without a session: sent to the resume endpoint, which (with no
+    // refresh cookie) sends the browser to the login page, on the app's own origin, with
+    // the page to come back to.
     let wanted = format!("{}/page/one?x=1", s.origin);
     browser.open(&wanted).await;
     let login = browser.wait_for_path("/auth/login").await;
