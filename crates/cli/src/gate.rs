@@ -1,5 +1,5 @@
 //! `wristband gate`: the forward-auth decision service for nginx, Traefik, Caddy, HAProxy
-//! and Envoy (crate `wristband-gate`), and its two helpers, `gate check-policy` and
+//! and Envoy (crate `wristband-gate`), and its two subcommands, `gate check-policy` and
 //! `gate explain`.
 
 use std::io::{self, Write};

@@ -2,6 +2,9 @@
 //!
 //! Run: `cargo bench -p wristband-gate --bench decision`
 //!
+//! Times are the bench thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time, so
+//! other processes on a shared machine do not inflate them.
+//!
 //! - `jose/verify_{ES256,RS256}`: `wristband_jose` alone: parse and verify one token
 //!   (signature and claims), no cache. The floor a cache miss cannot go under.
 //! - `gate/hit`: a whole nginx `auth_request` decision (`Gate::handle`: read the original
@@ -19,6 +22,9 @@ use std::task::{Context, Poll, Waker};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
 use wristband_gate::{Gate, GateOptions, Policy, PolicyHandle, Protocol};
@@ -44,6 +50,38 @@ host = "app.example.com"
 path = "/"
 require = "authenticated"
 "#;
+
+/// The CPU time of the calling thread; formatted like wall time.
+struct ThreadCpuTime(WallTime);
+
+fn thread_cpu_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, started: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(started)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.0.formatter()
+    }
+}
 
 /// Runs a future that never waits (no I/O on these paths) to completion in one poll.
 fn ready<F: Future>(future: F) -> F::Output {
@@ -87,7 +125,7 @@ fn nginx_request(token: &str) -> http::request::Parts {
     request.into_parts().0
 }
 
-fn decisions(c: &mut Criterion) {
+fn decisions(c: &mut Criterion<ThreadCpuTime>) {
     for alg in [Algorithm::ES256, Algorithm::RS256] {
         let minter = Minter::new(keys::fixed(alg, 0), "https://auth.example", "wristband");
         let token = minter.token("user-1", Some("user"));
@@ -130,5 +168,9 @@ fn decisions(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, decisions);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime(WallTime));
+    targets = decisions
+}
 criterion_main!(benches);

@@ -171,8 +171,9 @@ pub async fn nginx(app: &Router, method: &str, url: &str, original: &[(&str, &st
     send(app, Method::GET, "/authz/auth-request", &headers, local()).await
 }
 
-/// What Traefik's `forwardAuth` sends: the original method on the gate request, the
-/// original headers copied, and `X-Forwarded-Method/-Proto/-Host/-Uri/-For`.
+/// What Traefik's `forwardAuth` sends: a GET without body (unless
+/// `preserveRequestMethod`), the original headers copied, and
+/// `X-Forwarded-Method/-Proto/-Host/-Uri/-For`.
 pub async fn traefik(
     app: &Router,
     method: &str,
@@ -188,8 +189,7 @@ pub async fn traefik(
         ("x-forwarded-for", "198.51.100.7"),
     ];
     headers.extend_from_slice(original);
-    let m = Method::from_bytes(method.as_bytes()).unwrap();
-    send(app, m, "/authz/forward", &headers, local()).await
+    send(app, Method::GET, "/authz/forward", &headers, local()).await
 }
 
 /// What Caddy's `forward_auth` sends: always a GET without body, the original headers
