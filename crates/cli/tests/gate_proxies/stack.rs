@@ -113,8 +113,13 @@ pub(crate) fn available(test: &str, front: Front) -> bool {
     proxies::available(test, &[proxy, Tool::Flask])
 }
 
+/// At most two stacks start at once: each start creates a store, runs two CLI commands and
+/// four processes, and the tests of this binary run in parallel on small machines.
+static STARTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 impl Stack {
     pub(crate) async fn start(opts: Options) -> Stack {
+        let _starting = STARTING.acquire().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let proxy_port = proxies::free_port();
         let origin = format!("http://localhost:{proxy_port}");
