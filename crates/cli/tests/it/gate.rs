@@ -202,6 +202,42 @@ async fn a_gate_in_front_of_a_real_auth_service() {
     let r = ask(http, &gate, "https://app.example.com/public/x", None).await;
     assert_eq!(r.status, 200);
 
+    // Forward auth: a browser without a session goes to the auth service's resume
+    // endpoint (the default login URL), with the original URL to return to.
+    let forwarded = [
+        ("x-forwarded-method", "GET"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-uri", "/orders?id=1"),
+        ("accept", "text/html,*/*;q=0.8"),
+    ];
+    let r = http.get(&gate.url("/authz/forward"), &forwarded).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some(
+            format!("{issuer}/v1/session/resume?return_to=https%3A%2F%2Fapp.example.com%2Forders%3Fid%3D1")
+                .as_str()
+        )
+    );
+    // Envoy: the original request is the gate request itself.
+    let bearer = format!("Bearer {}", s.at);
+    let r = http
+        .get(
+            &gate.url("/authz/ext-authz/orders/1"),
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let metrics = http.get(&gate.url("/metrics"), &[]).await.text();
+    assert!(
+        metrics.contains("wristband_gate_revocation_staleness_seconds ")
+            && metrics.contains(
+                "wristband_gate_decisions_total{endpoint=\"forward\",outcome=\"redirect\"} 1"
+            ),
+        "{metrics}"
+    );
+
     // Logout: the gate refuses the token within a second, through the feed alone.
     let r = d
         .post_json(&auth.url("/v1/logout"), Some(&s.at), &json!({}))
