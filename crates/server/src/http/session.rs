@@ -121,7 +121,7 @@ pub(super) async fn resume(
     let public = s.service.public_url();
     let target = match q.return_to.as_deref() {
         Some(raw) => Some(s.service.return_target(raw).ok_or(PageError(
-            ApiError::InvalidRequest("return_to is not an allowed return target"),
+            ApiError::InvalidRequest("the return_to address is not an allowed return target"),
         ))?),
         None => None,
     };
