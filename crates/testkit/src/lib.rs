@@ -19,6 +19,9 @@
 //!   (chromedriver) for page tests, and what a test does when no browser is installed.
 //! - [`process`]: runs an example binary (such as `api_service`) as a child process and
 //!   reads the address it listens on.
+//! - [`proxies`]: nginx and Caddy started with the shipped configurations of `deploy/`,
+//!   the Flask upstream of `examples/flask-upstream/`, and what a test does when they are
+//!   not installed.
 //! - [`slow_clients`]: many connections holding half-sent requests, to test that a server
 //!   closes them and keeps serving.
 //!
@@ -38,6 +41,7 @@ mod minter;
 pub mod mock_auth;
 pub mod postgres;
 pub mod process;
+pub mod proxies;
 mod proxy;
 pub mod slow_clients;
 
