@@ -59,6 +59,9 @@ struct KeyArgs {
     /// root certificates (for an auth service behind a private CA).
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
+    /// Fewest seconds between two JWKS refetches caused by tokens naming an unknown key.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    refetch_cooldown: u64,
 }
 
 impl KeyArgs {
@@ -71,7 +74,8 @@ impl KeyArgs {
     /// A verifier builder for these keys; cookies (`__Host-wb_at`) are always accepted.
     fn builder(&self) -> anyhow::Result<VerifierBuilder> {
         let mut builder = Verifier::builder(self.issuer()?, &self.audience)
-            .access_cookie(CookieSource::default());
+            .access_cookie(CookieSource::default())
+            .refetch_cooldown(std::time::Duration::from_secs(self.refetch_cooldown));
         if let Some(path) = &self.cacert {
             let pem = std::fs::read(path)
                 .with_context(|| format!("reading --cacert {}", path.display()))?;

@@ -236,6 +236,38 @@ impl Proxy {
         Proxy::spawn("nginx", cmd, dir, ports.proxy).await
     }
 
+    /// nginx on `127.0.0.1:port` with one server made of `locations` (nginx `location`
+    /// blocks), for tests of a single proxy rule rather than the shipped setup.
+    pub async fn nginx_server(port: u16, locations: &str) -> Proxy {
+        let dir = proxy_dir();
+        let d = dir.path().display();
+        let conf = format!(
+            "pid {d}/nginx.pid;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+               access_log off;\n\
+               client_body_temp_path {d}/body;\n\
+               proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n\
+               uwsgi_temp_path {d}/uwsgi;\n\
+               scgi_temp_path {d}/scgi;\n\
+               server {{\n\
+                 listen 127.0.0.1:{port};\n\
+                 {locations}\n\
+               }}\n\
+             }}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).expect("write nginx.conf");
+        let mut cmd = Command::new(NGINX);
+        cmd.arg("-p")
+            .arg(dir.path())
+            .args(["-e", "stderr", "-c"])
+            .arg(&path)
+            .args(["-g", "daemon off;"]);
+        Proxy::spawn("nginx", cmd, dir, port).await
+    }
+
     /// Caddy with the shipped `deploy/caddy/Caddyfile` (ports replaced), run as
     /// `caddy run --adapter caddyfile --config FILE`, with its data and config
     /// directories in the temporary directory.

@@ -12,8 +12,6 @@
 
 mod harness;
 mod mounted;
-#[path = "../common/nginx.rs"]
-mod nginx;
 mod pages;
 
 /// One browser at a time: a headless Chromium is heavy for a small machine, and the

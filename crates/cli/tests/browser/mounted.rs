@@ -10,8 +10,8 @@ use serde_json::json;
 use wristband_testkit::browser::{free_port, Browser};
 use wristband_testkit::process::ServiceProcess;
 
-use crate::nginx::Nginx;
 use crate::pages::{add_user, assert_no_errors, fill_login, wait_for_session_script, ACCESS, USER};
+use wristband_testkit::proxies::Proxy;
 
 const REFRESH: &str = "__Secure-wb_rt";
 
@@ -66,7 +66,7 @@ async fn pages_under_a_prefix_log_in_return_and_refresh() {
         ],
     )
     .await;
-    let _nginx = Nginx::start(
+    let _nginx = Proxy::nginx_server(
         port,
         &format!(
             "location /auth/ {{ proxy_pass http://{}/; }}\n\

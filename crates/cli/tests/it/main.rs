@@ -17,8 +17,6 @@ mod fetch;
 mod gate;
 mod keys;
 mod mounted;
-#[path = "../common/nginx.rs"]
-mod nginx;
 mod revocation;
 mod scale_out;
 mod service;

@@ -13,8 +13,8 @@ use wristband_testkit::process::ServiceProcess;
 
 use wristband_testkit::browser::free_port;
 
-use crate::nginx::Nginx;
 use crate::service::{add_user, write_config, PASSWORD};
+use wristband_testkit::proxies::Proxy;
 
 /// The cookies a browser on the app's origin holds: name → (value, path).
 #[derive(Default)]
@@ -80,7 +80,7 @@ async fn the_service_works_under_a_prefix_behind_nginx() {
     let public = format!("http://127.0.0.1:{port}");
     let service = serve_mounted(&dir, &format!("{public}/auth")).await;
     // The prefix is stripped: /auth/login reaches the service as /login.
-    let nginx = Nginx::start(
+    let nginx = Proxy::nginx_server(
         port,
         &format!(
             "location /auth/ {{ proxy_pass http://{}/; }}\n\

@@ -13,127 +13,13 @@ use axum::Router;
 use http::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use wristband_jose::{Algorithm, FixedClock, SigningKey};
+use wristband_jose::{Algorithm, FixedClock};
 use wristband_testkit::{keys, Minter};
 use wristband_verify::{
     Claims, Custom, HasScope, RequireTokenLayer, ScopeName, EXPIRED_BODY, INVALID_BODY,
 };
 
 use crate::{bearer, call, get as get_req, minter, static_verifier, Reply};
-
-/// The catalog's bad tokens that a static verifier must refuse with the uniform 401.
-fn bad_tokens(m: &Minter) -> Vec<(&'static str, String)> {
-    let good = m.token("user-1", Some("admin"));
-    let (head, rest) = good.split_once('.').unwrap();
-    let (payload, sig) = rest.split_once('.').unwrap();
-    let claims = m.claims("user-1");
-    let mut out = Vec::new();
-    // A1: alg none and case variants, empty signature.
-    for h in [
-        "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0",
-        "eyJhbGciOiJOb25lIiwidHlwIjoiYXQrand0In0",
-        "eyJhbGciOiJOT05FIiwidHlwIjoiYXQrand0In0",
-        "eyJhbGciOiJuT25FIiwidHlwIjoiYXQrand0In0",
-    ] {
-        out.push(("A1 alg none", format!("{h}.{payload}.")));
-    }
-    // A3: HS256 signed with the public key's PEM as the secret, under the real kid.
-    let pem = m.key().verifying_key().to_public_pem().unwrap();
-    let confused = SigningKey::hs256(pem.as_bytes()).unwrap();
-    let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": m.key().kid()});
-    let forged = wristband_jose::dangerous::sign_raw(
-        &confused,
-        &serde_json::to_vec(&header).unwrap(),
-        &serde_json::to_vec(&claims).unwrap(),
-    )
-    .unwrap();
-    out.push(("A3 key confusion", forged));
-    // A4: r = s = 0.
-    out.push((
-        "A4 psychic signature",
-        format!("{head}.{payload}.{}", "A".repeat(86)),
-    ));
-    // A9: stripped and truncated signatures.
-    out.push(("A9 no signature", format!("{head}.{payload}.")));
-    out.push(("A9 two segments", format!("{head}.{payload}")));
-    out.push(("A9 truncated", good[..good.len() - 4].to_owned()));
-    // A10: payload tampered, signature kept.
-    let mut tampered = claims.clone();
-    tampered.sub = "admin".into();
-    let tampered_payload = serde_json::to_vec(&tampered).unwrap();
-    let tampered_b64 = wristband_jose::b64::encode(&tampered_payload);
-    out.push((
-        "A10 tampered payload",
-        format!("{head}.{tampered_b64}.{sig}"),
-    ));
-    // Bad signature: one character in the middle changed.
-    let mut bad_sig = sig.to_owned().into_bytes();
-    bad_sig[10] = if bad_sig[10] == b'A' { b'B' } else { b'A' };
-    out.push((
-        "bad signature",
-        format!("{head}.{payload}.{}", String::from_utf8(bad_sig).unwrap()),
-    ));
-    // B1, B2, B3: key material or key URLs in the header.
-    for (id, extra) in [
-        (
-            "B1 jwk",
-            json!({"jwk": m.key().verifying_key().to_jwk().unwrap()}),
-        ),
-        ("B2 jku", json!({"jku": "http://127.0.0.1:9/jwks.json"})),
-        ("B2 x5u", json!({"x5u": "http://127.0.0.1:9/cert.pem"})),
-        ("B3 x5c", json!({"x5c": ["MIIB"]})),
-        ("C7 crit", json!({"crit": ["exp-ext"], "exp-ext": 1})),
-    ] {
-        let mut header = m.header();
-        header
-            .as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        out.push((id, m.sign_with_header(&header, &claims)));
-    }
-    // B4, B6: unknown and hostile kids (a static verifier never fetches).
-    out.push((
-        "B4 kid traversal",
-        m.with_kid("../../../../../../dev/null", "user-1"),
-    ));
-    out.push(("B6 unknown kid", m.with_kid("no-such-key", "user-1")));
-    // C1: padding, standard alphabet.
-    out.push(("C1 padding", format!("{head}=.{payload}.{sig}")));
-    out.push((
-        "C1 standard alphabet",
-        good.replace('-', "+").replace('_', "/") + "+/",
-    ));
-    // D2, D5, D6, D7, D9: claims.
-    let mut no_typ = m.header();
-    no_typ.as_object_mut().unwrap().remove("typ");
-    out.push(("D9 typ missing", m.sign_with_header(&no_typ, &claims)));
-    let mut wrong_aud = claims.clone();
-    wrong_aud.aud = "api://billing".into();
-    out.push(("D6 wrong aud", m.sign(&wrong_aud)));
-    let mut wrong_iss = claims.clone();
-    wrong_iss.iss = "https://auth.example/".into();
-    out.push(("D7 wrong iss", m.sign(&wrong_iss)));
-    let raw = |payload: serde_json::Value| {
-        wristband_jose::dangerous::sign_raw(
-            m.key(),
-            &serde_json::to_vec(&m.header()).unwrap(),
-            &serde_json::to_vec(&payload).unwrap(),
-        )
-        .unwrap()
-    };
-    let now = wristband_jose::SystemClock.now().as_secs();
-    out.push((
-        "D2 no exp",
-        raw(json!({"iss": m.iss, "sub": "u", "aud": m.aud, "iat": now, "jti": "j", "client_id": "c"})),
-    ));
-    out.push((
-        "D5 exp as string",
-        raw(json!({"iss": m.iss, "sub": "u", "aud": m.aud, "iat": now, "exp": (now + 60).to_string(), "jti": "j", "client_id": "c"})),
-    ));
-    // Not a JWT at all.
-    out.push(("garbage", "not-a-token".into()));
-    out
-}
 
 #[tokio::test]
 async fn catalog_tokens_get_identical_401s() {
@@ -151,7 +37,7 @@ async fn catalog_tokens_get_identical_401s() {
     assert_eq!(ok.status, StatusCode::OK);
 
     let mut first: Option<Reply> = None;
-    for (id, token) in bad_tokens(&m) {
+    for (id, token) in wristband_testkit::catalog::bad_tokens(&m) {
         let reply = call(
             &app,
             get_req("/resource", &[("authorization", &bearer(&token))]),
