@@ -68,6 +68,20 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// A server timeout: `10s`, `1m`, `1h` or a bare number of seconds, more than zero.
+pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        parse_duration(&format!("{t}s"))?
+    } else {
+        parse_duration(t)?
+    };
+    if d.is_zero() {
+        return Err("a timeout must be positive".into());
+    }
+    Ok(d)
+}
+
 /// A token lifetime: more than zero and at most [`MAX_TTL`].
 pub(crate) fn parse_ttl(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -154,6 +168,15 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn timeouts_take_bare_seconds_and_are_positive() {
+        assert_eq!(parse_timeout("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("x").is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! live in their own modules: [`serve`] (the auth service), [`user`] (user administration
 //! on the service's store), [`client`] (OAuth clients and sessions), [`demo`] (the live walkthrough), [`keys`] (key generation),
 //! [`token`] (sign and decode),
-//! [`verify`] (local verification against a key or JWKS) and [`audit`] (common mistakes).
+//! [`verify`] (local verification against a key or JWKS), [`audit`] (common mistakes) and
+//! [`gate`] (the forward-auth gate, `gate check-policy`, `gate explain`).
 //! [`keyfile`] reads and writes key files,
 //! [`args`] holds the value parsers shared by several commands, and [`settings`] the
 //! layered configuration of the commands that use the store.
@@ -15,6 +16,7 @@ mod args;
 mod audit;
 mod client;
 mod demo;
+mod gate;
 mod keyfile;
 mod keys;
 mod serve;
@@ -67,6 +69,9 @@ enum Command {
     /// Sign, decode, verify and audit access tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Run the forward-auth gate for nginx, Traefik, Caddy and Envoy; check a policy;
+    /// explain a decision.
+    Gate(Box<gate::GateArgs>),
 }
 
 /// What a command concluded, when it ran to the end.
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(&mut out),
         Command::Keys(args) => keys::run(args, &mut out),
         Command::Token(cmd) => token::run(cmd, &mut out),
+        Command::Gate(args) => gate::run(&args, &mut out),
     }
     .and_then(|outcome| {
         out.flush()?;

@@ -6,7 +6,8 @@
 //!   failure mode and `Cache-Control` can be changed mid-test, and which counts fetches.
 //! - [`MockAuth`]: a mock auth service (metadata, JWKS, client credentials,
 //!   introspection, revocation snapshot and stream) with controllable records and failures.
-//! - [`Minter`]: mints valid and deliberately broken access tokens.
+//! - [`Minter`]: mints valid and deliberately broken access tokens; [`catalog`] lists the
+//!   security catalog's forged and confused tokens for one minter.
 //! - [`Canary`]: a TCP listener that only counts connections, to prove that nothing
 //!   reached it.
 //! - [`http`]: a small HTTP client for black-box requests.
@@ -29,6 +30,7 @@
 #[cfg(feature = "browser")]
 pub mod browser;
 mod canary;
+pub mod catalog;
 pub mod http;
 mod jwks_server;
 pub mod keys;

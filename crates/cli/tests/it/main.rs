@@ -14,6 +14,7 @@
 
 mod connections;
 mod fetch;
+mod gate;
 mod keys;
 mod revocation;
 mod scale_out;

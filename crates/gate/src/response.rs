@@ -1,0 +1,220 @@
+//! The one place where a decision becomes an HTTP answer, per protocol.
+//!
+//! | verdict | auth-request | forward, ext-authz |
+//! |---|---|---|
+//! | allow | 200 + decision headers | 200 + decision headers |
+//! | no or bad credential, navigation | 401 + `Location` + challenge | 302 (GET/HEAD) or 303 to the login URL |
+//! | no or bad credential, otherwise | 401 + challenge | 401 + challenge |
+//! | credential sent twice | 401 `invalid_request` (nginx makes any other status a 500) | 400 `invalid_request` |
+//! | role or scope missing | 403 `insufficient_scope` | 403 `insufficient_scope` |
+//! | CSRF failure, no rule, refused path, untrusted or missing original request | 403 | 403 |
+
+use axum::body::Body;
+use axum::response::Response;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use http::{HeaderMap, Method, StatusCode};
+use wristband_verify::{AuthError, AuthErrorKind, CSRF_FAILED_BODY, EXPIRED_BODY, INVALID_BODY};
+
+use crate::decision::{Denial, Verdict};
+use crate::headers::raw_token;
+use crate::metrics::Outcome;
+use crate::original::{is_navigation, Original, Protocol};
+use crate::policy::Policy;
+use crate::Gate;
+
+/// The body of a 401 without any credential.
+pub const MISSING_BODY: &str =
+    r#"{"error":"unauthorized","error_description":"authentication required"}"#;
+/// The body of a 403 for a valid token without the required role, scope or factor.
+pub const INSUFFICIENT_BODY: &str = r#"{"error":"insufficient_scope","error_description":"the token lacks the role, scope or factor this route requires"}"#;
+/// The body of an answer to a token sent more than once.
+pub const TWICE_BODY: &str =
+    r#"{"error":"invalid_request","error_description":"the token was sent more than once"}"#;
+/// The body of a 403 when no rule matches.
+pub const NO_RULE_BODY: &str =
+    r#"{"error":"access_denied","error_description":"no rule allows this request"}"#;
+/// The body of a 403 for a path refused by normalisation.
+pub const PATH_BODY: &str =
+    r#"{"error":"access_denied","error_description":"the request path is refused"}"#;
+/// The body of a 403 when the original request is missing, unparseable or untrusted.
+pub const ORIGINAL_BODY: &str = r#"{"error":"access_denied","error_description":"the original request is missing, unparseable or not from a trusted proxy"}"#;
+
+/// The answer to `verdict` under `policy`, for `protocol`. `original` is the request
+/// decided on (absent when it could not be read); `headers` are the gate request's.
+pub(crate) fn answer(
+    gate: &Gate,
+    protocol: Protocol,
+    verdict: &Verdict,
+    policy: &Policy,
+    original: Option<&Original<'_>>,
+    headers: &HeaderMap,
+) -> (Response, Outcome) {
+    match verdict {
+        Verdict::Allow(verified) => {
+            let mut response = Response::new(Body::empty());
+            if let Some(verified) = verified {
+                let names = policy.headers();
+                let token = if gate.0.options.forward_token || names.forward_token {
+                    let cookie = gate.verifier().cookie_source().map(|c| c.access_cookie());
+                    raw_token(headers, cookie)
+                } else {
+                    None
+                };
+                names.decision_headers(verified.claims(), token, response.headers_mut());
+            }
+            (response, Outcome::Allow)
+        }
+        Verdict::Deny(Denial::Credential(e)) => match e.kind() {
+            AuthErrorKind::MissingToken | AuthErrorKind::InvalidToken(_) => {
+                unauthenticated(gate, protocol, e, original, headers)
+            }
+            AuthErrorKind::CsrfFailed => (
+                json(StatusCode::FORBIDDEN, CSRF_FAILED_BODY),
+                Outcome::Forbidden,
+            ),
+            AuthErrorKind::InvalidRequest => {
+                let status = match protocol {
+                    Protocol::AuthRequest => StatusCode::UNAUTHORIZED,
+                    Protocol::Forward | Protocol::ExtAuthz => StatusCode::BAD_REQUEST,
+                };
+                (
+                    challenge(json(status, TWICE_BODY), e),
+                    Outcome::InvalidRequest,
+                )
+            }
+            _ => (
+                challenge(json(StatusCode::FORBIDDEN, INSUFFICIENT_BODY), e),
+                Outcome::Forbidden,
+            ),
+        },
+        Verdict::Deny(Denial::Insufficient(e)) => (
+            challenge(json(StatusCode::FORBIDDEN, INSUFFICIENT_BODY), e),
+            Outcome::Forbidden,
+        ),
+        Verdict::Deny(Denial::NoRule) => (
+            json(StatusCode::FORBIDDEN, NO_RULE_BODY),
+            Outcome::Forbidden,
+        ),
+        Verdict::Deny(Denial::Path(_)) => {
+            (json(StatusCode::FORBIDDEN, PATH_BODY), Outcome::Forbidden)
+        }
+        Verdict::Deny(Denial::Original(_)) => (
+            json(StatusCode::FORBIDDEN, ORIGINAL_BODY),
+            Outcome::Forbidden,
+        ),
+    }
+}
+
+/// No valid credential: a browser navigation goes to the login page, anything else gets
+/// the RFC 6750 challenge.
+fn unauthenticated(
+    gate: &Gate,
+    protocol: Protocol,
+    e: &AuthError,
+    original: Option<&Original<'_>>,
+    headers: &HeaderMap,
+) -> (Response, Outcome) {
+    let body = match e.kind() {
+        AuthErrorKind::InvalidToken(v) if v.is_expired() => EXPIRED_BODY,
+        AuthErrorKind::InvalidToken(_) => INVALID_BODY,
+        _ => MISSING_BODY,
+    };
+    let login = original
+        .filter(|_| is_navigation(headers))
+        .and_then(|o| HeaderValue::try_from(login_location(&gate.0.options.login_url, o)).ok());
+    match (login, protocol) {
+        (None, _) => (
+            challenge(json(StatusCode::UNAUTHORIZED, body), e),
+            Outcome::Unauthenticated,
+        ),
+        (Some(location), Protocol::AuthRequest) => {
+            // nginx turns anything but 2xx, 401 and 403 into a 500: the redirect is left
+            // to `error_page 401 =302`, which copies this Location.
+            let mut r = challenge(json(StatusCode::UNAUTHORIZED, body), e);
+            r.headers_mut().insert(LOCATION, location);
+            (r, Outcome::Redirect)
+        }
+        (Some(location), Protocol::Forward | Protocol::ExtAuthz) => {
+            let status = match original.map(|o| &o.method) {
+                Some(&Method::GET | &Method::HEAD) => StatusCode::FOUND,
+                _ => StatusCode::SEE_OTHER,
+            };
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = status;
+            r.headers_mut().insert(LOCATION, location);
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            (r, Outcome::Redirect)
+        }
+    }
+}
+
+/// `login_url` with `return_to` = the original URL, percent-encoded.
+pub fn login_location(login_url: &str, original: &Original<'_>) -> String {
+    let url = original.url();
+    let mut out = String::with_capacity(login_url.len() + 11 + url.len() * 3);
+    out.push_str(login_url);
+    out.push(if login_url.contains('?') { '&' } else { '?' });
+    out.push_str("return_to=");
+    for b in url.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
+fn json(status: StatusCode, body: &'static str) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn challenge(mut r: Response, e: &AuthError) -> Response {
+    // The realm was checked when it was made: the challenge is always a valid value.
+    if let Ok(v) = HeaderValue::from_str(&e.challenge()) {
+        r.headers_mut().insert(WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_return_target_is_percent_encoded() {
+        let o = Original::from_url(Method::GET, "https://app.example.com/a b?x=1&y=2").unwrap();
+        assert_eq!(
+            login_location("https://app.example.com/auth/v1/session/resume", &o),
+            "https://app.example.com/auth/v1/session/resume?return_to=https%3A%2F%2Fapp.example.com%2Fa%20b%3Fx%3D1%26y%3D2"
+        );
+        assert!(login_location("https://l/?x=1", &o).starts_with("https://l/?x=1&return_to="));
+    }
+
+    #[test]
+    fn bodies_are_json_with_error_and_description() {
+        for body in [
+            MISSING_BODY,
+            INSUFFICIENT_BODY,
+            TWICE_BODY,
+            NO_RULE_BODY,
+            PATH_BODY,
+            ORIGINAL_BODY,
+        ] {
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert!(
+                v["error"].is_string() && v["error_description"].is_string(),
+                "{body}"
+            );
+        }
+    }
+}
