@@ -45,18 +45,19 @@ for i in "${!dirs[@]}"; do
 done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 
 # run BUILD_INDEX LABEL PATH TOKEN_FILE: one wrk window, one JSON line.
 run() {
-  local i=$1 label=$2 path=$3 tokens=$4 pid before after line
+  local i=$1 label=$2 path=$3 tokens=$4 pid before after sys0 sys1 line
   pid=$(cat "$work/api$i.pid")
-  before=$(cpu_ticks "$pid")
+  before=$(cpu_ticks "$pid"); sys0=$(sys_ticks "$pid")
   line=$(LABEL="$label" TOKENS="$tokens" PATHS="$path" "${rt[@]}" wrk -t "$threads" -c "$conns" -d "${secs}s" -s bench/wrk/tokens.lua "http://${apis[$i]}" | grep '^{')
-  after=$(cpu_ticks "$pid")
-  jq -c --arg build "$i" --arg dir "${dirs[$i]}" \
+  after=$(cpu_ticks "$pid"); sys1=$(sys_ticks "$pid")
+  jq -c --argjson sys "$(awk -v a="$sys1" -v b="$sys0" -v hz="$hz" 'BEGIN{print (a-b)/hz}')" --arg build "$i" --arg dir "${dirs[$i]}" \
     --argjson cpu "$(awk -v a="$after" -v b="$before" -v hz="$hz" 'BEGIN{print (a-b)/hz}')" \
     '. + {build: ($build|tonumber), dir: $dir, load1: '"$(cut -d' ' -f1 /proc/loadavg)"',
-         server_cpu_s: $cpu, server_cpu_us_per_req: (if .requests > 0 then $cpu * 1e6 / .requests else null end)}' <<<"$line"
+         server_cpu_s: $cpu, server_sys_s: $sys, server_cpu_us_per_req: (if .requests > 0 then $cpu * 1e6 / .requests else null end)}' <<<"$line"
 }
 
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); wrk -t$threads -c$conns, ${secs}s windows${rt:+, real-time priority}"
