@@ -54,6 +54,9 @@ run() {
   before=$(cpu_ticks "$pid"); sys0=$(sys_ticks "$pid")
   line=$(LABEL="$label" TOKENS="$tokens" PATHS="$path" "${rt[@]}" wrk -t "$threads" -c "$conns" -d "${secs}s" -s bench/wrk/tokens.lua "http://${apis[$i]}" | grep '^{')
   after=$(cpu_ticks "$pid"); sys1=$(sys_ticks "$pid")
+  if [ "$(jq '.non_2xx + .socket_errors' <<<"$line")" != 0 ]; then
+    echo "$label: failed requests: $line" >&2; exit 1
+  fi
   jq -c --argjson sys "$(awk -v a="$sys1" -v b="$sys0" -v hz="$hz" 'BEGIN{print (a-b)/hz}')" --arg build "$i" --arg dir "${dirs[$i]}" \
     --argjson cpu "$(awk -v a="$after" -v b="$before" -v hz="$hz" 'BEGIN{print (a-b)/hz}')" \
     '. + {build: ($build|tonumber), dir: $dir, load1: '"$(cut -d' ' -f1 /proc/loadavg)"',

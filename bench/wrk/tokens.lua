@@ -2,8 +2,12 @@
 -- rotation from the file named by the environment variable TOKENS (one per line), each
 -- thread starting at its own offset. The requests are formatted once, in init, so that
 -- the load generator's cost per request does not depend on the path or the token.
--- PATHS (default "/") is a comma-separated list of paths, used in turn with the tokens.
+-- PATHS (default: the URL's path) is a comma-separated list of paths, used in turn with
+-- the tokens.
 -- HEADERS (optional) adds headers to every request: "Name: value|Name: value".
+-- With ONCE=1 (one thread only) the thread stops once it has had as many responses as
+-- there are tokens, so that each token is sent about once (a few more requests may be in
+-- flight, one per connection).
 -- done() prints one JSON line: requests/s, p50, p90 and p99 in ms, errors, non-2xx.
 
 local requests = {}
@@ -20,7 +24,7 @@ end
 function init(args)
   local file = os.getenv("TOKENS")
   local paths = {}
-  for p in string.gmatch(os.getenv("PATHS") or "/", "[^,]+") do
+  for p in string.gmatch(os.getenv("PATHS") or wrk.path, "[^,]+") do
     paths[#paths + 1] = p
   end
   local extra = {}
@@ -47,6 +51,18 @@ function init(args)
     error("no tokens in " .. tostring(file))
   end
   i = (thread_index * 997) % n
+end
+
+local once = os.getenv("ONCE") == "1"
+local responses = 0
+
+function response(status, headers, body)
+  if once then
+    responses = responses + 1
+    if responses >= n then
+      wrk.thread:stop()
+    end
+  end
 end
 
 function request()
