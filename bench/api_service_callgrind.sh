@@ -29,9 +29,9 @@ for dir in "$@"; do
   done
   for case in health-1000:/health:tokens resource-1000:/resource:tokens health-static:/health:token1 resource-static:/resource:token1; do
     IFS=: read -r name path file <<<"$case"
-    callgrind_control -z "$pid" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
     n=$(LABEL=$name TOKENS="$work/$file" PATHS=$path wrk -t1 -c4 -d"${secs}s" -s bench/wrk/tokens.lua "http://$api" | grep '^{' | jq .requests)
-    callgrind_control -d "$name" "$pid" >/dev/null
+    callgrind_control -d "$name" "$pid" >/dev/null 2>&1
     dump=$(grep -l "^desc: Trigger: dump $name$" "$o"/callgrind.out.* | head -1)
     ir=$(sed -n 's/^summary: //p' "$dump")
     echo "{\"build\":$i,\"dir\":\"$dir\",\"label\":\"$name\",\"requests\":$n,\"ir\":$ir,\"ir_per_request\":$((ir / n)),\"dump\":\"$dump\"}"
