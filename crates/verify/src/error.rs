@@ -24,9 +24,16 @@ pub const CSRF_FAILED_BODY: &str =
 /// The realm named in `WWW-Authenticate` challenges.
 ///
 /// It is checked once, when it is set: printable ASCII without `"` or `\`, so that it can be
-/// written into a quoted string as it is.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Realm(Arc<str>);
+/// written into a quoted string as it is. The default realm is a static string, so that
+/// cloning it (once per verified request) touches no shared reference count.
+#[derive(Clone)]
+pub struct Realm(RealmText);
+
+#[derive(Clone)]
+enum RealmText {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
 
 impl Realm {
     /// The realm used when none is configured.
@@ -40,30 +47,48 @@ impl Realm {
             && realm
                 .bytes()
                 .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
-        ok.then(|| Realm(realm.into()))
+        if !ok {
+            return None;
+        }
+        Some(if realm == Self::DEFAULT {
+            Realm::default()
+        } else {
+            Realm(RealmText::Shared(realm.into()))
+        })
     }
 
     /// The realm as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            RealmText::Static(s) => s,
+            RealmText::Shared(s) => s,
+        }
     }
 }
 
 impl Default for Realm {
     fn default() -> Self {
-        Realm(Self::DEFAULT.into())
+        Realm(RealmText::Static(Self::DEFAULT))
     }
 }
 
+impl PartialEq for Realm {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Realm {}
+
 impl fmt::Debug for Realm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for Realm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -212,6 +237,21 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use wristband_jose::ErrorKind;
+
+    #[test]
+    fn realms_compare_by_text_whatever_their_storage() {
+        let default = Realm::default();
+        assert_eq!(Realm::new("wristband"), Some(default.clone()));
+        assert_eq!(default.as_str(), "wristband");
+        let custom = Realm::new("orders api").unwrap();
+        assert_eq!(custom.as_str(), "orders api");
+        assert_eq!(custom.to_string(), "orders api");
+        assert_eq!(format!("{custom:?}"), "\"orders api\"");
+        assert_eq!(custom.clone(), custom);
+        assert_ne!(custom, default);
+        assert_eq!(Realm::new("a\"b"), None);
+        assert_eq!(Realm::new(""), None);
+    }
 
     async fn parts(e: AuthError) -> (StatusCode, String, Option<String>, Vec<u8>) {
         let r = e.into_response();

@@ -65,20 +65,24 @@ pub struct RequireToken<S> {
     verifier: Verifier,
 }
 
-/// The credential a request carries, as far as the headers tell.
-enum Credential {
+/// The credential a request carries, as far as the headers tell, borrowed from them: a
+/// verified-token cache hit never copies the token.
+enum Credential<'a> {
     /// `Authorization: Bearer <token>`.
-    Bearer(String),
+    Bearer(&'a str),
     /// As above, but the body is a form that could carry a second token: scan it first.
-    BearerWithForm(String),
+    BearerWithForm(&'a str),
     /// The access cookie, on a request without a bearer header that passed the CSRF rule.
-    Cookie(String),
+    Cookie(&'a str),
 }
 
 /// Reads the bearer token, refusing requests that carry more than one credential
 /// (RFC 6750 §2: two `Authorization` headers, or the header plus an `access_token` query
 /// parameter or form field). The header is the only accepted source.
-fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Credential, AuthErrorKind> {
+fn credential<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+) -> Result<Credential<'a>, AuthErrorKind> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(AuthErrorKind::MissingToken);
@@ -109,7 +113,6 @@ fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Credential, Au
     if token.is_empty() {
         return Err(invalid(ErrorKind::Malformed));
     }
-    let token = token.to_owned();
     let form = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -129,11 +132,11 @@ fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Credential, Au
 /// The access cookie as the credential of a request without a bearer header: one
 /// well-formed cookie, at most [`MAX_TOKEN_BYTES`], and the CSRF rule passed. Without a
 /// cookie source (the default) there is no credential at all.
-fn cookie_credential(
+fn cookie_credential<'a>(
     source: Option<&CookieSource>,
     method: &Method,
-    headers: &HeaderMap,
-) -> Result<Credential, AuthErrorKind> {
+    headers: &'a HeaderMap,
+) -> Result<Credential<'a>, AuthErrorKind> {
     let Some(source) = source else {
         return Err(AuthErrorKind::MissingToken);
     };
@@ -160,17 +163,17 @@ fn cookie_credential(
         tracing::warn!(target: "wristband::security", reason, method = %method, "CSRF check failed");
         return Err(AuthErrorKind::CsrfFailed);
     }
-    Ok(Credential::Cookie(token.to_owned()))
+    Ok(Credential::Cookie(token))
 }
 
 /// The credential of a request: the bearer header, or without one the access cookie (when
 /// the verifier takes cookies). A token refused from its header alone is logged here.
-fn request_credential(
+fn request_credential<'a>(
     verifier: &Verifier,
     method: &Method,
     query: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<Credential, AuthErrorKind> {
+    headers: &'a HeaderMap,
+) -> Result<Credential<'a>, AuthErrorKind> {
     match credential(headers, query) {
         Err(AuthErrorKind::MissingToken) => {
             cookie_credential(verifier.cookie_source(), method, headers)
@@ -209,13 +212,13 @@ impl Verifier {
             ) => token,
             Err(kind) => return Err(AuthError::new(kind, realm())),
         };
-        let result = match self.verify_cached(&token) {
+        let result = match self.verify_cached(token) {
             Some(Err(e)) => {
-                log_rejection(&token, &e);
+                log_rejection(token, &e);
                 Err(e)
             }
             Some(Ok(verified)) => Ok(verified),
-            None => self.verify(&token).await,
+            None => self.verify(token).await,
         };
         result.map_err(|e| AuthError::new(AuthErrorKind::InvalidToken(e), realm()))
     }
@@ -243,69 +246,72 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // The clone takes the place of the service that was driven to readiness.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = &self.verifier;
-        let realm = verifier.realm().clone();
-        let fail = |kind| ResponseFuture::done(AuthError::new(kind, realm.clone()).into_response());
-        let credential =
+        let fail = |kind| {
+            ResponseFuture::done(AuthError::new(kind, verifier.realm().clone()).into_response())
+        };
+        // What the headers alone decide, borrowing the token from them: a cache hit calls
+        // the inner service at once (it was driven to readiness), with no copy of the token
+        // and no clone of the inner service.
+        let (token, form) =
             match request_credential(verifier, req.method(), req.uri().query(), req.headers()) {
-                Ok(c) => c,
-                Err(kind) => return fail(kind),
-            };
-        match credential {
-            Credential::Bearer(token) | Credential::Cookie(token) => {
-                match verifier.verify_cached(&token) {
-                    Some(Ok(verified)) => {
-                        req.extensions_mut().insert(Claims::new(verified, realm));
-                        ResponseFuture::inner(inner.call(req), inner)
-                    }
-                    Some(Err(e)) => {
-                        log_rejection(&token, &e);
-                        fail(AuthErrorKind::InvalidToken(e))
-                    }
-                    None => {
-                        let verifier = verifier.clone();
-                        ResponseFuture::authorize(
-                            Box::pin(async move {
-                                let verified = verifier.verify(&token).await.map_err(|e| {
-                                    AuthError::new(AuthErrorKind::InvalidToken(e), realm.clone())
-                                })?;
-                                req.extensions_mut().insert(Claims::new(verified, realm));
-                                Ok(req)
-                            }),
-                            inner,
-                        )
+                Ok(Credential::Bearer(token) | Credential::Cookie(token)) => {
+                    match verifier.verify_cached(token) {
+                        Some(Ok(verified)) => {
+                            let claims = Claims::new(verified, verifier.realm().clone());
+                            req.extensions_mut().insert(claims);
+                            return ResponseFuture::inner(self.inner.call(req), None);
+                        }
+                        Some(Err(e)) => {
+                            log_rejection(token, &e);
+                            return fail(AuthErrorKind::InvalidToken(e));
+                        }
+                        None => (token.to_owned(), false),
                     }
                 }
-            }
-            Credential::BearerWithForm(token) => {
-                let verifier = verifier.clone();
-                ResponseFuture::authorize(
-                    Box::pin(async move {
-                        let err = |kind| AuthError::new(kind, realm.clone());
-                        let (parts, body) = req.into_parts();
-                        let bytes = Limited::new(body, MAX_FORM_SCAN_BYTES)
-                            .collect()
-                            .await
-                            .map_err(|_| err(AuthErrorKind::InvalidRequest))?
-                            .to_bytes();
-                        if has_access_token(&String::from_utf8_lossy(&bytes)) {
-                            return Err(err(AuthErrorKind::InvalidRequest));
-                        }
-                        let mut req = Request::from_parts(parts, B::from(bytes));
-                        let verified = verifier
-                            .verify(&token)
-                            .await
-                            .map_err(|e| err(AuthErrorKind::InvalidToken(e)))?;
-                        req.extensions_mut().insert(Claims::new(verified, realm));
-                        Ok(req)
-                    }),
-                    inner,
-                )
-            }
+                Ok(Credential::BearerWithForm(token)) => (token.to_owned(), true),
+                Err(kind) => return fail(kind),
+            };
+        // The rest waits for a verification or the body: the future owns the service that
+        // was driven to readiness, and a clone takes its place.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = verifier.clone();
+        let realm = verifier.realm().clone();
+        if !form {
+            return ResponseFuture::authorize(
+                Box::pin(async move {
+                    let verified = verifier.verify(&token).await.map_err(|e| {
+                        AuthError::new(AuthErrorKind::InvalidToken(e), realm.clone())
+                    })?;
+                    req.extensions_mut().insert(Claims::new(verified, realm));
+                    Ok(req)
+                }),
+                inner,
+            );
         }
+        ResponseFuture::authorize(
+            Box::pin(async move {
+                let err = |kind| AuthError::new(kind, realm.clone());
+                let (parts, body) = req.into_parts();
+                let bytes = Limited::new(body, MAX_FORM_SCAN_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|_| err(AuthErrorKind::InvalidRequest))?
+                    .to_bytes();
+                if has_access_token(&String::from_utf8_lossy(&bytes)) {
+                    return Err(err(AuthErrorKind::InvalidRequest));
+                }
+                let mut req = Request::from_parts(parts, B::from(bytes));
+                let verified = verifier
+                    .verify(&token)
+                    .await
+                    .map_err(|e| err(AuthErrorKind::InvalidToken(e)))?;
+                req.extensions_mut().insert(Claims::new(verified, realm));
+                Ok(req)
+            }),
+            inner,
+        )
     }
 }
 
@@ -358,11 +364,10 @@ where
         }
     }
 
-    fn inner(future: S::Future, service: S) -> Self {
-        // The service stays alive as long as its future, as with any tower middleware.
+    fn inner(future: S::Future, service: Option<S>) -> Self {
         ResponseFuture {
             state: State::Inner { future },
-            service: Some(service),
+            service,
         }
     }
 
