@@ -89,3 +89,38 @@ impl Client {
         self.get(url, &[("authorization", &auth)]).await
     }
 }
+
+/// A token source for load tests: refreshes `refresh_token` at `url` (`POST /v1/refresh`)
+/// every 200 ms until `stop` is set, pushing each new access token onto `tokens`, so that
+/// new tokens follow the auth service's signing key. Panics on a failed refresh.
+pub fn spawn_refresher(
+    url: String,
+    refresh_token: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tokens: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = Client::new();
+        let mut rt = refresh_token;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let body = serde_json::json!({ "refresh_token": rt }).to_string();
+            let r = http
+                .send(
+                    Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    body.as_bytes(),
+                )
+                .await;
+            assert_eq!(r.status, 200, "refresh: {}", r.text());
+            let j = r.json();
+            rt = j["refresh_token"].as_str().unwrap_or_default().to_owned();
+            let access = j["access_token"].as_str().unwrap_or_default().to_owned();
+            tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(access);
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+}

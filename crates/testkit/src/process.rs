@@ -159,3 +159,35 @@ impl ServiceProcess {
             .expect("wait")
     }
 }
+
+/// Runs `binary` with `args` to completion, writing `stdin` (plus a newline) to its input
+/// when given, and returns its stdout. Panics, with its stderr, when it fails.
+pub async fn run_to_completion(binary: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(binary)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.expect("write stdin");
+        input.write_all(b"\n").await.expect("write stdin");
+    }
+    drop(input);
+    let out = child
+        .wait_with_output()
+        .await
+        .expect("wait for the process");
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        binary.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}

@@ -126,27 +126,20 @@ impl Site {
 }
 
 pub(crate) async fn add_user(config: &str, data: &str) {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
-        .args(["user", "--config", config, "--data-dir", data])
-        .args(["add", USER, "--role", "user", "--password-stdin"])
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(PASSWORD.as_bytes()).await.unwrap();
-    input.write_all(b"\n").await.unwrap();
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "wristband user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        "user",
+        "--config",
+        config,
+        "--data-dir",
+        data,
+        "add",
+        USER,
+        "--role",
+        "user",
+        "--password-stdin",
+    ];
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_wristband"));
+    wristband_testkit::process::run_to_completion(binary, &args, Some(PASSWORD)).await;
 }
 
 /// The session id (`sid`) in an access token.

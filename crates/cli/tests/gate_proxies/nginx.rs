@@ -324,7 +324,7 @@ async fn a_key_rotation_under_load_through_nginx_has_zero_failures() {
     // the default pre-publication of twice the JWKS max-age) it learns the new key from
     // the first token that names it: one refetch on an unknown kid, without a failure.
     // (A second rotation within the 30 s refetch cooldown would be refused until the next
-    // refetch; the gate has no --refetch-cooldown to shorten it, so one rotation it is.)
+    // refetch; one rotation keeps the test short.)
     let mut opts = Options::new(Front::Nginx);
     opts.settings =
         "jwks_max_age = \"1s\"\nkey_prepublish = \"2s\"\nkey_rotation = \"0s\"\naccess_ttl = \"1m\"";
@@ -334,33 +334,12 @@ async fn a_key_rotation_under_load_through_nginx_has_zero_failures() {
     let stop = Arc::new(AtomicBool::new(false));
 
     // The token source: refreshes every 200 ms, so new tokens follow the signing key.
-    let minter = {
-        let (tokens, stop) = (Arc::clone(&tokens), Arc::clone(&stop));
-        let url = s.auth().url("/v1/refresh");
-        let mut rt = login.rt.clone();
-        tokio::spawn(async move {
-            let http = Client::new();
-            while !stop.load(Ordering::Relaxed) {
-                let body = json!({ "refresh_token": rt }).to_string();
-                let r = http
-                    .send(
-                        Method::POST,
-                        &url,
-                        &[("content-type", "application/json")],
-                        body.as_bytes(),
-                    )
-                    .await;
-                assert_eq!(r.status, 200, "refresh: {}", r.text());
-                let j = r.json();
-                rt = j["refresh_token"].as_str().unwrap().to_owned();
-                tokens
-                    .lock()
-                    .unwrap()
-                    .push(j["access_token"].as_str().unwrap().to_owned());
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let minter = wristband_testkit::http::spawn_refresher(
+        s.auth().url("/v1/refresh"),
+        login.rt.clone(),
+        Arc::clone(&stop),
+        Arc::clone(&tokens),
+    );
 
     // Three clients through nginx: the newest token, and every fourth request an older
     // one (a client that has not refreshed yet).

@@ -351,32 +351,11 @@ impl Cli {
     /// `wristband GROUP --config .. --data-dir .. REST...`; returns stdout, panics on
     /// failure. GROUP may be several words (`keys rotate`).
     pub(crate) async fn run(&self, group: &str, rest: &[&str], stdin: Option<&str>) -> String {
-        use tokio::io::AsyncWriteExt;
-        let mut child = tokio::process::Command::new(wristband())
-            .args(group.split(' '))
-            .args(["--config", &self.config, "--data-dir"])
-            .arg(&self.data)
-            .args(rest)
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).await.unwrap();
-            input.write_all(b"\n").await.unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().await.unwrap();
-        assert!(
-            out.status.success(),
-            "wristband {group} {rest:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let data = self.data.to_string_lossy();
+        let mut args: Vec<&str> = group.split(' ').collect();
+        args.extend(["--config", &self.config, "--data-dir", &data]);
+        args.extend(rest);
+        wristband_testkit::process::run_to_completion(wristband(), &args, stdin).await
     }
 
     async fn add_user(&self, name: &str, role: &str) {

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use wristband_testkit::http::Client;
 use wristband_testkit::process::ServiceProcess;
 
@@ -223,34 +222,12 @@ async fn keys_rotate_twice_under_load_through_three_verifiers_with_zero_failures
     let login = d.login(&auth, "alice").await;
     let tokens: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(vec![login.at.clone()]));
     let stop = Arc::new(AtomicBool::new(false));
-    let minter = {
-        let tokens = Arc::clone(&tokens);
-        let stop = Arc::clone(&stop);
-        let url = auth.url("/v1/refresh");
-        let http = Client::new();
-        let mut rt = login.rt.clone();
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let body = json!({ "refresh_token": rt }).to_string();
-                let r = http
-                    .send(
-                        http::Method::POST,
-                        &url,
-                        &[("content-type", "application/json")],
-                        body.as_bytes(),
-                    )
-                    .await;
-                assert_eq!(r.status, 200, "refresh: {}", r.text());
-                let j = r.json();
-                rt = j["refresh_token"].as_str().unwrap().to_owned();
-                tokens
-                    .lock()
-                    .unwrap()
-                    .push(j["access_token"].as_str().unwrap().to_owned());
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let minter = wristband_testkit::http::spawn_refresher(
+        auth.url("/v1/refresh"),
+        login.rt.clone(),
+        Arc::clone(&stop),
+        Arc::clone(&tokens),
+    );
 
     // Four workers: each request goes to the next API service with the newest token, and
     // every fourth with a random older one (a client that has not refreshed yet).
