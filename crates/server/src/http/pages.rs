@@ -22,7 +22,7 @@ use wristband_jose::SecretString;
 use super::cookies;
 use super::error::{ApiError, PageError};
 use super::extract::{AccessCookie, ApiBytes, ApiPath, ApiQuery, Client};
-use super::templates::{base, html, render};
+use super::templates::{base, html, render, see_other};
 use super::AppState;
 use crate::domain::{AuthService, DomainError, Principal, ReturnTarget};
 
@@ -32,16 +32,6 @@ pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src
 
 const SESSION_JS: &str = include_str!("../../static/session.js");
 const STYLE_CSS: &str = include_str!("../../static/style.css");
-
-/// A 303 to `location` (a path of this service, or a checked return target: both are
-/// ASCII with no control characters).
-pub(super) fn see_other(location: &str) -> Response {
-    let mut r = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
-}
 
 /// A 303 to a page of this service: `path` under the public URL's prefix.
 fn see_page(service: &AuthService, path: &str) -> Response {

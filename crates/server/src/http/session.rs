@@ -11,7 +11,7 @@ use super::cookies;
 use super::error::{ApiError, ErrorBody, PageError};
 use super::extract::{AccessCookie, ApiQuery, Client};
 use super::handlers::{cookie_response, CookieSession};
-use super::pages::see_other;
+use super::templates::see_other;
 use super::AppState;
 use crate::domain::DomainError;
 

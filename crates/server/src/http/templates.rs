@@ -58,6 +58,16 @@ pub(super) fn html(status: StatusCode, body: String) -> Response {
     r
 }
 
+/// A 303 to `location` (a path of this service, or a checked return target: both are
+/// ASCII with no control characters).
+pub(super) fn see_other(location: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
