@@ -2,7 +2,8 @@
 # The gate under wrk, all on loopback, in one run (bench/nginx/gate-bench.conf.in):
 #
 # 1. nginx serving a static file with no auth, against the same nginx asking the gate
-#    first (`auth_request`), 1,000 distinct valid tokens in rotation: requests/s, p50, p99.
+#    first (`auth_request`), 1,000 distinct valid tokens in rotation: requests/s, p50, p99;
+#    and against nginx asking the gate through a 1 s decision micro-cache.
 # 2. The gate alone: `/authz/auth-request` for a path whose rule is `authenticated`,
 #    against the same request for a path whose rule is `anonymous` and against the gate's
 #    own `/health`, all with the same headers (the token and `X-Original-*`).
@@ -80,13 +81,13 @@ gate_pid=$(cat "$work/gate.pid")
 
 # nginx: two servers on free ports, the same static file behind each.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-plain_port=$(free_port); auth_port=$(free_port)
+plain_port=$(free_port); auth_port=$(free_port); cache_port=$(free_port)
 mkdir -p "$work/www/app" "$work/www/public" "$work/nginx-tmp"
 echo ok >"$work/www/app/data.txt"; echo ok >"$work/www/public/data.txt"
 # nginx's workers may run as another user: they need to reach the files (only those).
 chmod o+x "$work"; chmod -R a+rX "$work/www"
 sed -e "s|@WORK@|$work|g" -e "s|@GATE@|$gate|g" -e "s|@PLAIN_PORT@|$plain_port|g" \
-  -e "s|@AUTH_PORT@|$auth_port|g" -e "s|@WORKERS@|${NGINX_WORKERS:-1}|g" \
+  -e "s|@AUTH_PORT@|$auth_port|g" -e "s|@CACHE_PORT@|$cache_port|g" -e "s|@WORKERS@|${NGINX_WORKERS:-1}|g" \
   bench/nginx/gate-bench.conf.in >"$work/nginx.conf"
 "${rt[@]}" "$nginx" -c "$work/nginx.conf" -e "$work/nginx-error.log" >"$work/nginx.out" 2>&1 &
 for _ in $(seq 1 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
@@ -123,11 +124,12 @@ echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm-up: pool A verified once, so that the windows below are cache hits.
 D=3 C=4 wrk_run warmup "http://$gate/authz/auth-request" "$work/tokens-a" "$app_headers" >/dev/null
 
-windows=(nginx-plain nginx-gate gate-health gate-anonymous gate-authenticated)
+windows=(nginx-plain nginx-gate nginx-gate-cached gate-health gate-anonymous gate-authenticated)
 window() {
   case $1 in
     nginx-plain) wrk_run "$1" "http://127.0.0.1:$plain_port/app/data.txt" "$work/tokens-a" ;;
     nginx-gate) wrk_run "$1" "http://127.0.0.1:$auth_port/app/data.txt" "$work/tokens-a" ;;
+    nginx-gate-cached) wrk_run "$1" "http://127.0.0.1:$cache_port/app/data.txt" "$work/tokens-a" ;;
     gate-health) wrk_run "$1" "http://$gate/health" "$work/tokens-a" "$app_headers" ;;
     gate-anonymous) wrk_run "$1" "http://$gate/authz/auth-request" "$work/tokens-a" "$anon_headers" ;;
     gate-authenticated) wrk_run "$1" "http://$gate/authz/auth-request" "$work/tokens-a" "$app_headers" ;;
@@ -171,9 +173,10 @@ jq -rs '
   . as $all |
   def w($l): [$all[] | select(.label == $l)];
   def ratio($a; $b): [range(0; w($a)|length) | (w($a)[.].rps / w($b)[.].rps)] | (median | r2), map(r2);
-  (["nginx-plain", "nginx-gate", "gate-health", "gate-anonymous", "gate-authenticated"][] | w(.) as $w |
+  (["nginx-plain", "nginx-gate", "nginx-gate-cached", "gate-health", "gate-anonymous", "gate-authenticated"][] | w(.) as $w |
     "\($w[0].label): \($w|map(.rps)|median|round) req/s, p50 \($w|map(.p50_ms)|median) ms, p99 \($w|map(.p99_ms)|median) ms, gate CPU \($w|map(.gate_cpu_us_per_req)|median|r2) µs/req, nginx CPU \($w|map(.nginx_cpu_us_per_req)|median|r2) µs/req"),
   "nginx + gate / nginx alone: \([ratio("nginx-gate"; "nginx-plain")]) (target ≥ 0.5)",
+  "nginx + gate with the 1 s decision cache / nginx alone: \([ratio("nginx-gate-cached"; "nginx-plain")])",
   "gate authenticated / anonymous rule: \([ratio("gate-authenticated"; "gate-anonymous")]) (target ≥ 0.85)",
   "gate authenticated / gate /health: \([ratio("gate-authenticated"; "gate-health")])"
 ' "$work/throughput.jsonl"
