@@ -10,7 +10,9 @@ use serde_json::json;
 use wristband_testkit::browser::{free_port, Browser};
 use wristband_testkit::process::ServiceProcess;
 
-use crate::pages::{add_user, assert_no_errors, fill_login, wait_for_session_script, ACCESS, USER};
+use crate::pages::{
+    assert_no_errors, fill_login, store_with_user, wait_for_session_script, ACCESS, USER,
+};
 use wristband_testkit::proxies::Proxy;
 
 const REFRESH: &str = "__Secure-wb_rt";
@@ -39,15 +41,7 @@ async fn pages_under_a_prefix_log_in_return_and_refresh() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("wristband.toml");
-    std::fs::write(
-        &config,
-        "alg = \"ES256\"\n[argon2]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n",
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let data = dir.path().join("data").to_string_lossy().into_owned();
-    add_user(&config, &data).await;
+    let (config, data) = store_with_user(&dir).await;
     // The app's origin (nginx), browsed as localhost: a secure context for the cookies.
     let port = free_port();
     let app = format!("http://localhost:{port}");

@@ -40,15 +40,7 @@ struct Site {
 impl Site {
     async fn start() -> Site {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("wristband.toml");
-        std::fs::write(
-            &config,
-            "alg = \"ES256\"\n[argon2]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n",
-        )
-        .unwrap();
-        let config = config.to_string_lossy().into_owned();
-        let data = dir.path().join("data").to_string_lossy().into_owned();
-        add_user(&config, &data).await;
+        let (config, data) = store_with_user(&dir).await;
         // The issuer must name the port before the service starts: pick a free one.
         let port = free_port();
         let base = format!("http://localhost:{port}");
@@ -125,7 +117,22 @@ impl Site {
     }
 }
 
-pub(crate) async fn add_user(config: &str, data: &str) {
+/// A fast configuration (ES256, cheap Argon2) and a data directory in `dir`, with the
+/// test user added: `(config path, data path)`.
+pub(crate) async fn store_with_user(dir: &tempfile::TempDir) -> (String, String) {
+    let config = dir.path().join("wristband.toml");
+    std::fs::write(
+        &config,
+        "alg = \"ES256\"\n[argon2]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n",
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let data = dir.path().join("data").to_string_lossy().into_owned();
+    add_user(&config, &data).await;
+    (config, data)
+}
+
+async fn add_user(config: &str, data: &str) {
     let args = [
         "user",
         "--config",

@@ -73,6 +73,22 @@ fn unescaped(r: &TestResponse) -> String {
     r.text().replace("&#x2f;", "/").replace("&amp;", "&")
 }
 
+/// The login form of alice, posted from the public origin with the return target `target`.
+async fn login_returning_to(app: &TestApp, password: &str, target: &str) -> TestResponse {
+    post_form_from(
+        app,
+        ORIGIN,
+        &Jar::default(),
+        "/login",
+        &[
+            ("username", "alice"),
+            ("password", password),
+            ("return_to", target),
+        ],
+    )
+    .await
+}
+
 fn location(r: &TestResponse) -> &str {
     r.header("location")
         .unwrap_or_else(|| panic!("no Location: {} {}", r.status, r.text()))
@@ -372,33 +388,11 @@ async fn login_sends_the_browser_back_to_an_allowed_return_target_only() {
         let hidden = format!(r#"<input type="hidden" name="return_to" value="{want}">"#);
         assert!(unescaped(&page).contains(&hidden), "{}", page.text());
         // ...a failed attempt keeps it...
-        let r = post_form_from(
-            &app,
-            ORIGIN,
-            &Jar::default(),
-            "/login",
-            &[
-                ("username", "alice"),
-                ("password", "wrong"),
-                ("return_to", target),
-            ],
-        )
-        .await;
+        let r = login_returning_to(&app, "wrong", target).await;
         assert_eq!(r.status, 401);
         assert!(unescaped(&r).contains(&hidden), "{}", r.text());
         // ...and the login goes there.
-        let r = post_form_from(
-            &app,
-            ORIGIN,
-            &Jar::default(),
-            "/login",
-            &[
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("return_to", target),
-            ],
-        )
-        .await;
+        let r = login_returning_to(&app, PASSWORD, target).await;
         assert_eq!(r.status, 303, "{}", r.text());
         assert_eq!(location(&r), want);
         assert_eq!(set_cookies(&r).len(), 4);
@@ -411,18 +405,7 @@ async fn login_sends_the_browser_back_to_an_allowed_return_target_only() {
         assert_eq!(page.status, 200);
         assert!(!page.text().contains("name=\"return_to\""), "{target:?}");
         // A forged hidden field is checked again: the login goes to the account page.
-        let r = post_form_from(
-            &app,
-            ORIGIN,
-            &Jar::default(),
-            "/login",
-            &[
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("return_to", &target),
-            ],
-        )
-        .await;
+        let r = login_returning_to(&app, PASSWORD, &target).await;
         assert_eq!(r.status, 303, "{target:?}: {}", r.text());
         assert_eq!(location(&r), "/auth/account", "{target:?}");
     }
@@ -437,18 +420,7 @@ async fn by_default_only_the_public_origin_is_a_return_target() {
         ("/y", "https://app.example.com/y"),
         ("http://127.0.0.1:8000/dashboard", "/auth/account"),
     ] {
-        let r = post_form_from(
-            &app,
-            ORIGIN,
-            &Jar::default(),
-            "/login",
-            &[
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("return_to", target),
-            ],
-        )
-        .await;
+        let r = login_returning_to(&app, PASSWORD, target).await;
         assert_eq!(location(&r), want, "{target}");
     }
 }
