@@ -14,6 +14,10 @@
 //!   `--requests` does not apply).
 //! - `kid-revoke`: the time from an emergency key revocation until every API service
 //!   refuses the key's tokens (see [`rotation`]; only `--label` applies).
+//! - `subscribers`: thousands of revocation-stream subscribers in one process while a
+//!   revoker sends revocations at a fixed rate: delivery delay to every subscriber, exactly
+//!   once and in order, and the auth service's CPU (see [`subscribers`]; only `--label`
+//!   applies).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -32,6 +36,7 @@ use serde_json::{json, Value};
 
 mod fanout;
 mod rotation;
+mod subscribers;
 
 #[derive(Parser)]
 #[command(about = "Closed-loop HTTP load generator for Wristband benchmarks")]
@@ -97,6 +102,8 @@ enum Scenario {
     Rotating(rotation::RotatingArgs),
     /// Time from an emergency key revocation to rejection at every API service.
     KidRevoke(rotation::KidRevokeArgs),
+    /// Thousands of revocation-stream subscribers and a revoker at a fixed rate.
+    Subscribers(subscribers::SubscribersArgs),
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -233,7 +240,10 @@ async fn worker(
                 refresh_token = Some(field(&body, "refresh_token")?);
                 true
             }
-            Scenario::Fanout(_) | Scenario::Rotating(_) | Scenario::KidRevoke(_) => {
+            Scenario::Fanout(_)
+            | Scenario::Rotating(_)
+            | Scenario::KidRevoke(_)
+            | Scenario::Subscribers(_) => {
                 bail!("not a scenario of the generic loop")
             }
         };
@@ -274,6 +284,9 @@ async fn main() -> Result<()> {
     }
     if let Scenario::KidRevoke(a) = args.scenario {
         return rotation::run_kid_revoke(client, a, &args.label).await;
+    }
+    if let Scenario::Subscribers(a) = args.scenario {
+        return subscribers::run(client, a, &args.label).await;
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
