@@ -55,7 +55,8 @@ parallelism = 1
 TOML
 password="bench passphrase for fan-out at scale"
 # Sum of the store-read counters in an auth service's /metrics (0 when it has none).
-metrics_reads='curl -sf http://%s/metrics | awk '"'"'/^wristband_feed_[a-z_]*store_reads/ {s += $NF; n++} END {if (n) print s; else exit 1}'"'"
+# (A histogram's _sum counts; its buckets and _count do not.)
+metrics_reads='curl -sf http://%s/metrics | awk '"'"'/^wristband_feed_[a-z_]*store_reads/ && !/_bucket|_count|_created/ {s += $NF; n++} END {if (n) print s; else exit 1}'"'"
 # Scans of the revocations table in one database.
 pg_scans='psql -qXtA "%s" -c "SELECT COALESCE(SUM(idx_scan), 0) + COALESCE(SUM(seq_scan), 0) FROM pg_stat_user_tables WHERE relname = '"'"'revocations'"'"'"'
 

@@ -43,6 +43,9 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::{field, percentile, send, HttpClient};
 
+mod sse;
+use sse::{SseParser, Tally};
+
 /// Flags of `loadgen subscribers`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SubscribersArgs {
@@ -229,121 +232,6 @@ async fn current_cursor(client: &HttpClient, a: &SubscribersArgs, bearer: &str) 
     }
 }
 
-/// What one subscriber saw.
-struct Tally {
-    /// Per record index: when it first arrived (µs since the base), or [`UNSET`].
-    arrivals: Vec<u32>,
-    duplicates: u64,
-    out_of_order: u64,
-    /// Events whose value is none of the minted tokens' (records of someone else).
-    foreign: u64,
-    /// Revocation events received, and their bytes (fields, newlines and the blank line).
-    events: u64,
-    event_bytes: u64,
-    /// Why the stream ended before it was told to stop.
-    ended: Option<String>,
-}
-
-/// The incremental parser of one `text/event-stream`.
-struct SseParser {
-    line: Vec<u8>,
-    is_revocation: bool,
-    id: Option<i64>,
-    record: Option<Option<u32>>,
-    bytes: u64,
-    last_id: i64,
-}
-
-impl SseParser {
-    fn new(cursor: i64) -> Self {
-        SseParser {
-            line: Vec::with_capacity(512),
-            is_revocation: false,
-            id: None,
-            record: None,
-            bytes: 0,
-            last_id: cursor,
-        }
-    }
-
-    /// Feeds a chunk that arrived at `at` (µs since the base).
-    fn feed(&mut self, chunk: &[u8], at: u32, index: &HashMap<String, u32>, t: &mut Tally) {
-        let mut rest = chunk;
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-            self.line.extend_from_slice(&rest[..nl]);
-            rest = &rest[nl + 1..];
-            let line = std::mem::take(&mut self.line);
-            self.bytes += line.len() as u64 + 1;
-            self.field(&line, at, index, t);
-            self.line = line;
-            self.line.clear();
-        }
-        self.line.extend_from_slice(rest);
-    }
-
-    fn field(&mut self, line: &[u8], at: u32, index: &HashMap<String, u32>, t: &mut Tally) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            self.dispatch(at, t);
-            return;
-        }
-        if line.starts_with(b":") {
-            return;
-        }
-        let (name, value) = match line.iter().position(|&b| b == b':') {
-            Some(c) => {
-                let v = &line[c + 1..];
-                (&line[..c], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &b""[..]),
-        };
-        match name {
-            b"event" => self.is_revocation = value == b"revocation",
-            b"id" => self.id = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()),
-            b"data" => {
-                self.record = Some(record_value(value).and_then(|v| index.get(v).copied()));
-            }
-            _ => {}
-        }
-    }
-
-    fn dispatch(&mut self, at: u32, t: &mut Tally) {
-        let (is_revocation, id, record, bytes) = (
-            std::mem::take(&mut self.is_revocation),
-            self.id.take(),
-            self.record.take(),
-            std::mem::take(&mut self.bytes),
-        );
-        if !is_revocation {
-            return;
-        }
-        t.events += 1;
-        t.event_bytes += bytes;
-        let id = id.unwrap_or(i64::MIN);
-        let duplicate = matches!(record, Some(Some(i)) if t.arrivals[i as usize] != UNSET);
-        if duplicate {
-            t.duplicates += 1;
-        } else if id <= self.last_id {
-            t.out_of_order += 1;
-        }
-        self.last_id = self.last_id.max(id);
-        match record {
-            Some(Some(i)) if !duplicate => t.arrivals[i as usize] = at,
-            Some(Some(_)) => {}
-            _ => t.foreign += 1,
-        }
-    }
-}
-
-/// The `value` of a `WireRevocation` JSON object, found without a full parse (the values
-/// of this benchmark need no escapes).
-fn record_value(data: &[u8]) -> Option<&str> {
-    const KEY: &[u8] = b"\"value\":\"";
-    let start = data.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let len = data[start..].iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(&data[start..start + len]).ok()
-}
-
 /// Opens one stream: the response's body, once the status is 200.
 async fn open_stream(a: &SubscribersArgs, bearer: &str, cursor: i64) -> Result<Incoming> {
     let uri: http::Uri = format!("{}/v1/revocations/stream", a.auth).parse()?;
@@ -390,15 +278,7 @@ async fn subscriber(
     connected: mpsc::Sender<Result<()>>,
     mut stop: watch::Receiver<bool>,
 ) -> Tally {
-    let mut t = Tally {
-        arrivals: vec![UNSET; s.records],
-        duplicates: 0,
-        out_of_order: 0,
-        foreign: 0,
-        events: 0,
-        event_bytes: 0,
-        ended: None,
-    };
+    let mut t = Tally::new(s.records);
     let opened = {
         let _permit = s.connect.acquire().await;
         open_stream(&s.args, &s.bearer, s.cursor).await
@@ -425,9 +305,9 @@ async fn subscriber(
         match frame {
             Some(Ok(f)) => {
                 if let Some(data) = f.data_ref() {
-                    let known = t.events - t.foreign - t.duplicates;
+                    let known = t.first_arrivals();
                     parser.feed(data, at, &s.index, &mut t);
-                    let fresh = t.events - t.foreign - t.duplicates - known;
+                    let fresh = t.first_arrivals() - known;
                     if fresh > 0 {
                         s.delivered.fetch_add(fresh, Ordering::Relaxed);
                     }
@@ -609,8 +489,6 @@ struct Window {
     cost: Cost,
     revoke_calls: Vec<u32>,
     revoke_failed: u64,
-    /// From the first send to the last send, seconds.
-    sending_seconds: f64,
     /// Whether every subscriber had every record before the drain deadline.
     complete: bool,
     load1: String,
@@ -727,7 +605,6 @@ pub(crate) async fn run(client: HttpClient, a: SubscribersArgs, label: &str) -> 
         )
         .await;
         let last_sent = Instant::now();
-        let sending_seconds = last_sent.duration_since(before.at).as_secs_f64();
         let want = subs * (first + n) as u64;
         let deadline = last_sent + Duration::from_secs(a.drain_seconds);
         let mut complete = true;
@@ -746,7 +623,6 @@ pub(crate) async fn run(client: HttpClient, a: SubscribersArgs, label: &str) -> 
             cost: cost(&a, &before, &after),
             revoke_calls,
             revoke_failed,
-            sending_seconds,
             complete,
             load1: load1(),
         });
@@ -821,6 +697,22 @@ fn report(
                 }
             }
         }
+        let sends: Vec<u32> = sent[w.first..w.first + w.records]
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|&s| s != UNSET)
+            .collect();
+        let achieved = match (sends.iter().min(), sends.iter().max()) {
+            (Some(&lo), Some(&hi)) if hi > lo => {
+                json!(round3((sends.len() - 1) as f64 * 1e6 / f64::from(hi - lo)))
+            }
+            _ => Value::Null,
+        };
+        // The window's CPU less what the idle streams alone would have cost over it.
+        let over_idle = match (w.cost.auth_cpu_ms, idle.auth_cpu_ms) {
+            (Some(busy), Some(quiet)) => Some(busy - quiet / idle.seconds * w.cost.seconds),
+            _ => None,
+        };
         failed |= missing > 0 || w.revoke_failed > 0;
         delays.sort_unstable();
         let mut calls = w.revoke_calls.clone();
@@ -831,7 +723,7 @@ fn report(
             "subscribers": a.subscribers,
             "rate": w.rate,
             "records": w.records,
-            "achieved_rate": round3(w.records as f64 / w.sending_seconds.max(1e-9)),
+            "achieved_rate": achieved,
             "pairs": delays.len(),
             "delivery_p50_ms": percentile(&delays, 0.50),
             "delivery_p99_ms": percentile(&delays, 0.99),
@@ -844,6 +736,7 @@ fn report(
             "complete": w.complete,
             "window_s": round3(w.cost.seconds),
             "auth_cpu_ms_per_revocation": per_rev(w.cost.auth_cpu_ms),
+            "auth_cpu_ms_per_revocation_over_idle": per_rev(over_idle),
             "auth_cpu_pct": w.cost.auth_cpu_ms.map(|ms| round3(ms / 10.0 / w.cost.seconds)),
             "idle_auth_cpu_pct": idle.auth_cpu_ms.map(|ms| round3(ms / 10.0 / idle.seconds)),
             "own_cpu_pct": w.cost.own_cpu_ms.map(|ms| round3(ms / 10.0 / w.cost.seconds)),
@@ -868,73 +761,6 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tally(records: usize) -> Tally {
-        Tally {
-            arrivals: vec![UNSET; records],
-            duplicates: 0,
-            out_of_order: 0,
-            foreign: 0,
-            events: 0,
-            event_bytes: 0,
-            ended: None,
-        }
-    }
-
-    fn index() -> HashMap<String, u32> {
-        [
-            ("a".to_owned(), 0),
-            ("b".to_owned(), 1),
-            ("c".to_owned(), 2),
-        ]
-        .into_iter()
-        .collect()
-    }
-
-    fn ev(id: i64, value: &str) -> String {
-        format!(
-            "event: revocation\ndata: {{\"id\":{id},\"kind\":\"jti\",\"value\":\"{value}\",\"expires_at\":1}}\nid: {id}\n\n"
-        )
-    }
-
-    #[test]
-    fn events_split_anywhere_are_parsed_once_each() {
-        let idx = index();
-        let mut t = tally(3);
-        let mut p = SseParser::new(4);
-        let text = format!(":heartbeat\n\n{}{}", ev(5, "a"), ev(7, "b"));
-        for (k, chunk) in text.as_bytes().chunks(7).enumerate() {
-            p.feed(chunk, u32::try_from(k).unwrap(), &idx, &mut t);
-        }
-        assert_eq!(t.events, 2);
-        assert_eq!((t.duplicates, t.out_of_order, t.foreign), (0, 0, 0));
-        assert_ne!(t.arrivals[0], UNSET);
-        assert_ne!(t.arrivals[1], UNSET);
-        assert_eq!(t.arrivals[2], UNSET);
-        assert_eq!(t.event_bytes, (ev(5, "a").len() + ev(7, "b").len()) as u64);
-    }
-
-    #[test]
-    fn duplicates_out_of_order_and_foreign_records_are_counted() {
-        let idx = index();
-        let mut t = tally(3);
-        let mut p = SseParser::new(0);
-        let text = [ev(2, "a"), ev(2, "a"), ev(3, "b"), ev(1, "c"), ev(9, "zz")].concat();
-        p.feed(text.as_bytes(), 1, &idx, &mut t);
-        assert_eq!(t.duplicates, 1);
-        assert_eq!(t.out_of_order, 1);
-        assert_eq!(t.foreign, 1);
-        assert_eq!(t.events, 5);
-    }
-
-    #[test]
-    fn the_cursor_counts_as_the_last_id() {
-        let idx = index();
-        let mut t = tally(3);
-        let mut p = SseParser::new(10);
-        p.feed(ev(10, "a").as_bytes(), 1, &idx, &mut t);
-        assert_eq!(t.out_of_order, 1);
-    }
 
     #[test]
     fn form_encoding_escapes_reserved_characters() {
