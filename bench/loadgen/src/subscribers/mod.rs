@@ -336,6 +336,15 @@ fn cpu_ticks(pid: &str) -> Result<u64> {
         + f.get(12).context("short stat")?.parse::<u64>()?)
 }
 
+/// Resident memory of a process in KiB, from `/proc/PID/status`.
+fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// A named counter read by a shell command.
 struct Counter {
     name: String,
@@ -374,6 +383,8 @@ impl Counter {
 struct Snapshot {
     at: Instant,
     auth_ticks: Option<u64>,
+    /// The auth service's resident memory, KiB.
+    auth_rss_kib: Option<u64>,
     own_ticks: Option<u64>,
     counters: Vec<Option<f64>>,
 }
@@ -392,6 +403,7 @@ async fn snapshot(a: &SubscribersArgs, counters: &[Counter]) -> Snapshot {
     Snapshot {
         at: Instant::now(),
         auth_ticks: a.auth_pid.and_then(|p| cpu_ticks(&p.to_string()).ok()),
+        auth_rss_kib: a.auth_pid.and_then(|p| rss_kib(&p.to_string())),
         own_ticks: cpu_ticks("self").ok(),
         counters: values,
     }
@@ -404,6 +416,8 @@ struct Cost {
     auth_cpu_ms: Option<f64>,
     own_cpu_ms: Option<f64>,
     counters: Vec<Option<f64>>,
+    /// The auth service's resident memory at the end, KiB.
+    auth_rss_kib: Option<u64>,
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -415,6 +429,7 @@ fn cost(a: &SubscribersArgs, from: &Snapshot, to: &Snapshot) -> Cost {
         seconds: to.at.duration_since(from.at).as_secs_f64(),
         auth_cpu_ms: ms(from.auth_ticks, to.auth_ticks),
         own_cpu_ms: ms(from.own_ticks, to.own_ticks),
+        auth_rss_kib: to.auth_rss_kib,
         counters: from
             .counters
             .iter()
@@ -739,6 +754,7 @@ fn report(
             "auth_cpu_ms_per_revocation_over_idle": per_rev(over_idle),
             "auth_cpu_pct": w.cost.auth_cpu_ms.map(|ms| round3(ms / 10.0 / w.cost.seconds)),
             "idle_auth_cpu_pct": idle.auth_cpu_ms.map(|ms| round3(ms / 10.0 / idle.seconds)),
+            "idle_auth_rss_kib": idle.auth_rss_kib,
             "own_cpu_pct": w.cost.own_cpu_ms.map(|ms| round3(ms / 10.0 / w.cost.seconds)),
             "event_bytes": if events > 0 { json!(round3(event_bytes as f64 / events as f64)) } else { Value::Null },
             "revoke_call_p50_ms": percentile(&calls, 0.50),
