@@ -209,7 +209,8 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                 writeln!(out, "removed {} ({})", c.name, c.id)?;
             }
             ClientCommand::RotateSecret { name, json } => {
-                let c = oauth::rotate_client_secret(store, name).await?;
+                let c =
+                    oauth::rotate_client_secret(store, lifetime(config), name, now_ms()).await?;
                 print_secret(out, &c, *json)?;
             }
         }

@@ -350,9 +350,14 @@ async fn a_stream_ends_when_its_client_is_removed() {
 async fn a_stream_ends_when_its_clients_secret_is_rotated() {
     let t = TestApp::spawn().await;
     let (_, _, mut sse, mut bystander) = two_readers(&t).await;
-    wristband_server::domain::oauth::rotate_client_secret(&*t.store, "watched")
-        .await
-        .unwrap();
+    wristband_server::domain::oauth::rotate_client_secret(
+        &*t.store,
+        t.app.record_lifetime(),
+        "watched",
+        t.now_ms(),
+    )
+    .await
+    .unwrap();
     assert!(sse.ends_within(RECHECK_BOUND).await, "the stream ended");
     assert!(!bystander.ends_within(Duration::from_millis(300)).await);
 }
