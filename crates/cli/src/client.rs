@@ -63,7 +63,8 @@ enum ClientCommand {
         /// Name.
         name: String,
     },
-    /// Replace a client's secret and print the new one.
+    /// Replace a client's secret and print the new one; the tokens it was issued until now
+    /// are revoked.
     RotateSecret {
         /// Name.
         name: String,

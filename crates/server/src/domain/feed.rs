@@ -226,8 +226,8 @@ impl AuthService {
     }
 
     /// The instance's one tail: reads new records and publishes them into the ring, until
-    /// the service begins to shut down. Started once by the server
-    /// ([`crate::startup::App::run`]). It starts at the store's newest id; a store that
+    /// the service begins to shut down. The server starts it once, beside its other
+    /// background tasks. It starts at the store's newest id; a store that
     /// cannot be read is tried again at the next wake-up or poll.
     pub async fn run_feed_tail(&self) {
         let mut stopping = self.stopping();

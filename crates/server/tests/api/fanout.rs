@@ -77,9 +77,10 @@ async fn store_reads_per_revocation_do_not_grow_with_subscribers() {
     assert!(fifty <= one + 2, "1 stream: {one}, 50 streams: {fifty}");
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+/// The `p`th percentile of `v` (50: the median).
+fn percentile(mut v: Vec<Duration>, p: usize) -> Duration {
     v.sort();
-    v[v.len() / 2]
+    v[(v.len() - 1) * p / 100]
 }
 
 /// Delivery times of `n` revocations, one at a time, to `sse`.
@@ -98,14 +99,14 @@ async fn deliveries(t: &TestApp, sse: &mut SseReader, tag: &str, n: usize) -> Ve
 /// Issue 14: a subscriber that stops reading falls out of the ring without delaying the
 /// others; when it reads again it catches up from the store and gets every record exactly
 /// once, in order.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_subscriber_delays_nobody_and_later_gets_everything_once() {
     let t = TestApp::spawn().await;
     t.app.feed_hub().set_capacity(16);
     let token = reader_token(&t).await;
     tail_started(&t).await;
     let mut healthy = SseReader::open(&t, Some(&token), None).await;
-    let without = deliveries(&t, &mut healthy, "before", 20).await;
+    let without = deliveries(&t, &mut healthy, "before", 30).await;
 
     // A stream whose client never reads: a small receive buffer fills at once.
     let addr = t.base.trim_start_matches("http://").to_owned();
@@ -130,9 +131,17 @@ async fn a_stuck_subscriber_delays_nobody_and_later_gets_everything_once() {
         }
     }
     assert!(last > 0, "the healthy stream got the flood");
-    let with = deliveries(&t, &mut healthy, "after", 20).await;
-    let (without, with) = (median(without), median(with));
-    eprintln!("median delivery: {without:?} alone, {with:?} beside a stuck stream");
+    let with = deliveries(&t, &mut healthy, "after", 30).await;
+    eprintln!(
+        "delivery p50 / p25: {:?} / {:?} alone, {:?} / {:?} beside a stuck stream",
+        percentile(without.clone(), 50),
+        percentile(without.clone(), 25),
+        percentile(with.clone(), 50),
+        percentile(with.clone(), 25),
+    );
+    // A delay the stuck stream caused would show in every sample; the lower quartile
+    // leaves out the noise of other tests sharing the machine.
+    let (without, with) = (percentile(without, 25), percentile(with, 25));
     assert!(
         with <= without + Duration::from_millis(10),
         "{with:?} beside a stuck stream, {without:?} alone"
