@@ -531,3 +531,58 @@ impl AuthService {
         Ok(Some(verified))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader() -> FeedReader {
+        FeedReader {
+            token: Some(TokenInfo {
+                sub: "cli_reader".into(),
+                client_id: "cli_reader".into(),
+                aud: vec![],
+                scope: Some(SCOPE_REVOCATIONS_READ.into()),
+                role: None,
+                sid: None,
+                jti: "jti-1".into(),
+                iat: 1_000,
+                iat_ms: Some(1_000_500),
+                exp: 1_900,
+                amr: None,
+            }),
+        }
+    }
+
+    fn record(kind: RevocationKind, value: &str, before_ms: Option<i64>) -> RevocationRecord {
+        RevocationRecord {
+            id: 1,
+            kind,
+            value: value.into(),
+            before: Some(1_000),
+            before_ms,
+            created_at: 1_000,
+            expires_at: 2_000,
+        }
+    }
+
+    /// The in-memory check of an open stream's reader follows `Store::is_revoked`.
+    #[test]
+    fn a_reader_is_revoked_by_its_jti_or_a_cutoff_covering_its_issue_time() {
+        let r = reader();
+        assert!(r.revoked_by(&record(RevocationKind::Jti, "jti-1", None), 1_100));
+        assert!(!r.revoked_by(&record(RevocationKind::Jti, "jti-2", None), 1_100));
+        // Expired records revoke nothing.
+        assert!(!r.revoked_by(&record(RevocationKind::Jti, "jti-1", None), 2_000));
+        // A subject cut-off: milliseconds when both sides have them, else seconds.
+        let sub = RevocationKind::Sub;
+        assert!(r.revoked_by(&record(sub, "cli_reader", Some(1_000_500)), 1_100));
+        assert!(!r.revoked_by(&record(sub, "cli_reader", Some(1_000_499)), 1_100));
+        assert!(r.revoked_by(&record(sub, "cli_reader", None), 1_100));
+        assert!(!r.revoked_by(&record(sub, "cli_other", None), 1_100));
+        // No sid on a client token; and a public feed has no reader to revoke.
+        assert!(!r.revoked_by(&record(RevocationKind::Sid, "", None), 1_100));
+        let public = FeedReader { token: None };
+        assert!(!public.revoked_by(&record(RevocationKind::Jti, "jti-1", None), 1_100));
+    }
+}
