@@ -91,14 +91,14 @@ gate_unix_pid=$(cat "$work/gate-unix.pid")
 
 # nginx: two servers on free ports, the same static file behind each.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-plain_port=$(free_port); auth_port=$(free_port); unix_port=$(free_port); ok_port=$(free_port); ceiling_port=$(free_port)
+plain_port=$(free_port); auth_port=$(free_port); unix_port=$(free_port); ceiling_port=$(free_port)
 mkdir -p "$work/www/app" "$work/www/public" "$work/nginx-tmp"
 echo ok >"$work/www/app/data.txt"; echo ok >"$work/www/public/data.txt"
 # nginx's workers may run as another user: they need to reach the files (only those).
 chmod o+x "$work"; chmod -R a+rX "$work/www"
 sed -e "s|@WORK@|$work|g" -e "s|@GATE@|$gate|g" -e "s|@PLAIN_PORT@|$plain_port|g" \
   -e "s|@AUTH_PORT@|$auth_port|g" -e "s|@UNIX_PORT@|$unix_port|g" -e "s|@GATE_SOCKET@|$work/gate.sock|g" \
-  -e "s|@OK_PORT@|$ok_port|g" -e "s|@CEILING_PORT@|$ceiling_port|g" -e "s|@WORKERS@|${NGINX_WORKERS:-auto}|g" \
+  -e "s|@CEILING_PORT@|$ceiling_port|g" -e "s|@WORKERS@|${NGINX_WORKERS:-auto}|g" \
   bench/nginx/gate-bench.conf.in >"$work/nginx.conf"
 "${rt[@]}" "$nginx" -c "$work/nginx.conf" -e "$work/nginx-error.log" >"$work/nginx.out" 2>&1 &
 for _ in $(seq 1 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
