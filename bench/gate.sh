@@ -3,7 +3,9 @@
 #
 # 1. nginx serving a static file with no auth, against the same nginx asking the gate
 #    first (`auth_request`), 1,000 distinct valid tokens in rotation: requests/s, p50, p99;
-#    and against nginx asking the gate through a 1 s decision micro-cache.
+#    over TCP to the gate with its default threads, and over a Unix socket to a second gate
+#    with one worker thread; and against the same `auth_request` answered by nginx itself
+#    (`return 200`): the ceiling of any decision service behind this nginx.
 # 2. The gate alone: `/authz/auth-request` for a path whose rule is `authenticated`,
 #    against the same request for a path whose rule is `anonymous` and against the gate's
 #    own `/health`, all with the same headers (the token and `X-Original-*`).
@@ -24,7 +26,8 @@
 #
 # RELEASE_DIR (default: build the current tree) holds `wristband`. RT=1 runs nginx, the
 # gate and wrk with real-time priority (`chrt -f 10`), against other work on a shared
-# machine. WRK_THREADS (default 1) and CONNECTIONS (default 32) set the load.
+# machine. WRK_THREADS (default 1) and CONNECTIONS (default 32) set the load; NGINX_WORKERS
+# (default auto, nginx's own default: one per CPU) nginx's worker processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-8}; rounds=${2:-3}
@@ -78,24 +81,34 @@ gate=$(WRISTBAND_CLIENT_ID=$client_id WRISTBAND_CLIENT_SECRET=$client_secret RUS
   --audience wristband --policy "$work/policy.toml")
 track "$work/gate"
 gate_pid=$(cat "$work/gate.pid")
+# The second gate: a Unix socket, one worker thread (the set-up docs/GATE.md recommends
+# beside the proxy on a small host).
+WRISTBAND_CLIENT_ID=$client_id WRISTBAND_CLIENT_SECRET=$client_secret RUST_LOG=warn \
+  start "$work/gate-unix" "${rt[@]}" "$bin/wristband" gate --listen "unix:$work/gate.sock" --threads 1 \
+  --issuer "http://$auth" --audience wristband --policy "$work/policy.toml" >/dev/null
+track "$work/gate-unix"
+gate_unix_pid=$(cat "$work/gate-unix.pid")
 
 # nginx: two servers on free ports, the same static file behind each.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-plain_port=$(free_port); auth_port=$(free_port); cache_port=$(free_port)
+plain_port=$(free_port); auth_port=$(free_port); unix_port=$(free_port); ceiling_port=$(free_port)
 mkdir -p "$work/www/app" "$work/www/public" "$work/nginx-tmp"
 echo ok >"$work/www/app/data.txt"; echo ok >"$work/www/public/data.txt"
 # nginx's workers may run as another user: they need to reach the files (only those).
 chmod o+x "$work"; chmod -R a+rX "$work/www"
 sed -e "s|@WORK@|$work|g" -e "s|@GATE@|$gate|g" -e "s|@PLAIN_PORT@|$plain_port|g" \
-  -e "s|@AUTH_PORT@|$auth_port|g" -e "s|@CACHE_PORT@|$cache_port|g" -e "s|@WORKERS@|${NGINX_WORKERS:-1}|g" \
+  -e "s|@AUTH_PORT@|$auth_port|g" -e "s|@UNIX_PORT@|$unix_port|g" -e "s|@GATE_SOCKET@|$work/gate.sock|g" \
+  -e "s|@CEILING_PORT@|$ceiling_port|g" -e "s|@WORKERS@|${NGINX_WORKERS:-auto}|g" \
   bench/nginx/gate-bench.conf.in >"$work/nginx.conf"
 "${rt[@]}" "$nginx" -c "$work/nginx.conf" -e "$work/nginx-error.log" >"$work/nginx.out" 2>&1 &
 for _ in $(seq 1 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
 nginx_master=$(cat "$work/nginx.pid"); pids+=("$nginx_master")
 for _ in $(seq 1 50); do curl -fs -o /dev/null "http://127.0.0.1:$plain_port/app/data.txt" && break; sleep 0.1; done
-check=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(head -1 "$work/tokens-a")" "http://127.0.0.1:$auth_port/app/data.txt")
-denied=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$auth_port/app/data.txt")
-[ "$check" = 200 ] && [ "$denied" = 401 ] || { echo "nginx + gate: $check with a token, $denied without" >&2; cat "$work/gate.err" "$work/nginx-error.log" >&2; exit 1; }
+for port in "$auth_port" "$unix_port"; do
+  check=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(head -1 "$work/tokens-a")" "http://127.0.0.1:$port/app/data.txt")
+  denied=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/app/data.txt")
+  [ "$check" = 200 ] && [ "$denied" = 401 ] || { echo "nginx + gate on $port: $check with a token, $denied without" >&2; cat "$work/gate.err" "$work/gate-unix.err" "$work/nginx-error.log" >&2; exit 1; }
+done
 
 # CPU nanoseconds of every thread of a process (and of nginx's workers).
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
@@ -106,11 +119,11 @@ nginx_cpu_ns() { local s=0 p; for p in $(nginx_pids); do s=$((s + $(cpu_ns "$p")
 app_headers="X-Original-URL: http://app.example/app/data.txt|X-Original-Method: GET"
 anon_headers="X-Original-URL: http://app.example/public/data.txt|X-Original-Method: GET"
 wrk_run() {
-  local label=$1 url=$2 tokens=$3 headers=${4:-} g0 g1 n0 n1 line
-  g0=$(cpu_ns "$gate_pid"); n0=$(nginx_cpu_ns)
+  local label=$1 url=$2 tokens=$3 headers=${4:-} g0 g1 n0 n1 line pid=${GATE_PID:-$gate_pid}
+  g0=$(cpu_ns "$pid"); n0=$(nginx_cpu_ns)
   line=$(LABEL="$label" TOKENS="$tokens" HEADERS="$headers" ONCE="${ONCE:-0}" "${rt[@]}" \
     wrk -t "${T:-$threads}" -c "${C:-$conns}" -d "${D:-$secs}s" -s bench/wrk/tokens.lua "$url" | grep '^{')
-  g1=$(cpu_ns "$gate_pid"); n1=$(nginx_cpu_ns)
+  g1=$(cpu_ns "$pid"); n1=$(nginx_cpu_ns)
   if [ "$(jq '.non_2xx + .socket_errors' <<<"$line")" != 0 ]; then
     echo "$label: failed requests: $line" >&2; exit 1
   fi
@@ -123,13 +136,15 @@ echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d:
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm-up: pool A verified once, so that the windows below are cache hits.
 D=3 C=4 wrk_run warmup "http://$gate/authz/auth-request" "$work/tokens-a" "$app_headers" >/dev/null
+D=3 C=4 wrk_run warmup "http://127.0.0.1:$unix_port/app/data.txt" "$work/tokens-a" >/dev/null
 
-windows=(nginx-plain nginx-gate nginx-gate-cached gate-health gate-anonymous gate-authenticated)
+windows=(nginx-plain nginx-gate nginx-gate-unix nginx-authreq-ceiling gate-health gate-anonymous gate-authenticated)
 window() {
   case $1 in
     nginx-plain) wrk_run "$1" "http://127.0.0.1:$plain_port/app/data.txt" "$work/tokens-a" ;;
     nginx-gate) wrk_run "$1" "http://127.0.0.1:$auth_port/app/data.txt" "$work/tokens-a" ;;
-    nginx-gate-cached) wrk_run "$1" "http://127.0.0.1:$cache_port/app/data.txt" "$work/tokens-a" ;;
+    nginx-gate-unix) GATE_PID=$gate_unix_pid wrk_run "$1" "http://127.0.0.1:$unix_port/app/data.txt" "$work/tokens-a" ;;
+    nginx-authreq-ceiling) wrk_run "$1" "http://127.0.0.1:$ceiling_port/app/data.txt" "$work/tokens-a" ;;
     gate-health) wrk_run "$1" "http://$gate/health" "$work/tokens-a" "$app_headers" ;;
     gate-anonymous) wrk_run "$1" "http://$gate/authz/auth-request" "$work/tokens-a" "$anon_headers" ;;
     gate-authenticated) wrk_run "$1" "http://$gate/authz/auth-request" "$work/tokens-a" "$app_headers" ;;
@@ -173,10 +188,12 @@ jq -rs '
   . as $all |
   def w($l): [$all[] | select(.label == $l)];
   def ratio($a; $b): [range(0; w($a)|length) | (w($a)[.].rps / w($b)[.].rps)] | (median | r2), map(r2);
-  (["nginx-plain", "nginx-gate", "nginx-gate-cached", "gate-health", "gate-anonymous", "gate-authenticated"][] | w(.) as $w |
+  (["nginx-plain", "nginx-gate", "nginx-gate-unix", "nginx-authreq-ceiling", "gate-health", "gate-anonymous", "gate-authenticated"][] | w(.) as $w |
     "\($w[0].label): \($w|map(.rps)|median|round) req/s, p50 \($w|map(.p50_ms)|median) ms, p99 \($w|map(.p99_ms)|median) ms, gate CPU \($w|map(.gate_cpu_us_per_req)|median|r2) µs/req, nginx CPU \($w|map(.nginx_cpu_us_per_req)|median|r2) µs/req"),
   "nginx + gate / nginx alone: \([ratio("nginx-gate"; "nginx-plain")]) (target ≥ 0.5)",
-  "nginx + gate with the 1 s decision cache / nginx alone: \([ratio("nginx-gate-cached"; "nginx-plain")])",
+  "nginx + gate on a Unix socket, 1 thread / nginx alone: \([ratio("nginx-gate-unix"; "nginx-plain")]) (target ≥ 0.5)",
+  "nginx + auth_request answered by nginx itself / nginx alone (the ceiling): \([ratio("nginx-authreq-ceiling"; "nginx-plain")])",
+  "nginx + gate / the ceiling: \([ratio("nginx-gate"; "nginx-authreq-ceiling")]); on a Unix socket, 1 thread: \([ratio("nginx-gate-unix"; "nginx-authreq-ceiling")])",
   "gate authenticated / anonymous rule: \([ratio("gate-authenticated"; "gate-anonymous")]) (target ≥ 0.85)",
   "gate authenticated / gate /health: \([ratio("gate-authenticated"; "gate-health")])"
 ' "$work/throughput.jsonl"

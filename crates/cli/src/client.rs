@@ -63,7 +63,8 @@ enum ClientCommand {
         /// Name.
         name: String,
     },
-    /// Replace a client's secret and print the new one.
+    /// Replace a client's secret and print the new one; the tokens it was issued until now
+    /// are revoked.
     RotateSecret {
         /// Name.
         name: String,
@@ -209,7 +210,8 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                 writeln!(out, "removed {} ({})", c.name, c.id)?;
             }
             ClientCommand::RotateSecret { name, json } => {
-                let c = oauth::rotate_client_secret(store, name).await?;
+                let c =
+                    oauth::rotate_client_secret(store, lifetime(config), name, now_ms()).await?;
                 print_secret(out, &c, *json)?;
             }
         }

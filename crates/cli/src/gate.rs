@@ -17,7 +17,7 @@ use wristband_serve::{shutdown_signal, ServeLimits, TrustedProxies};
 use wristband_verify::{AuthErrorKind, CookieSource, StalenessPolicy, Verifier, VerifierBuilder};
 
 use crate::args::{parse_timeout, read_token};
-use crate::settings::{current_thread_runtime, init_logging, runtime};
+use crate::settings::{current_thread_runtime, init_logging, runtime_with_threads};
 use crate::Outcome;
 
 /// Arguments of `wristband gate`.
@@ -93,9 +93,14 @@ impl KeyArgs {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on (port 0 picks a free port), or `unix:PATH` for a Unix socket
+    /// (a peer on it counts as 127.0.0.1 for --trusted-proxy).
     #[arg(long, default_value = "127.0.0.1:8181")]
     listen: String,
+    /// Worker threads; 0: one per CPU. On a host shared with the proxy, 1 or 2 spend less
+    /// CPU per decision (fewer cross-thread wake-ups): see docs/GATE.md.
+    #[arg(long, env = "WRISTBAND_GATE_THREADS", default_value_t = 0)]
+    threads: usize,
     #[command(flatten)]
     keys: KeyArgs,
     /// A resource-server client id: with its secret, the revocation feed is followed.
@@ -322,7 +327,7 @@ fn serve(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     };
     init_logging();
     let open_files = wristband_serve::raise_fd_limit().context("raising the open-file limit")?;
-    runtime()?.block_on(async {
+    runtime_with_threads(args.threads)?.block_on(async {
         let follows_feed = args.client_id.is_some();
         let verifier = builder.build().await.context(if follows_feed {
             "loading the verification keys and the revocation feed"
@@ -334,10 +339,7 @@ fn serve(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         if let Some(path) = &args.policy {
             gate.watch_policy_file(path.clone(), policy_text);
         }
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let addr = listener.local_addr()?;
+        let listen = Listen::parse(&args.listen);
         tracing::info!(
             rules,
             revocation_feed = follows_feed,
@@ -345,10 +347,70 @@ fn serve(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             login_url = %gate.options().login_url,
             "gate ready"
         );
-        writeln!(out, "listening on {addr}")?;
-        out.flush()?;
-        wristband_serve::serve(listener, router(gate), limits, shutdown_signal()).await?;
+        listen.serve(router(gate), limits, out).await?;
         tracing::info!("shut down");
         Ok(Outcome::Success)
     })
+}
+
+/// Where `wristband gate` listens: a TCP address, or `unix:PATH`.
+enum Listen<'a> {
+    Tcp(&'a str),
+    #[cfg(unix)]
+    Unix(&'a Path),
+}
+
+impl<'a> Listen<'a> {
+    fn parse(listen: &'a str) -> Self {
+        #[cfg(unix)]
+        if let Some(path) = listen.strip_prefix("unix:") {
+            return Listen::Unix(Path::new(path));
+        }
+        Listen::Tcp(listen)
+    }
+
+    /// Binds, prints "listening on ADDR", and serves until SIGINT/SIGTERM.
+    async fn serve(
+        self,
+        app: axum::Router,
+        limits: ServeLimits,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<()> {
+        match self {
+            Listen::Tcp(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                writeln!(out, "listening on {}", listener.local_addr()?)?;
+                out.flush()?;
+                wristband_serve::serve(listener, app, limits, shutdown_signal()).await?;
+            }
+            #[cfg(unix)]
+            Listen::Unix(path) => {
+                use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+                // A socket left by an earlier run is replaced; any other file is not.
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    anyhow::ensure!(
+                        meta.file_type().is_socket(),
+                        "cannot listen on unix:{}: the file exists and is not a socket",
+                        path.display()
+                    );
+                    std::fs::remove_file(path)
+                        .with_context(|| format!("removing the old socket {}", path.display()))?;
+                }
+                let listener = tokio::net::UnixListener::bind(path)
+                    .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
+                // Anyone on the host may connect, as to a loopback port: the directory's
+                // permissions narrow it where wanted.
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+                    .with_context(|| format!("setting the mode of {}", path.display()))?;
+                writeln!(out, "listening on unix:{}", path.display())?;
+                out.flush()?;
+                let served = wristband_serve::serve(listener, app, limits, shutdown_signal()).await;
+                let _ = std::fs::remove_file(path);
+                served?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -210,7 +210,17 @@ pub(crate) fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime
 
 /// A multi-threaded tokio runtime for the commands that serve.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_with_threads(0)
+}
+
+/// A multi-threaded tokio runtime with `threads` worker threads (0: one per CPU, or
+/// `TOKIO_WORKER_THREADS`).
+pub(crate) fn runtime_with_threads(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    builder
         .enable_all()
         .build()
         .context("starting the async runtime")

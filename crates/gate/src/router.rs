@@ -72,14 +72,27 @@ async fn metrics(State(gate): State<Gate>) -> Response {
         .into_response()
 }
 
+/// The proxy's address: the TCP peer, or for a peer on a Unix socket (necessarily on this
+/// host) `127.0.0.1`, so that `--trusted-proxy` treats it as loopback.
+fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
+    if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>() {
+        return Some(*addr);
+    }
+    #[cfg(unix)]
+    if extensions
+        .get::<ConnectInfo<tokio::net::unix::SocketAddr>>()
+        .is_some()
+    {
+        return Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    None
+}
+
 impl Gate {
     /// Answers a gate request of `protocol` (its head: the body is never read): reads the
     /// original request, decides, and maps the decision to the protocol's answer.
     pub async fn handle(&self, protocol: Protocol, request: &http::request::Parts) -> Response {
-        let peer = request
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
+        let peer = peer(&request.extensions);
         let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let headers = &request.headers;
         let original = read_original(

@@ -311,3 +311,120 @@ async fn a_gate_in_front_of_a_real_auth_service() {
     let status = gate.terminate().await;
     assert!(status.success(), "{status:?}");
 }
+
+#[cfg(unix)]
+/// One HTTP/1.1 request over a Unix socket (`Connection: close`): the status line and the
+/// raw head of the answer.
+async fn ask_unix(socket: &Path, url: &str, token: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let mut request = format!(
+        "GET /authz/auth-request HTTP/1.1\r\nHost: gate\r\nX-Original-URL: {url}\r\n\
+         X-Original-Method: GET\r\nConnection: close\r\n"
+    );
+    if let Some(t) = token {
+        request.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_gate_on_a_unix_socket_trusts_its_peer_like_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let m = Minter::new(
+        keys::fixed(Algorithm::ES256, 0),
+        "https://auth.example",
+        "wristband",
+    );
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::to_string(&keys::jwks([m.key()])).unwrap(),
+    )
+    .unwrap();
+    let socket = dir.path().join("gate.sock");
+    // A stale socket from an earlier run is replaced; a regular file is not.
+    std::fs::write(&socket, "not a socket").unwrap();
+    let listen = format!("unix:{}", socket.display());
+    let args = [
+        "gate",
+        "--listen",
+        &listen,
+        "--threads",
+        "1",
+        "--issuer",
+        "https://auth.example",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ];
+    let (code, _, err) = wristband(&args).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a socket"), "{err}");
+    std::fs::remove_file(&socket).unwrap();
+
+    let mut gate = tokio::process::Command::new(env!("CARGO_BIN_EXE_wristband"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(gate.stdout.take().unwrap());
+    let mut first = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(first.trim(), format!("listening on {listen}"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777,
+        0o666
+    );
+
+    let admin = m.token("user-1", Some("admin"));
+    let (status, head) = ask_unix(&socket, "https://app.example.com/admin/x", Some(&admin)).await;
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-auth-request-user: user-1"),
+        "{head}"
+    );
+    let user = m.token("user-2", Some("user"));
+    let (status, _) = ask_unix(&socket, "https://app.example.com/admin/x", Some(&user)).await;
+    assert_eq!(status, 403);
+    let (status, head) = ask_unix(&socket, "https://app.example.com/orders", None).await;
+    assert_eq!(status, 401, "{head}");
+
+    // SIGTERM: the gate stops and removes its socket.
+    let pid = gate.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), gate.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists());
+}

@@ -17,6 +17,7 @@ use crate::store::{RevocationRecord, SessionRecord, Store, UserRecord};
 mod account;
 mod device;
 mod error;
+pub mod feed;
 pub mod keys;
 pub mod oauth;
 pub mod password;
@@ -29,6 +30,7 @@ pub mod tokens;
 pub mod users;
 
 pub use error::{Chain, DomainError, Source};
+pub use feed::{FeedEntry, FeedHub, FeedSubscription};
 pub use keys::{KeyEvent, KeyEventKind, KeyManager, KeyRing, KeySchedule, PolicyTemplate};
 pub use password::Passwords;
 pub use principal::Principal;
@@ -140,8 +142,8 @@ pub struct AuthService {
     keys: KeyManager,
     passwords: Passwords,
     metrics: Arc<Metrics>,
-    /// Bumped whenever a revocation is recorded here: wakes the feed's streams.
-    feed: watch::Sender<u64>,
+    /// The revocation feed's one tail and ring, shared by every stream ([`feed`]).
+    feed: FeedHub,
     /// Set when the server begins to shut down: long-lived responses (the feed's streams)
     /// end so that the shutdown can drain.
     stopping: watch::Sender<bool>,
@@ -180,8 +182,8 @@ impl AuthService {
             clock,
             keys,
             passwords,
+            feed: FeedHub::new(metrics.feed.clone()),
             metrics,
-            feed: watch::Sender::new(0),
             stopping: watch::Sender::new(false),
         })
     }
@@ -203,15 +205,11 @@ impl AuthService {
         }
     }
 
-    /// Wakes the revocation feed's streams.
+    /// Wakes the revocation feed's tail: a revocation was recorded by this instance (or
+    /// pushed by the store). Records written by other processes without a push (the CLI on
+    /// SQLite) are found by the tail's poll ([`feed::POLL`]).
     pub fn feed_changed(&self) {
-        self.feed.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// A receiver that changes whenever a revocation is recorded by this instance. Records
-    /// written by other processes (the CLI) are found by the streams' periodic poll.
-    pub fn subscribe_feed(&self) -> watch::Receiver<u64> {
-        self.feed.subscribe()
+        self.feed.wake();
     }
 
     /// Unexpired revocation records after `cursor`, at most `limit`.

@@ -7,7 +7,7 @@ use wristband_jose::{dangerous, Claims, SecretString, UnixTime, UnverifiedToken,
 use super::revoke::{revoke_session, revoke_token};
 use super::tokens::{Grant, TokenFormat, TokenInfo, OPAQUE_PREFIX};
 use super::{audit, random_id, token_hash, AuthService, DomainError};
-use crate::store::{ClientKind, ClientRecord, Store};
+use crate::store::{ClientKind, ClientRecord, RevocationKind, RevocationRecord, Store};
 
 /// The scope a resource server needs to read the revocation feed.
 pub const SCOPE_REVOCATIONS_READ: &str = "revocations:read";
@@ -144,8 +144,16 @@ pub async fn add_client(
     Ok(NewClient { record, secret })
 }
 
-/// Replaces a client's secret and returns the new one.
-pub async fn rotate_client_secret(store: &dyn Store, name: &str) -> Result<NewClient, DomainError> {
+/// Replaces a client's secret and returns the new one. Every token issued to the client
+/// until now is revoked (a `sub` record for the client id, reason `client_secret_rotated`),
+/// so that tokens got with the old secret stop everywhere, and open feed streams of the
+/// client end through the same record.
+pub async fn rotate_client_secret(
+    store: &dyn Store,
+    life: super::RecordLifetime,
+    name: &str,
+    now: super::revoke::Millis,
+) -> Result<NewClient, DomainError> {
     let record = store
         .client_by_name(name)
         .await?
@@ -155,6 +163,7 @@ pub async fn rotate_client_secret(store: &dyn Store, name: &str) -> Result<NewCl
         .set_client_secret(&record.id, &token_hash(secret.expose()))
         .await?;
     audit!("client_secret_rotated", client_id = %record.id);
+    super::revoke::revoke_subject(store, life, &record.id, "client_secret_rotated", now).await?;
     Ok(NewClient { record, secret })
 }
 
@@ -407,7 +416,7 @@ impl AuthService {
 
     /// Checks a bearer token allowed to read the revocation feed: a resource server's token
     /// with the `revocations:read` scope. Returns the reader, so that an open stream can
-    /// check again that it may still read ([`AuthService::feed_reader_valid`]).
+    /// end when a record it passes on revokes the reader ([`FeedReader::revoked_by`]).
     pub async fn authorize_feed(&self, token: Option<&str>) -> Result<FeedReader, DomainError> {
         if self.config.revocation_feed_public {
             return Ok(FeedReader { token: None });
@@ -419,70 +428,64 @@ impl AuthService {
             .scope
             .as_deref()
             .is_some_and(|s| s.split(' ').any(|x| x == SCOPE_REVOCATIONS_READ));
-        let client = match self.store.client(&info.client_id).await? {
-            Some(c) if c.kind == ClientKind::ResourceServer => c,
+        match self.store.client(&info.client_id).await? {
+            Some(c) if c.kind == ClientKind::ResourceServer => {}
             _ => return Err(DomainError::Forbidden),
-        };
+        }
         if !scoped {
             return Err(DomainError::Forbidden);
         }
-        Ok(FeedReader {
-            token: Some((info, client.secret_hash)),
-        })
-    }
-
-    /// True while the reader of an open feed stream may still read: its token has not
-    /// expired or been revoked, and its client still exists with the secret it had when
-    /// the stream opened. One store read for the records and one for the client.
-    pub async fn feed_reader_valid(&self, reader: &FeedReader) -> Result<bool, DomainError> {
-        let Some((info, secret_hash)) = &reader.token else {
-            return Ok(true);
-        };
-        let now = self.now();
-        if now >= info.exp {
-            return Ok(false);
-        }
-        let revoked = self
-            .store
-            .is_revoked(
-                &info.jti,
-                info.sid.as_deref(),
-                &info.sub,
-                info.iat,
-                info.iat_ms,
-                now,
-            )
-            .await?;
-        if revoked {
-            return Ok(false);
-        }
-        Ok(matches!(
-            self.store.client(&info.client_id).await?,
-            Some(c) if c.kind == ClientKind::ResourceServer
-                && verify_slices_are_equal(&c.secret_hash, secret_hash).is_ok()
-        ))
+        Ok(FeedReader { token: Some(info) })
     }
 }
 
 /// Who reads the revocation feed, as [`AuthService::authorize_feed`] found it.
 #[derive(Clone)]
 pub struct FeedReader {
-    /// The reader's token and its client's secret hash at the time; `None` when the feed
-    /// is public.
-    token: Option<(TokenInfo, Vec<u8>)>,
+    /// The reader's token; `None` when the feed is public.
+    token: Option<TokenInfo>,
 }
 
 impl FeedReader {
     /// When the reader's token expires (Unix seconds); `None` for a public feed.
     pub fn expires_at(&self) -> Option<i64> {
-        self.token.as_ref().map(|(info, _)| info.exp)
+        self.token.as_ref().map(|info| info.exp)
+    }
+
+    /// True when `record`, unexpired at `now`, revokes the reader's token: by its `jti`, its
+    /// `sid`, or a cut-off for its `sub` (the client id: the client's removal and the
+    /// rotation of its secret record one) at or after its issue time. The same rules as
+    /// [`Store::is_revoked`], in memory: milliseconds when both sides have them, else
+    /// whole seconds.
+    pub fn revoked_by(&self, record: &RevocationRecord, now: i64) -> bool {
+        let Some(info) = &self.token else {
+            return false;
+        };
+        if record.expires_at <= now {
+            return false;
+        }
+        match record.kind {
+            RevocationKind::Jti => record.value == info.jti,
+            RevocationKind::Sid => info.sid.as_deref() == Some(record.value.as_str()),
+            RevocationKind::Sub => {
+                record.value == info.sub
+                    && match (record.before_ms, info.iat_ms) {
+                        (Some(before_ms), Some(iat_ms)) => before_ms >= iat_ms,
+                        _ => record.before.is_some_and(|before| before >= info.iat),
+                    }
+            }
+            // Not matched (nor by the store's check): the reader's key id is not kept. A
+            // token of a revoked key is refused when the stream is opened again, and the
+            // stream ends at the token's expiry.
+            RevocationKind::Kid => false,
+        }
     }
 }
 
 impl std::fmt::Debug for FeedReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FeedReader")
-            .field("client_id", &self.token.as_ref().map(|(i, _)| &i.client_id))
+            .field("client_id", &self.token.as_ref().map(|i| &i.client_id))
             .field("expires_at", &self.expires_at())
             .finish_non_exhaustive()
     }
@@ -526,5 +529,60 @@ impl AuthService {
         let verified =
             UnverifiedToken::parse(token).and_then(|t| t.verify(ring.keyset(), &policy, now_t));
         Ok(Some(verified))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader() -> FeedReader {
+        FeedReader {
+            token: Some(TokenInfo {
+                sub: "cli_reader".into(),
+                client_id: "cli_reader".into(),
+                aud: vec![],
+                scope: Some(SCOPE_REVOCATIONS_READ.into()),
+                role: None,
+                sid: None,
+                jti: "jti-1".into(),
+                iat: 1_000,
+                iat_ms: Some(1_000_500),
+                exp: 1_900,
+                amr: None,
+            }),
+        }
+    }
+
+    fn record(kind: RevocationKind, value: &str, before_ms: Option<i64>) -> RevocationRecord {
+        RevocationRecord {
+            id: 1,
+            kind,
+            value: value.into(),
+            before: Some(1_000),
+            before_ms,
+            created_at: 1_000,
+            expires_at: 2_000,
+        }
+    }
+
+    /// The in-memory check of an open stream's reader follows `Store::is_revoked`.
+    #[test]
+    fn a_reader_is_revoked_by_its_jti_or_a_cutoff_covering_its_issue_time() {
+        let r = reader();
+        assert!(r.revoked_by(&record(RevocationKind::Jti, "jti-1", None), 1_100));
+        assert!(!r.revoked_by(&record(RevocationKind::Jti, "jti-2", None), 1_100));
+        // Expired records revoke nothing.
+        assert!(!r.revoked_by(&record(RevocationKind::Jti, "jti-1", None), 2_000));
+        // A subject cut-off: milliseconds when both sides have them, else seconds.
+        let sub = RevocationKind::Sub;
+        assert!(r.revoked_by(&record(sub, "cli_reader", Some(1_000_500)), 1_100));
+        assert!(!r.revoked_by(&record(sub, "cli_reader", Some(1_000_499)), 1_100));
+        assert!(r.revoked_by(&record(sub, "cli_reader", None), 1_100));
+        assert!(!r.revoked_by(&record(sub, "cli_other", None), 1_100));
+        // No sid on a client token; and a public feed has no reader to revoke.
+        assert!(!r.revoked_by(&record(RevocationKind::Sid, "", None), 1_100));
+        let public = FeedReader { token: None };
+        assert!(!public.revoked_by(&record(RevocationKind::Jti, "jti-1", None), 1_100));
     }
 }

@@ -11,22 +11,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use crate::domain::oauth::FeedReader;
+use crate::domain::{FeedEntry, FeedSubscription};
 use crate::store::RevocationRecord;
 
-/// Records per page of `GET /v1/revocations`, and per batch of the stream.
-pub const PAGE: u32 = 500;
-/// How often a stream looks for records written by other processes.
-pub const POLL: Duration = Duration::from_secs(1);
+pub use crate::domain::feed::PAGE;
 /// Heartbeat interval of the stream.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
-/// How often an open stream checks that its reader may still read (token not revoked,
-/// client not removed, secret not rotated). Expiry is checked on every poll.
-pub const READER_RECHECK: Duration = Duration::from_secs(5);
 
 /// A revocation on the wire.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -122,82 +115,21 @@ pub(super) async fn page(
     .into_response())
 }
 
-struct StreamState {
-    app: AppState,
-    reader: FeedReader,
-    next_check: tokio::time::Instant,
-    cursor: i64,
-    pending: std::collections::VecDeque<RevocationRecord>,
-    wake: watch::Receiver<u64>,
-    stopping: watch::Receiver<bool>,
-}
-
-fn event(r: &RevocationRecord) -> Event {
-    let data = serde_json::to_string(&WireRevocation::from(r)).unwrap_or_default();
+fn event(entry: &FeedEntry) -> Event {
+    // Encoded once per record, whatever the number of streams.
+    let data = entry.wire(|r| serde_json::to_string(&WireRevocation::from(r)).unwrap_or_default());
     Event::default()
-        .id(r.id.to_string())
+        .id(entry.id().to_string())
         .event("revocation")
-        .data(data)
+        .data(&*data)
 }
 
-/// True while the stream's reader may read: its token's expiry on every call, the rest
-/// every [`READER_RECHECK`]. A store that cannot be reached does not end the stream (the
-/// records cannot be read either; the next check decides).
-async fn reader_may_read(st: &mut StreamState) -> bool {
-    if st
-        .reader
-        .expires_at()
-        .is_some_and(|exp| st.app.service.now() >= exp)
-    {
-        return false;
-    }
-    let now = tokio::time::Instant::now();
-    if now < st.next_check {
-        return true;
-    }
-    st.next_check = now + READER_RECHECK;
-    match st.app.service.feed_reader_valid(&st.reader).await {
-        Ok(valid) => valid,
-        Err(e) => {
-            tracing::warn!(error = %e, "revocation stream: reader check failed");
-            true
-        }
-    }
-}
-
-fn revocation_stream(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> {
-    stream::unfold(state, |mut st| async move {
-        loop {
-            if *st.stopping.borrow() {
-                // The server is shutting down: end the stream; the client resumes elsewhere
-                // or later with Last-Event-ID.
-                return None;
-            }
-            if !reader_may_read(&mut st).await {
-                // The reader's token expired or was revoked, or its client was removed or
-                // its secret rotated: end the stream. A follower reconnects with a fresh
-                // token, if it can still get one.
-                return None;
-            }
-            if let Some(r) = st.pending.pop_front() {
-                let ev = event(&r);
-                return Some((Ok(ev), st));
-            }
-            match st.app.service.revocations_after(st.cursor, PAGE).await {
-                Ok(batch) if !batch.is_empty() => {
-                    st.cursor = batch.last().map_or(st.cursor, |r| r.id);
-                    st.pending.extend(batch);
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "revocation stream: store read failed"),
-            }
-            // Nothing new: wait for a local revocation, or poll for other processes' ones.
-            tokio::select! {
-                _ = tokio::time::timeout(POLL, st.wake.changed()) => {}
-                _ = st.stopping.changed() => {}
-            }
-        }
+/// The stream's events: the subscription's records until it ends (see
+/// [`FeedSubscription::next`]).
+fn revocation_stream(sub: FeedSubscription) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(sub, |mut sub| async move {
+        let entry = sub.next().await?;
+        Some((Ok(event(&entry)), sub))
     })
 }
 
@@ -216,24 +148,13 @@ pub(super) async fn stream(
     State(s): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let reader = s.service.authorize_feed(bearer(&headers)).await?;
-    let cursor = headers
+    let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0);
-    let wake = s.service.subscribe_feed();
-    let stopping = s.service.stopping();
-    let state = StreamState {
-        reader,
-        next_check: tokio::time::Instant::now() + READER_RECHECK,
-        stopping,
-        app: s,
-        cursor,
-        pending: std::collections::VecDeque::new(),
-        wake,
-    };
-    Ok(Sse::new(revocation_stream(state))
+    let sub = s.service.subscribe_feed(bearer(&headers), after).await?;
+    Ok(Sse::new(revocation_stream(sub))
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
         .into_response())
 }

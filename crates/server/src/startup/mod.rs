@@ -192,6 +192,7 @@ impl App {
         let janitor = spawn_janitor(Arc::clone(&service));
         let key_sync = spawn_key_sync(Arc::clone(&service));
         let wakeups = spawn_wakeups(&service);
+        let tail = spawn_feed_tail(&service);
         let app = router(AppState {
             service: Arc::clone(&service),
         });
@@ -209,6 +210,7 @@ impl App {
         };
         janitor.abort();
         key_sync.abort();
+        tail.abort();
         if let Some(w) = wakeups {
             w.abort();
         }
@@ -267,9 +269,16 @@ fn spawn_key_sync(service: Arc<AuthService>) -> JoinHandle<()> {
     })
 }
 
+/// The revocation feed's one tail ([`AuthService::run_feed_tail`]): reads new records once
+/// for every stream of this instance, until the service stops.
+fn spawn_feed_tail(service: &Arc<AuthService>) -> JoinHandle<()> {
+    let service = Arc::clone(service);
+    tokio::spawn(async move { service.run_feed_tail().await })
+}
+
 /// Revocations recorded by other instances, pushed by the database when it can
-/// (PostgreSQL's LISTEN/NOTIFY): wakes the feed's streams at once instead of at their next
-/// poll. `None` when the store pushes nothing.
+/// (PostgreSQL's LISTEN/NOTIFY): wakes the feed's tail at once instead of at its next poll.
+/// `None` when the store pushes nothing.
 fn spawn_wakeups(service: &Arc<AuthService>) -> Option<JoinHandle<()>> {
     let mut rx = service.store().revocation_wakeups()?;
     let service = Arc::clone(service);

@@ -363,6 +363,11 @@ macro_rules! impl_store {
                     Ok(record)
                 }
 
+                async fn last_revocation_id(&self) -> StoreResult<i64> {
+                    let query = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM revocations");
+                    query.fetch_one(&self.pool).await.map_err(map_err)
+                }
+
                 async fn revocations_after(&self, after: i64, now: i64, limit: u32)
                     -> StoreResult<Vec<RevocationRecord>> {
                     let sql = format!(

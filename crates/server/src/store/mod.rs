@@ -474,6 +474,9 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         expires_at: i64,
     ) -> StoreResult<RevocationRecord>;
+    /// The highest revocation id recorded so far (0 when there is none): where the feed's
+    /// tail starts reading.
+    async fn last_revocation_id(&self) -> StoreResult<i64>;
     /// Unexpired revocations with an id above `after`, in id order, at most `limit`.
     async fn revocations_after(
         &self,

@@ -23,7 +23,7 @@ pub struct TestApp {
     pub clock: Arc<FixedClock>,
     pub store: Arc<SqliteStore>,
     pub app: Arc<wristband_server::domain::AuthService>,
-    pub _dir: TempDir,
+    pub _dir: Arc<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -48,7 +48,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(Arc::new(tempfile::tempdir().unwrap()), tweak).await
+    }
+
+    /// Stops this instance (its open streams end) and starts another on the same data
+    /// directory and SQLite file, on a new port.
+    pub async fn restart(self) -> Self {
+        let dir = Arc::clone(&self._dir);
+        drop(self);
+        Self::spawn_in(dir, |_| {}).await
+    }
+
+    async fn spawn_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(&dir);
         tweak(&mut config);
         let store = Arc::new(

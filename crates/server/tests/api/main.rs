@@ -12,6 +12,7 @@ mod abuse;
 mod cookies;
 mod cutoffs;
 mod errors;
+mod fanout;
 mod flows;
 mod helpers;
 mod introspect;

@@ -499,9 +499,14 @@ async fn a_store_outage_is_503_never_invalid_grant_or_invalid_client() {
 async fn a_rotated_secret_replaces_the_old_one_and_a_removed_client_is_unknown() {
     let t = TestApp::spawn().await;
     let c = svc(&t).await;
-    let rotated = wristband_server::domain::oauth::rotate_client_secret(&*t.store, "reports")
-        .await
-        .unwrap();
+    let rotated = wristband_server::domain::oauth::rotate_client_secret(
+        &*t.store,
+        t.app.record_lifetime(),
+        "reports",
+        t.now_ms(),
+    )
+    .await
+    .unwrap();
     assert_eq!(rotated.record.id, c.id);
     let fresh = TestClient {
         id: c.id.clone(),

@@ -9,25 +9,35 @@ use crate::helpers::{claims, TestApp};
 
 /// One SSE event.
 #[derive(Debug, Clone, PartialEq)]
-struct Event {
-    id: i64,
-    event: String,
-    data: Value,
+pub(crate) struct Event {
+    pub(crate) id: i64,
+    pub(crate) event: String,
+    pub(crate) data: Value,
 }
 
 /// A streaming response read a little at a time. HTTP/1.0 is used so that the body is
 /// delimited by the connection's end rather than chunked.
-struct SseReader {
+pub(crate) struct SseReader {
     stream: TcpStream,
     buf: Vec<u8>,
-    status: u16,
-    headers: String,
+    pub(crate) status: u16,
+    pub(crate) headers: String,
 }
 
 impl SseReader {
-    async fn open(t: &TestApp, token: Option<&str>, last_event_id: Option<i64>) -> Self {
+    pub(crate) async fn open(t: &TestApp, token: Option<&str>, last_event_id: Option<i64>) -> Self {
         let addr = t.base.trim_start_matches("http://").to_owned();
         let stream = TcpStream::connect(&addr).await.unwrap();
+        Self::open_on(stream, &addr, token, last_event_id).await
+    }
+
+    /// Sends the request on `stream` (connected to `addr`) and reads the response head.
+    pub(crate) async fn open_on(
+        stream: TcpStream,
+        addr: &str,
+        token: Option<&str>,
+        last_event_id: Option<i64>,
+    ) -> Self {
         let mut req = format!(
             "GET /v1/revocations/stream HTTP/1.0\r\nHost: {addr}\r\nAccept: text/event-stream\r\n"
         );
@@ -91,7 +101,7 @@ impl SseReader {
     }
 
     /// The next event (heartbeat comments skipped), or `None` if none comes within `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<Event> {
+    pub(crate) async fn next(&mut self, wait: Duration) -> Option<Event> {
         let deadline = Instant::now() + wait;
         loop {
             while let Some(i) = find(&self.buf, b"\n\n") {
@@ -122,7 +132,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-async fn reader_token(t: &TestApp) -> String {
+pub(crate) async fn reader_token(t: &TestApp) -> String {
     let rs = t.resource_server("stream-reader").await;
     t.client_token(&rs).await
 }
@@ -286,7 +296,7 @@ async fn the_stream_needs_the_same_authorization_as_the_feed() {
 impl SseReader {
     /// True when the server closes the stream within `wait` (events before the end are
     /// skipped); false when it is still open at the deadline.
-    async fn ends_within(&mut self, wait: Duration) -> bool {
+    pub(crate) async fn ends_within(&mut self, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -350,9 +360,14 @@ async fn a_stream_ends_when_its_client_is_removed() {
 async fn a_stream_ends_when_its_clients_secret_is_rotated() {
     let t = TestApp::spawn().await;
     let (_, _, mut sse, mut bystander) = two_readers(&t).await;
-    wristband_server::domain::oauth::rotate_client_secret(&*t.store, "watched")
-        .await
-        .unwrap();
+    wristband_server::domain::oauth::rotate_client_secret(
+        &*t.store,
+        t.app.record_lifetime(),
+        "watched",
+        t.now_ms(),
+    )
+    .await
+    .unwrap();
     assert!(sse.ends_within(RECHECK_BOUND).await, "the stream ended");
     assert!(!bystander.ends_within(Duration::from_millis(300)).await);
 }

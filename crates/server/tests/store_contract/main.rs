@@ -15,6 +15,7 @@
 mod clients;
 mod concurrency;
 mod corrupt;
+mod feed;
 mod fixtures;
 mod harness;
 mod keys;
@@ -95,6 +96,9 @@ contract! {
     concurrency::concurrent_revoke_recorded_once,
     concurrency::concurrent_secret_one_winner,
     concurrency::concurrent_revocations_feed_never_skips,
+    feed::feed_one_tail_and_a_ring,
+    feed::feed_other_writers_reach_the_tail,
+    revocations::revocations_last_id,
 }
 
 mod postgres_only;

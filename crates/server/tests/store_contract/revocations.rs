@@ -254,3 +254,30 @@ pub async fn revocations_prune(store: Arc<dyn Store>) {
     );
     assert_eq!(store.opaque_token(b"gone-hash").await.unwrap(), None);
 }
+
+/// Where the feed's tail starts: the highest id so far, 0 on an empty store.
+pub async fn revocations_last_id(store: Arc<dyn Store>) {
+    assert_eq!(store.last_revocation_id().await.unwrap(), 0);
+    let mut last = 0;
+    for i in 0..3 {
+        last = store
+            .add_revocation(
+                RevocationKind::Jti,
+                &format!("j{i}"),
+                None,
+                None,
+                1_000,
+                2_000,
+            )
+            .await
+            .unwrap()
+            .id;
+    }
+    // Expired records count too: the tail starts above every id taken.
+    assert_eq!(store.last_revocation_id().await.unwrap(), last);
+    let next = store
+        .add_revocation(RevocationKind::Sid, "s", None, None, 3_000, 4_000)
+        .await
+        .unwrap();
+    assert_eq!(store.last_revocation_id().await.unwrap(), next.id);
+}
