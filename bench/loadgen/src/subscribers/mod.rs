@@ -753,6 +753,8 @@ fn report(
         let mut calls = w.revoke_calls.clone();
         calls.sort_unstable();
         let per_rev = |v: Option<f64>| v.map(|v| round3(v / w.records as f64));
+        // No pairs (no subscribers): no delivery figures.
+        let delay = |p: f64| (!delays.is_empty()).then(|| percentile(&delays, p));
         let mut line = json!({
             "label": label,
             "subscribers": a.subscribers,
@@ -760,9 +762,9 @@ fn report(
             "records": w.records,
             "achieved_rate": achieved,
             "pairs": delays.len(),
-            "delivery_p50_ms": percentile(&delays, 0.50),
-            "delivery_p99_ms": percentile(&delays, 0.99),
-            "delivery_max_ms": percentile(&delays, 1.0),
+            "delivery_p50_ms": delay(0.50),
+            "delivery_p99_ms": delay(0.99),
+            "delivery_max_ms": delay(1.0),
             "missing": missing,
             "duplicates": duplicates,
             "out_of_order": out_of_order,
