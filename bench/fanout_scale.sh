@@ -21,7 +21,8 @@
 # Each directory holds `wristband` from `cargo build --release`; `loadgen` comes from
 # NEW_RELEASE_DIR. Environment: SUBSCRIBERS (default "100 1000 2000"), RATES (default
 # "10,100"), STORES (default "sqlite postgres"), IDLE_SECONDS (default 10), RT=1 to run
-# the auth service and the simulator with real-time priority (`chrt -f 10`),
+# the auth service and the simulator with real-time priority (`chrt -f 10`; PostgreSQL
+# keeps its own),
 # WRISTBAND_BENCH_PG (default postgres://postgres@127.0.0.1:5432/postgres; each session
 # creates a database of its own there and drops it).
 set -euo pipefail
@@ -54,8 +55,8 @@ iterations = 1
 parallelism = 1
 TOML
 password="bench passphrase for fan-out at scale"
-# Sum of the store-read counters in an auth service's /metrics (0 when it has none).
-# (A histogram's _sum counts; its buckets and _count do not.)
+# Sum of the store-read counters in an auth service's /metrics; fails (null in the JSON)
+# when it has none. (A histogram's _sum counts; its buckets and _count do not.)
 metrics_reads='curl -sf http://%s/metrics | awk '"'"'/^wristband_feed_[a-z_]*store_reads/ && !/_bucket|_count|_created/ {s += $NF; n++} END {if (n) print s; else exit 1}'"'"
 # Scans of the revocations table in one database.
 pg_scans='psql -qXtA "%s" -c "SELECT COALESCE(SUM(idx_scan), 0) + COALESCE(SUM(seq_scan), 0) FROM pg_stat_user_tables WHERE relname = '"'"'revocations'"'"'"'
