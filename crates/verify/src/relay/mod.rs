@@ -199,6 +199,12 @@ impl Relay {
         self.shared().relay.records.load(Ordering::Relaxed)
     }
 
+    /// The relay's metrics in the Prometheus text format (`wristband_relay_*`), as
+    /// [`FeedRevocations::prometheus_text`] includes them.
+    pub fn prometheus_text(&self) -> String {
+        prometheus_text(self.shared())
+    }
+
     fn shared(&self) -> &Shared {
         self.0.feed.shared()
     }

@@ -1,0 +1,270 @@
+//! The relay tree: one `wristband serve` (a real SQLite file) → three `wristband gate`
+//! processes following its revocation feed and re-serving it → twenty verifiers each,
+//! sixty in all, following their relay (`VerifierBuilder::revocation_feed_url`). Each
+//! verifier is a real `wristband-verify` follower in this test process, with its own
+//! client-credentials token from the auth service and its own feed connection over HTTP.
+//!
+//! Every revocation must reach all sixty within p99 < 200 ms. Then a relay is killed
+//! (SIGKILL), revocations are made while it is down, and it is restarted on the same port:
+//! its twenty verifiers resume from their own cursors and end with every record exactly
+//! once, in order.
+
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde_json::Value;
+use wristband_testkit::process::ServiceProcess;
+use wristband_verify::{FeedOptions, Verifier};
+
+use crate::revocation::{ClientCreds, Deployment};
+
+const RELAYS: usize = 3;
+const PER_RELAY: usize = 20;
+/// Revocations while every relay runs.
+const REVOCATIONS: usize = 20;
+/// Revocations while one relay is down.
+const WHILE_DOWN: usize = 10;
+
+/// `wristband gate` following `issuer`'s feed (and so relaying it), on `listen`.
+async fn relay(issuer: &str, rs: &ClientCreds, listen: &str) -> ServiceProcess {
+    ServiceProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_wristband")),
+        &[
+            "gate",
+            "--listen",
+            listen,
+            "--issuer",
+            issuer,
+            "--audience",
+            "wristband",
+            "--client-id",
+            &rs.id,
+            "--client-secret",
+            &rs.secret,
+        ],
+    )
+    .await
+}
+
+/// A verifier following the feed of the relay at `relay`.
+async fn verifier(issuer: &str, rs: &ClientCreds, relay: &ServiceProcess) -> Verifier {
+    Verifier::builder(issuer, "wristband")
+        .client_credentials(&rs.id, &rs.secret)
+        .revocation_feed_url(relay.url("/v1/revocations"))
+        .feed_options(FeedOptions {
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(500),
+            poll_interval: Duration::from_millis(250),
+            ..FeedOptions::default()
+        })
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A client-credentials access token of `rs`.
+async fn cc_token(d: &Deployment, auth: &ServiceProcess, rs: &ClientCreds) -> String {
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", rs.id, rs.secret))
+    );
+    let r = d
+        .http
+        .send(
+            Method::POST,
+            &auth.url("/oauth2/token"),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("authorization", &basic),
+            ],
+            b"grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Revokes `token` (RFC 7009), then waits until every verifier refuses it; returns the
+/// delay per verifier, from just before the revocation request.
+async fn revoke_and_measure(
+    d: &Deployment,
+    auth: &ServiceProcess,
+    verifiers: &[&Verifier],
+    token: &str,
+) -> Vec<Duration> {
+    for v in verifiers {
+        assert!(v.verify(token).await.is_ok(), "accepted before");
+    }
+    let start = Instant::now();
+    d.revoke(auth, token, "access_token").await;
+    let mut delays: Vec<Option<Duration>> = vec![None; verifiers.len()];
+    while delays.iter().any(Option::is_none) {
+        for (i, v) in verifiers.iter().enumerate() {
+            if delays[i].is_none() && matches!(v.verify_cached(token), Some(Err(_))) {
+                delays[i] = Some(start.elapsed());
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{} verifiers still accept a revoked token",
+            delays.iter().filter(|d| d.is_none()).count()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    delays.into_iter().flatten().collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+fn report(what: &str, mut delays: Vec<Duration>) -> Duration {
+    delays.sort();
+    let (p50, p99, max) = (
+        percentile(&delays, 0.50),
+        percentile(&delays, 0.99),
+        delays[delays.len() - 1],
+    );
+    eprintln!(
+        "relay tree, {what}: {} deliveries, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        delays.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    p99
+}
+
+/// The ids of every record the auth service serves, by its own pages.
+async fn upstream_ids(d: &Deployment, url: &str, token: &str) -> Vec<i64> {
+    let page = d.http.get_bearer(url, token).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let page: Value = page.json();
+    assert_eq!(page["has_more"], false);
+    page["revocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_relays_deliver_every_revocation_to_sixty_verifiers_and_resume_after_a_kill() {
+    let d = Deployment::new();
+    d.add_user("alice").await;
+    let auth = d.serve("127.0.0.1:0").await;
+    let issuer = auth.url("");
+    let rs = d.add_client("relay", "resource-server", &[]).await;
+
+    let mut relays = Vec::new();
+    for _ in 0..RELAYS {
+        relays.push(relay(&issuer, &rs, "127.0.0.1:0").await);
+    }
+    let mut tree: Vec<Vec<Verifier>> = Vec::new();
+    for r in &relays {
+        let mut leaves = Vec::new();
+        for _ in 0..PER_RELAY {
+            leaves.push(verifier(&issuer, &rs, r).await);
+        }
+        tree.push(leaves);
+    }
+    let all: Vec<&Verifier> = tree.iter().flatten().collect();
+    assert_eq!(all.len(), RELAYS * PER_RELAY);
+
+    // Every revocation reaches all sixty.
+    let mut delays = Vec::new();
+    for _ in 0..REVOCATIONS {
+        let login = d.login(&auth, "alice").await;
+        delays.extend(revoke_and_measure(&d, &auth, &all, &login.at).await);
+    }
+    let p99 = report("all relays up", delays);
+    assert!(p99 < Duration::from_millis(200), "p99 delivery {p99:?}");
+
+    // A relay's page is the auth service's, byte for byte, with the same cursors.
+    let token = cc_token(&d, &auth, &rs).await;
+    for after in [0, 5, REVOCATIONS as i64] {
+        let path = format!("/v1/revocations?after={after}");
+        let upstream = d.http.get_bearer(&auth.url(&path), &token).await;
+        let relayed = d.http.get_bearer(&relays[1].url(&path), &token).await;
+        assert_eq!(upstream.status, 200);
+        assert_eq!(relayed.status, 200, "{}", relayed.text());
+        assert_eq!(relayed.text(), upstream.text(), "after={after}");
+    }
+    let metrics = d.http.get(&relays[1].url("/metrics"), &[]).await.text();
+    assert!(
+        metrics.contains(&format!("wristband_relay_subscribers {PER_RELAY}\n")),
+        "{metrics}"
+    );
+
+    // Kill a relay; revoke while it is down: the others' verifiers still get everything.
+    let port = relays[0].addr().port();
+    let killed = relays.remove(0);
+    killed.kill().await;
+    let survivors: Vec<&Verifier> = tree[1..].iter().flatten().collect();
+    let orphans: Vec<&Verifier> = tree[0].iter().collect();
+    let mut held = Vec::new();
+    for _ in 0..WHILE_DOWN {
+        let login = d.login(&auth, "alice").await;
+        for v in &orphans {
+            assert!(v.verify(&login.at).await.is_ok());
+        }
+        delays = revoke_and_measure(&d, &auth, &survivors, &login.at).await;
+        report("one relay down", delays);
+        held.push(login.at);
+    }
+    for v in &orphans {
+        assert!(
+            held.iter()
+                .all(|t| v.verify_cached(t).is_some_and(|r| r.is_ok())),
+            "a verifier of the killed relay cannot have heard of these revocations"
+        );
+    }
+
+    // Restart it on the same port: its verifiers resume from their own cursors.
+    let restarted = Instant::now();
+    let back = relay(&issuer, &rs, &format!("127.0.0.1:{port}")).await;
+    let ids = upstream_ids(&d, &auth.url("/v1/revocations?after=0"), &token).await;
+    assert_eq!(ids.len(), REVOCATIONS + WHILE_DOWN);
+    let last = *ids.last().unwrap();
+    loop {
+        let behind = orphans
+            .iter()
+            .filter(|v| v.revocation_feed().unwrap().cursor() < last)
+            .count();
+        if behind == 0 {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "{behind} verifiers of the restarted relay are still behind"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!(
+        "relay tree: the restarted relay's {PER_RELAY} verifiers caught up {:.0} ms after its restart began",
+        restarted.elapsed().as_secs_f64() * 1e3
+    );
+    for t in &held {
+        for v in &orphans {
+            assert!(matches!(v.verify_cached(t), Some(Err(_))));
+        }
+    }
+    // Every verifier: every record exactly once, in order, none missing.
+    for (i, v) in all.iter().enumerate() {
+        let feed = v.revocation_feed().unwrap();
+        assert_eq!(
+            feed.logged_ids(),
+            ids,
+            "verifier #{i}: the records, in order"
+        );
+        assert_eq!(
+            feed.records_applied(),
+            ids.len(),
+            "verifier #{i}: each record applied once"
+        );
+    }
+    drop(back);
+}
