@@ -120,6 +120,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// Prints the delivery figures (the test's measurement) and returns the p99.
+#[allow(clippy::print_stderr)]
 fn report(what: &str, mut delays: Vec<Duration>) -> Duration {
     delays.sort();
     let (p50, p99, max) = (
@@ -269,4 +271,87 @@ async fn three_relays_deliver_every_revocation_to_sixty_verifiers_and_resume_aft
         );
     }
     drop(back);
+}
+
+/// A chain of every kind of relay and follower: the auth service → `api_service
+/// --serve-feed` → `api_service --feed-url` and `wristband gate --feed-url
+/// --no-serve-feed`. A logout reaches the end of both branches; the gate that does not
+/// serve the feed has no feed routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_services_and_gates_relay_and_follow_relays() {
+    let d = Deployment::new();
+    d.add_user("alice").await;
+    let auth = d.serve("127.0.0.1:0").await;
+    let issuer = auth.url("");
+    let rs = d.add_client("relay", "resource-server", &[]).await;
+    let middle = crate::revocation::api_service(&auth, &rs, &["--serve-feed"]).await;
+    let feed_url = middle.url("/v1/revocations");
+    let leaf = crate::revocation::api_service(&auth, &rs, &["--feed-url", &feed_url]).await;
+    let gate = ServiceProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_wristband")),
+        &[
+            "gate",
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            &rs.id,
+            "--client-secret",
+            &rs.secret,
+            "--feed-url",
+            &feed_url,
+            "--no-serve-feed",
+        ],
+    )
+    .await;
+    let ask = |token: &str| {
+        let auth = format!("Bearer {token}");
+        let gate = &gate;
+        let http = &d.http;
+        async move {
+            http.get(
+                &gate.url("/authz/auth-request"),
+                &[
+                    ("x-original-url", "https://app.example.com/orders"),
+                    ("x-original-method", "GET"),
+                    ("authorization", &auth),
+                ],
+            )
+            .await
+            .status
+        }
+    };
+    let login = d.login(&auth, "alice").await;
+    d.accepted_everywhere(&[&middle, &leaf], &login.at, "before logout")
+        .await;
+    assert_eq!(ask(&login.at).await, 200);
+    // The relay's stream has its two followers.
+    let metrics = d.http.get(&middle.url("/metrics"), &[]).await.text();
+    assert!(metrics.contains("wristband_relay_subscribers 2\n"), "{metrics}");
+    // Without --serve-feed there are no feed routes.
+    let token = cc_token(&d, &auth, &rs).await;
+    let r = d.http.get_bearer(&gate.url("/v1/revocations"), &token).await;
+    assert_eq!(r.status, 404);
+    // (The API service answers unknown paths behind its token layer: 401 for a token
+    // that is not for its audience.)
+    assert_ne!(
+        d.http.get_bearer(&leaf.url("/v1/revocations"), &token).await.status,
+        200
+    );
+
+    let r = d
+        .post_json(&auth.url("/v1/logout"), Some(&login.at), &serde_json::json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    d.rejected_everywhere(&[&middle, &leaf], &login.at, Duration::from_secs(3), "logout")
+        .await;
+    let start = Instant::now();
+    while ask(&login.at).await != 401 {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the gate below the relay still allows a logged-out token"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
