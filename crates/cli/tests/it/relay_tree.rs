@@ -25,6 +25,10 @@ const REVOCATIONS: usize = 20;
 /// Revocations while one relay is down.
 const WHILE_DOWN: usize = 10;
 
+/// The two tests of this module run one at a time: the tree's delivery times are measured,
+/// and each test starts several processes on a small machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `wristband gate` following `issuer`'s feed (and so relaying it), on `listen`.
 async fn relay(issuer: &str, rs: &ClientCreds, listen: &str) -> ServiceProcess {
     ServiceProcess::spawn(
@@ -155,6 +159,7 @@ async fn upstream_ids(d: &Deployment, url: &str, token: &str) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_relays_deliver_every_revocation_to_sixty_verifiers_and_resume_after_a_kill() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let d = Deployment::new();
     d.add_user("alice").await;
     let auth = d.serve("127.0.0.1:0").await;
@@ -279,6 +284,7 @@ async fn three_relays_deliver_every_revocation_to_sixty_verifiers_and_resume_aft
 /// serve the feed has no feed routes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_services_and_gates_relay_and_follow_relays() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let d = Deployment::new();
     d.add_user("alice").await;
     let auth = d.serve("127.0.0.1:0").await;
@@ -328,24 +334,42 @@ async fn api_services_and_gates_relay_and_follow_relays() {
     assert_eq!(ask(&login.at).await, 200);
     // The relay's stream has its two followers.
     let metrics = d.http.get(&middle.url("/metrics"), &[]).await.text();
-    assert!(metrics.contains("wristband_relay_subscribers 2\n"), "{metrics}");
+    assert!(
+        metrics.contains("wristband_relay_subscribers 2\n"),
+        "{metrics}"
+    );
     // Without --serve-feed there are no feed routes.
     let token = cc_token(&d, &auth, &rs).await;
-    let r = d.http.get_bearer(&gate.url("/v1/revocations"), &token).await;
+    let r = d
+        .http
+        .get_bearer(&gate.url("/v1/revocations"), &token)
+        .await;
     assert_eq!(r.status, 404);
     // (The API service answers unknown paths behind its token layer: 401 for a token
     // that is not for its audience.)
     assert_ne!(
-        d.http.get_bearer(&leaf.url("/v1/revocations"), &token).await.status,
+        d.http
+            .get_bearer(&leaf.url("/v1/revocations"), &token)
+            .await
+            .status,
         200
     );
 
     let r = d
-        .post_json(&auth.url("/v1/logout"), Some(&login.at), &serde_json::json!({}))
+        .post_json(
+            &auth.url("/v1/logout"),
+            Some(&login.at),
+            &serde_json::json!({}),
+        )
         .await;
     assert_eq!(r.status, 204, "{}", r.text());
-    d.rejected_everywhere(&[&middle, &leaf], &login.at, Duration::from_secs(3), "logout")
-        .await;
+    d.rejected_everywhere(
+        &[&middle, &leaf],
+        &login.at,
+        Duration::from_secs(3),
+        "logout",
+    )
+    .await;
     let start = Instant::now();
     while ask(&login.at).await != 401 {
         assert!(

@@ -248,6 +248,11 @@ impl Drop for Tasks {
 ///    [`FeedOptions::poll_interval`] until the stream is back;
 /// 4. records are pruned once expired, so memory follows the live set.
 ///
+/// Besides the lookup maps it keeps the applied unexpired records in id order, each with
+/// its wire JSON serialised once (about 100 bytes a record), so that the feed can be
+/// re-served to downstream verifiers by a [`crate::relay::Relay`]
+/// ([`FeedRevocations::logged_ids`]).
+///
 /// # Revoked signing keys
 ///
 /// A record of kind [`RevocationKind::Kid`] revokes a signing key in an emergency. From
