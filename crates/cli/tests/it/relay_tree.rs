@@ -378,4 +378,26 @@ async fn api_services_and_gates_relay_and_follow_relays() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+
+    // A reader whose client's secret is rotated is refused by the relay too: the rotation
+    // writes a subject record for the client, which the relay applies like any other.
+    let reader = d.add_client("reader", "resource-server", &[]).await;
+    let old = cc_token(&d, &auth, &reader).await;
+    let page = middle.url("/v1/revocations");
+    assert_eq!(d.http.get_bearer(&page, &old).await.status, 200);
+    d.cli("client", &["rotate-secret", "reader"], None).await;
+    let start = Instant::now();
+    loop {
+        let r = d.http.get_bearer(&page, &old).await;
+        if r.status == 401 {
+            assert_eq!(r.json()["error"], "invalid_token");
+            break;
+        }
+        assert_eq!(r.status, 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the relay still serves a rotated client's token"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

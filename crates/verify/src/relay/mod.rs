@@ -26,10 +26,10 @@
 //! revoked by a record the relay holds), 403 `insufficient_scope` for a valid token of
 //! another audience or without the scope. An open stream ends when its reader's token
 //! expires or a record in the relay's log revokes it; the reader reconnects with a fresh
-//! token. Two checks of the auth service cannot be made locally: whether the client is
-//! still registered, and whether its secret was rotated. They take effect when the
-//! reader's token expires. Opaque (`wbo_`) reader tokens are refused: the relay does not
-//! introspect.
+//! token. Removing the reader's client or rotating its secret writes a subject record for
+//! the client at the auth service, so the relay refuses the client's earlier tokens, and
+//! ends their streams, as soon as that record reaches it. Opaque (`wbo_`) reader tokens
+//! are refused: the relay does not introspect.
 //!
 //! # Cursors and history
 //!
