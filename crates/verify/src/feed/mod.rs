@@ -154,7 +154,7 @@ pub(crate) struct Shared {
     pub(crate) log: FeedLog,
     pub(crate) relay: RelayCounters,
     on_kid: Option<KidHook>,
-    pub(crate) clock: Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
     /// Unix seconds of the last sync.
     last_sync: AtomicU64,
     /// The last applied record id.
@@ -170,7 +170,7 @@ impl Shared {
             .fetch_max(self.clock.now().as_secs(), Ordering::Relaxed);
     }
 
-    pub(crate) fn staleness_secs(&self) -> u64 {
+    fn staleness_secs(&self) -> u64 {
         self.clock
             .now()
             .as_secs()
