@@ -394,6 +394,9 @@ async fn a_stale_relay_answers_503_under_fail_closed_and_serves_under_fail_open(
         // No heartbeat moves the pinned clock's last sync forward.
         mock.set_heartbeat(Duration::from_secs(3_600));
         mock.revoke_jti("jti-1", far());
+        // Minted before the clock is pinned, so that its `iat` is never in the clock's
+        // future.
+        let token = reader_token(&readers(&mock));
         let clock = Arc::new(FixedClock::new(SystemClock.now()));
         let options = FeedOptions {
             policy,
@@ -402,7 +405,6 @@ async fn a_stale_relay_answers_503_under_fail_closed_and_serves_under_fail_open(
         };
         let verifier = feed_verifier(&mock, Some(clock.clone() as Arc<dyn Clock>), options).await;
         let app = Relay::new(&verifier).unwrap().router();
-        let token = reader_token(&readers(&mock));
         let r = call(&app, with_bearer("/v1/revocations", &token, &[])).await;
         assert_eq!(r.status, StatusCode::OK);
         clock.advance(Duration::from_secs(120));
@@ -432,4 +434,55 @@ async fn only_a_verifier_that_follows_the_feed_can_relay_it() {
     let m = crate::minter();
     let verifier = crate::static_verifier(&m, None).await;
     assert!(matches!(Relay::new(&verifier), Err(RelayError::NoFeed)));
+}
+
+#[tokio::test]
+async fn a_relay_that_loses_its_upstream_keeps_serving_and_resumes_without_loss() {
+    let (mut mock, _) = mock().await;
+    let exp = far();
+    mock.revoke_jti("jti-1", exp);
+    mock.revoke_jti("jti-2", exp);
+    let (verifier, _relay, app) = relay_of(&mock).await;
+    let token = reader_token(&readers(&mock));
+    let response = app
+        .clone()
+        .oneshot(with_bearer(
+            "/v1/revocations/stream",
+            &token,
+            &[("last-event-id", "0")],
+        ))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let mut text = String::new();
+    assert!(read_until(&mut body, &mut text, |t| t.contains("id: 2\n")).await);
+
+    // Upstream down: the relay still serves what it has, and its stream stays open.
+    mock.stop().await;
+    let r = call(&app, with_bearer("/v1/revocations?after=0", &token, &[])).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["cursor"], 2);
+    // Records made meanwhile arrive once the upstream is back, after the relay's cursor.
+    for i in 3..=5 {
+        mock.revoke_jti(&format!("jti-{i}"), exp);
+    }
+    mock.restart().await;
+    assert!(read_until(&mut body, &mut text, |t| t.contains("id: 5\n")).await);
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert_eq!(ids, ["1", "2", "3", "4", "5"], "each record once, in order");
+    assert_eq!(
+        verifier.revocation_feed().unwrap().logged_ids(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(verifier.revocation_feed().unwrap().records_applied(), 5);
+    assert!(
+        mock.last_event_ids()
+            .iter()
+            .any(|id| id.as_deref() == Some("2")),
+        "the relay resumed from its own cursor: {:?}",
+        mock.last_event_ids()
+    );
 }
