@@ -379,6 +379,29 @@ async fn api_services_and_gates_relay_and_follow_relays() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // Refusals are the auth service's: status, challenge and body, byte for byte.
+    let user = d.login(&auth, "alice").await.at;
+    for (what, bearer) in [
+        ("no token", None),
+        ("a user's token", Some(user.as_str())),
+        ("garbage", Some("not-a-token")),
+    ] {
+        let headers: Vec<(&str, String)> = bearer
+            .map(|t| vec![("authorization", format!("Bearer {t}"))])
+            .unwrap_or_default();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let upstream = d.http.get(&auth.url("/v1/revocations"), &headers).await;
+        let relayed = d.http.get(&middle.url("/v1/revocations"), &headers).await;
+        assert_ne!(upstream.status, 200, "{what}");
+        assert_eq!(relayed.status, upstream.status, "{what}");
+        assert_eq!(relayed.text(), upstream.text(), "{what}");
+        assert_eq!(
+            relayed.header("www-authenticate"),
+            upstream.header("www-authenticate"),
+            "{what}"
+        );
+    }
+
     // A reader whose client's secret is rotated is refused by the relay too: the rotation
     // writes a subject record for the client, which the relay applies like any other.
     let reader = d.add_client("reader", "resource-server", &[]).await;
