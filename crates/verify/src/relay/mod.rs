@@ -30,6 +30,8 @@
 //! the client at the auth service, so the relay refuses the client's earlier tokens, and
 //! ends their streams, as soon as that record reaches it. Opaque (`wbo_`) reader tokens
 //! are refused: the relay does not introspect.
+//! A relay always asks for a reader's token, even in front of an auth service whose feed
+//! is configured public.
 //!
 //! # Cursors and history
 //!
