@@ -117,6 +117,16 @@ struct RunArgs {
     /// Seconds the revocation view may be out of sync before the policy applies.
     #[arg(long, default_value_t = 60)]
     max_staleness: u64,
+    /// Follow the revocation feed at this URL (another relay's `.../v1/revocations`)
+    /// instead of the auth service's. The client's token still comes from the auth
+    /// service.
+    #[arg(long, value_name = "URL")]
+    feed_url: Option<String>,
+    /// Do not re-serve the followed revocation feed (`/v1/revocations` and
+    /// `/v1/revocations/stream`) to downstream verifiers. By default a gate that follows
+    /// the feed is a relay of it.
+    #[arg(long)]
+    no_serve_feed: bool,
     /// The policy file (TOML), checked for changes about once a second. Without it every
     /// path requires a valid token.
     #[arg(long, value_name = "FILE")]
@@ -301,6 +311,12 @@ fn serve(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
                 .revocation_feed()
                 .staleness_policy(args.staleness_policy)
                 .max_staleness(Duration::from_secs(args.max_staleness));
+            if let Some(url) = &args.feed_url {
+                builder = builder.revocation_feed_url(url);
+            }
+        }
+        (None, None) if args.feed_url.is_some() => {
+            anyhow::bail!("--feed-url needs --client-id and --client-secret")
         }
         (None, None) => {}
         _ => anyhow::bail!("--client-id and --client-secret go together"),
@@ -315,6 +331,7 @@ fn serve(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let mut options = GateOptions::for_issuer(&issuer);
     options.trusted_proxies = trusted_proxies;
     options.forward_token = args.forward_token;
+    options.serve_feed = !args.no_serve_feed;
     if let Some(url) = &args.login_url {
         options.login_url = url.clone();
     }
@@ -340,14 +357,25 @@ fn serve(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             gate.watch_policy_file(path.clone(), policy_text);
         }
         let listen = Listen::parse(&args.listen);
+        let relay = gate.relay().cloned();
         tracing::info!(
             rules,
             revocation_feed = follows_feed,
+            feed_url = args.feed_url.as_deref().unwrap_or("(the issuer's)"),
+            serves_feed = relay.is_some(),
             max_connections = limits.connection_cap(open_files),
             login_url = %gate.options().login_url,
             "gate ready"
         );
-        listen.serve(router(gate), limits, out).await?;
+        // Relay streams never end by themselves: end them at shutdown so that the
+        // graceful shutdown does not wait for them.
+        let shutdown = async move {
+            shutdown_signal().await;
+            if let Some(relay) = relay {
+                relay.stop();
+            }
+        };
+        listen.serve(router(gate), limits, shutdown, out).await?;
         tracing::info!("shut down");
         Ok(Outcome::Success)
     })
@@ -369,11 +397,12 @@ impl<'a> Listen<'a> {
         Listen::Tcp(listen)
     }
 
-    /// Binds, prints "listening on ADDR", and serves until SIGINT/SIGTERM.
+    /// Binds, prints "listening on ADDR", and serves until `shutdown` completes.
     async fn serve(
         self,
         app: axum::Router,
         limits: ServeLimits,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
         out: &mut dyn Write,
     ) -> anyhow::Result<()> {
         match self {
@@ -383,7 +412,7 @@ impl<'a> Listen<'a> {
                     .with_context(|| format!("cannot listen on {addr}"))?;
                 writeln!(out, "listening on {}", listener.local_addr()?)?;
                 out.flush()?;
-                wristband_serve::serve(listener, app, limits, shutdown_signal()).await?;
+                wristband_serve::serve(listener, app, limits, shutdown).await?;
             }
             #[cfg(unix)]
             Listen::Unix(path) => {
@@ -406,7 +435,7 @@ impl<'a> Listen<'a> {
                     .with_context(|| format!("setting the mode of {}", path.display()))?;
                 writeln!(out, "listening on unix:{}", path.display())?;
                 out.flush()?;
-                let served = wristband_serve::serve(listener, app, limits, shutdown_signal()).await;
+                let served = wristband_serve::serve(listener, app, limits, shutdown).await;
                 let _ = std::fs::remove_file(path);
                 served?;
             }

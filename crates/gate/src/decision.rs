@@ -6,6 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use http::HeaderMap;
 use wristband_jose::{Claims, Verified};
 use wristband_serve::TrustedProxies;
+use wristband_verify::relay::Relay;
 use wristband_verify::{AuthError, AuthErrorKind, Verifier};
 
 use crate::metrics::Metrics;
@@ -100,6 +101,10 @@ pub struct GateOptions {
     pub trusted_proxies: TrustedProxies,
     /// Send the access token upstream on allow, whatever the policy file says.
     pub forward_token: bool,
+    /// Re-serve the revocation feed the verifier follows (`GET /v1/revocations` and
+    /// `/v1/revocations/stream`, see [`wristband_verify::relay`]) to downstream
+    /// verifiers. Default true; without a followed feed there is nothing to serve.
+    pub serve_feed: bool,
 }
 
 impl GateOptions {
@@ -110,6 +115,7 @@ impl GateOptions {
             login_url: format!("{}/v1/session/resume", issuer.trim_end_matches('/')),
             trusted_proxies: default_trusted_proxies(),
             forward_token: false,
+            serve_feed: true,
         }
     }
 }
@@ -124,6 +130,7 @@ pub(crate) struct GateInner {
     pub(crate) policy: PolicyHandle,
     pub(crate) options: GateOptions,
     pub(crate) metrics: Metrics,
+    pub(crate) relay: Option<Relay>,
 }
 
 /// The gate: a verifier, a policy and the options. Cheap to clone.
@@ -140,14 +147,27 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    /// A gate deciding with `verifier` under the policy in `policy`.
+    /// A gate deciding with `verifier` under the policy in `policy`. When the verifier
+    /// follows the revocation feed and [`GateOptions::serve_feed`] is set, the gate is
+    /// also a relay of that feed ([`Gate::relay`]).
     pub fn new(verifier: Verifier, policy: PolicyHandle, options: GateOptions) -> Self {
+        let relay = if options.serve_feed {
+            Relay::new(&verifier).ok()
+        } else {
+            None
+        };
         Gate(Arc::new(GateInner {
             verifier,
             policy,
             options,
-            metrics: Metrics::default(),
+            metrics: Metrics::with_relay(relay.clone()),
+            relay,
         }))
+    }
+
+    /// The relay of the revocation feed this gate serves, if it serves one.
+    pub fn relay(&self) -> Option<&Relay> {
+        self.0.relay.as_ref()
     }
 
     /// The verifier.

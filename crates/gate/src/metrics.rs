@@ -1,5 +1,6 @@
 //! The gate's Prometheus metrics: decisions by endpoint and outcome, policy reloads, and
-//! the verifier's cached tokens and revocation staleness.
+//! the verifier's cached tokens and revocation staleness, and the relay's metrics when the
+//! gate re-serves the revocation feed.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,9 +56,19 @@ pub(crate) struct Metrics {
     decisions: [[AtomicU64; 5]; 3],
     reloads: AtomicU64,
     reload_failures: AtomicU64,
+    /// The relay the gate serves, whose metrics are appended.
+    pub(crate) relay: Option<wristband_verify::relay::Relay>,
 }
 
 impl Metrics {
+    /// Counters at zero, appending the metrics of `relay` when there is one.
+    pub(crate) fn with_relay(relay: Option<wristband_verify::relay::Relay>) -> Self {
+        Metrics {
+            relay,
+            ..Metrics::default()
+        }
+    }
+
     pub(crate) fn count(&self, protocol: Protocol, outcome: Outcome) {
         self.decisions[protocol_index(protocol)][outcome_index(outcome)]
             .fetch_add(1, Ordering::Relaxed);
@@ -114,6 +125,9 @@ impl Metrics {
                 "wristband_gate_revocation_staleness_seconds {}",
                 staleness.as_secs()
             );
+        }
+        if let Some(relay) = &self.relay {
+            out.push_str(&relay.prometheus_text());
         }
         out
     }

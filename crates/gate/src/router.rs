@@ -16,12 +16,14 @@ use crate::response::answer;
 use crate::Gate;
 
 /// The gate's routes: `/authz/auth-request`, `/authz/forward`, `/authz/ext-authz/{path}`
-/// (any method each), `/health` and `/metrics`.
+/// (any method each), `/health` and `/metrics`; and `/v1/revocations` with
+/// `/v1/revocations/stream` when the gate relays the revocation feed ([`Gate::relay`]).
 ///
 /// The peer address comes from axum's `ConnectInfo<SocketAddr>` (set by
 /// `wristband_serve::serve`); without it no proxy is trusted.
 pub fn router(gate: Gate) -> Router {
-    Router::new()
+    let relay = gate.relay().map(|r| r.router());
+    let router = Router::new()
         .route("/authz/auth-request", any(auth_request))
         .route("/authz/forward", any(forward))
         .route(EXT_AUTHZ_PREFIX, any(ext_authz))
@@ -29,7 +31,11 @@ pub fn router(gate: Gate) -> Router {
         .route("/authz/ext-authz/{*path}", any(ext_authz))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .with_state(gate)
+        .with_state(gate);
+    match relay {
+        Some(relay) => router.merge(relay),
+        None => router,
+    }
 }
 
 async fn auth_request(State(gate): State<Gate>, request: Request) -> Response {

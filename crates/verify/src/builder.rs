@@ -53,6 +53,7 @@ pub struct VerifierBuilder {
     remote: RemoteOptions,
     credentials: Option<(String, SecretString)>,
     follow_feed: bool,
+    feed_url: Option<String>,
     feed: FeedOptions,
     introspection_ttl: Duration,
     introspection_capacity: usize,
@@ -73,6 +74,7 @@ impl VerifierBuilder {
             remote: RemoteOptions::default(),
             credentials: None,
             follow_feed: false,
+            feed_url: None,
             feed: FeedOptions::default(),
             introspection_ttl: DEFAULT_INTROSPECTION_TTL,
             introspection_capacity: DEFAULT_INTROSPECTION_CAPACITY,
@@ -190,6 +192,19 @@ impl VerifierBuilder {
     /// is followed in the background.
     pub fn revocation_feed(mut self) -> Self {
         self.follow_feed = true;
+        self
+    }
+
+    /// Follows the revocation feed at `url` instead of the one the issuer advertises: a
+    /// relay's `…/v1/revocations` (the gate's, say, or another service's that re-serves
+    /// the feed with [`crate::relay::Relay`]). The snapshot is read from `url` and the
+    /// stream from `url` + `/stream`, with the same cursors, authorization and heartbeats
+    /// as the auth service's own feed. The access token still comes from the auth
+    /// service's token endpoint ([`VerifierBuilder::client_credentials`]), and keys and
+    /// metadata from the issuer. Implies [`VerifierBuilder::revocation_feed`].
+    pub fn revocation_feed_url(mut self, url: impl Into<String>) -> Self {
+        self.follow_feed = true;
+        self.feed_url = Some(url.into());
         self
     }
 
@@ -335,7 +350,7 @@ impl VerifierBuilder {
         let feed = match revoked {
             Some(set) => Some(
                 start_feed(
-                    &meta,
+                    feed_endpoints(self.feed_url.as_deref(), &meta)?,
                     &loaded.keys,
                     http,
                     auth,
@@ -496,7 +511,7 @@ impl KeySource<'_> {
 
 /// Starts following the revocation feed advertised in `meta`.
 async fn start_feed(
-    meta: &Metadata,
+    endpoints: FeedEndpoints,
     keys: &Keys,
     http: AuthHttp,
     auth: Option<Arc<ClientAuth>>,
@@ -504,16 +519,6 @@ async fn start_feed(
     options: &FeedOptions,
     set: Arc<RevocationSet>,
 ) -> Result<Arc<FeedRevocations>, BuildError> {
-    let endpoints = FeedEndpoints {
-        snapshot: endpoint(
-            meta.revocation_feed_endpoint.as_ref(),
-            "revocation_feed_endpoint",
-        )?,
-        stream: endpoint(
-            meta.revocation_stream_endpoint.as_ref(),
-            "revocation_stream_endpoint",
-        )?,
-    };
     // A revoked kid leaves a fetched key set as soon as its record is applied.
     let on_kid: Option<KidHook> = match keys {
         Keys::Remote(remote) => {
@@ -538,6 +543,35 @@ async fn start_feed(
     .await
     .map_err(BuildError::Revocations)?;
     Ok(Arc::new(feed))
+}
+
+/// The feed's endpoints: a relay's when a feed URL is given, else the advertised ones.
+fn feed_endpoints(feed_url: Option<&str>, meta: &Metadata) -> Result<FeedEndpoints, BuildError> {
+    if let Some(url) = feed_url {
+        return relay_endpoints(url);
+    }
+    Ok(FeedEndpoints {
+        snapshot: endpoint(
+            meta.revocation_feed_endpoint.as_ref(),
+            "revocation_feed_endpoint",
+        )?,
+        stream: endpoint(
+            meta.revocation_stream_endpoint.as_ref(),
+            "revocation_stream_endpoint",
+        )?,
+    })
+}
+
+/// The snapshot and stream endpoints of a feed given by its page URL: the stream is the
+/// page URL's path + `/stream`.
+fn relay_endpoints(url: &str) -> Result<FeedEndpoints, BuildError> {
+    let snapshot = parse_url(url)?;
+    if snapshot.query().is_some() || snapshot.fragment().is_some() {
+        return Err(BuildError::Url(url.to_owned()));
+    }
+    let mut stream = snapshot.clone();
+    stream.set_path(&format!("{}/stream", snapshot.path().trim_end_matches('/')));
+    Ok(FeedEndpoints { snapshot, stream })
 }
 
 fn parse_url(url: &str) -> Result<Url, BuildError> {
@@ -681,6 +715,23 @@ mod tests {
         );
         assert_eq!(u("https://auth.example/?x=1"), None);
         assert_eq!(u("not a url"), None);
+    }
+
+    #[test]
+    fn relay_feed_urls() {
+        let e = relay_endpoints("http://10.0.0.7:8181/v1/revocations").unwrap();
+        assert_eq!(e.snapshot.as_str(), "http://10.0.0.7:8181/v1/revocations");
+        assert_eq!(
+            e.stream.as_str(),
+            "http://10.0.0.7:8181/v1/revocations/stream"
+        );
+        let e = relay_endpoints("https://relay.example/feed/v1/revocations/").unwrap();
+        assert_eq!(
+            e.stream.as_str(),
+            "https://relay.example/feed/v1/revocations/stream"
+        );
+        assert!(relay_endpoints("ftp://relay/v1/revocations").is_err());
+        assert!(relay_endpoints("http://relay/v1/revocations?after=3").is_err());
     }
 
     #[tokio::test]

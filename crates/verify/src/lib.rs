@@ -25,6 +25,9 @@
 //!   backoff and a polling fallback) and its [`StalenessPolicy`].
 //! - `introspect`: opaque `wbo_` tokens checked by RFC 7662 introspection with a short
 //!   bounded cache, through the same [`Verifier::verify`].
+//! - [`relay`]: re-serving the followed feed to downstream verifiers ([`relay::Relay`]),
+//!   which follow it with [`VerifierBuilder::revocation_feed_url`], so that a fleet forms
+//!   a tree of relays.
 //! - [`Claims`], [`Custom`], [`HasRole`], [`HasScope`]: axum extractors.
 //! - [`AuthError`]: the one error type, answered as RFC 6750 prescribes.
 //!
@@ -152,6 +155,7 @@ mod fetch;
 mod hs256;
 mod introspect;
 mod layer;
+pub mod relay;
 mod remote;
 mod revocation;
 mod verifier;

@@ -17,6 +17,7 @@ use crate::remote::RemoteKeys;
 use crate::revocation::RevocationView;
 
 /// Where the verifying keys come from once the verifier is built.
+#[derive(Clone)]
 pub(crate) enum Keys {
     /// Keys given at start-up or read from a file: never change.
     Static(Arc<KeySet>),
@@ -62,7 +63,7 @@ impl Inner {
     /// True when the key that signed `verified` is revoked: the header's `kid`, or for a
     /// token without one (HS256 mode only) the one key's.
     #[inline]
-    fn key_revoked(&self, verified: &Verified<Claims>) -> bool {
+    pub(crate) fn key_revoked(&self, verified: &Verified<Claims>) -> bool {
         match verified
             .header()
             .kid()

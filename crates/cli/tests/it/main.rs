@@ -17,6 +17,7 @@ mod fetch;
 mod gate;
 mod keys;
 mod mounted;
+mod relay_tree;
 mod revocation;
 mod scale_out;
 mod service;

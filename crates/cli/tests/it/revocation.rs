@@ -185,7 +185,7 @@ impl Deployment {
     }
 
     /// RFC 7009 revocation by the first-party public client.
-    async fn revoke(&self, auth: &ServiceProcess, token: &str, hint: &str) {
+    pub(crate) async fn revoke(&self, auth: &ServiceProcess, token: &str, hint: &str) {
         let r = self
             .post_form(
                 &auth.url("/oauth2/revoke"),

@@ -12,6 +12,7 @@
 mod catalog;
 mod paths;
 mod protocols;
+mod relay;
 mod reload;
 mod spoofing;
 

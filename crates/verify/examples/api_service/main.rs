@@ -39,6 +39,12 @@
 //! `WRISTBAND_IDLE_TIMEOUT`, `WRISTBAND_REQUEST_BODY_TIMEOUT` and
 //! `WRISTBAND_MAX_CONNECTIONS`.
 //!
+//! With `--serve-feed` the service is also a relay of the revocation feed it follows
+//! (`wristband_verify::relay`): it serves `GET /v1/revocations` and
+//! `GET /v1/revocations/stream` to downstream verifiers, with the auth service's cursors
+//! and authorization. `--feed-url URL` follows such a relay (`http://HOST:PORT/v1/revocations`)
+//! instead of the auth service's feed; client credentials are still needed.
+//!
 //! With `--access-cookie` (for a service on the auth service's site, or behind a gateway
 //! that forwards its cookies), a request without `Authorization: Bearer` may carry the
 //! token in the `__Host-wb_at` cookie; a state-changing one then needs `X-CSRF-Token`
@@ -58,6 +64,7 @@ use clap::Parser;
 use router::api_service_router;
 use wristband_jose::{FixedClock, SecretString, UnixTime};
 use wristband_serve::{shutdown_signal, ServeLimits};
+use wristband_verify::relay::Relay;
 use wristband_verify::{CookieSource, Hs256Secret, StalenessPolicy, Verifier};
 
 /// The environment variable holding a base64url HS256 secret.
@@ -110,6 +117,14 @@ struct Args {
     /// tokens between heartbeats of a healthy feed; a warning is logged for them.
     #[arg(long, default_value_t = 60)]
     max_staleness: u64,
+    /// Follow the revocation feed at this URL (a relay's `.../v1/revocations`) instead of
+    /// the one the issuer advertises.
+    #[arg(long, value_name = "URL")]
+    feed_url: Option<String>,
+    /// Re-serve the followed revocation feed (`/v1/revocations` and
+    /// `/v1/revocations/stream`) to downstream verifiers.
+    #[arg(long)]
+    serve_feed: bool,
     /// Also accept the access token from the `__Host-wb_at` cookie when no bearer header is
     /// sent, with the CSRF rule (`X-CSRF-Token` equal to the `__Host-wb_csrf` cookie) on
     /// state-changing requests. Off by default: cookies are ignored.
@@ -223,6 +238,9 @@ async fn main() -> anyhow::Result<()> {
             .revocation_feed()
             .staleness_policy(args.staleness_policy)
             .max_staleness(Duration::from_secs(args.max_staleness));
+        if let Some(url) = &args.feed_url {
+            builder = builder.revocation_feed_url(url);
+        }
         if args.max_staleness < 30 {
             tracing::warn!(
                 max_staleness = args.max_staleness,
@@ -240,6 +258,24 @@ async fn main() -> anyhow::Result<()> {
         "loading the verification keys"
     })?;
 
+    let relay = if args.serve_feed {
+        Some(Relay::new(&verifier).context("--serve-feed needs the revocation feed")?)
+    } else {
+        None
+    };
+    let mut app = api_service_router(verifier);
+    if let Some(relay) = &relay {
+        app = app.merge(relay.router());
+    }
+    // Relay streams never end by themselves: end them at shutdown, so that the graceful
+    // shutdown does not wait for them.
+    let shutdown = async move {
+        shutdown_signal().await;
+        if let Some(relay) = relay {
+            relay.stop();
+        }
+    };
+
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -248,13 +284,7 @@ async fn main() -> anyhow::Result<()> {
     writeln!(stdout, "listening on {addr}")?;
     stdout.flush()?;
 
-    wristband_serve::serve(
-        listener,
-        api_service_router(verifier),
-        limits,
-        shutdown_signal(),
-    )
-    .await?;
+    wristband_serve::serve(listener, app, limits, shutdown).await?;
     tracing::info!("shut down");
     Ok(())
 }

@@ -1,13 +1,15 @@
 //! Following the auth service's revocation feed: [`FeedRevocations`] and its
-//! [`StalenessPolicy`]; [`RevocationSet`] holds the records, `sse` parses the stream and
-//! `client` talks to the token, feed and introspection endpoints.
+//! [`StalenessPolicy`]; [`RevocationSet`] holds the records, `log` keeps them in id order
+//! with their wire JSON for a relay, `sse` parses the stream and `client` talks to the
+//! token, feed and introspection endpoints.
 
 mod client;
+mod log;
 mod set;
 mod sse;
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use url::Url;
 use wristband_jose::{Claims, Clock, UnixTime};
 
 pub(crate) use client::{AuthHttp, ClientAuth};
+pub(crate) use log::{FeedLog, LogEntry};
 pub use set::{RevocationKind, RevocationRecord, RevocationSet};
 
 use crate::fetch::FetchError;
@@ -120,19 +123,43 @@ struct Counters {
     events: AtomicUsize,
 }
 
+/// Counters of a relay serving this follower's log ([`crate::relay::Relay`]).
+#[derive(Debug, Default)]
+pub(crate) struct RelayCounters {
+    /// Set once a relay serves the log: its metrics are exported from then on.
+    pub(crate) serving: AtomicBool,
+    /// Open streams.
+    pub(crate) subscribers: AtomicUsize,
+    /// Streams opened so far.
+    pub(crate) streams: AtomicU64,
+    /// Pages answered so far.
+    pub(crate) pages: AtomicU64,
+    /// Records sent, on pages and streams.
+    pub(crate) records: AtomicU64,
+    /// Streams ended because their reader's token expired or was revoked.
+    pub(crate) reader_ended: AtomicU64,
+    /// Requests refused with 401 or 403.
+    pub(crate) refused: AtomicU64,
+    /// Requests answered 503 (the relay stale under the fail-closed policy).
+    pub(crate) unavailable: AtomicU64,
+}
+
 /// Called after records revoking signing keys were applied (the remote key set drops
 /// them).
 pub(crate) type KidHook = Box<dyn Fn() + Send + Sync>;
 
-struct Shared {
+pub(crate) struct Shared {
     set: Arc<RevocationSet>,
+    /// The applied unexpired records in id order, for a relay.
+    pub(crate) log: FeedLog,
+    pub(crate) relay: RelayCounters,
     on_kid: Option<KidHook>,
     clock: Arc<dyn Clock>,
     /// Unix seconds of the last sync.
     last_sync: AtomicU64,
     /// The last applied record id.
     cursor: AtomicI64,
-    policy: StalenessPolicy,
+    pub(crate) policy: StalenessPolicy,
     max_staleness: u64,
     counters: Counters,
 }
@@ -150,6 +177,10 @@ impl Shared {
             .saturating_sub(self.last_sync.load(Ordering::Relaxed))
     }
 
+    pub(crate) fn is_stale(&self) -> bool {
+        self.staleness_secs() > self.max_staleness
+    }
+
     /// Applies records in id order, skipping those at or below the cursor.
     fn apply(&self, records: &[RevocationRecord]) -> usize {
         let cursor = self.cursor.load(Ordering::Relaxed);
@@ -157,7 +188,9 @@ impl Shared {
         if fresh.is_empty() {
             return 0;
         }
-        self.set.apply_all(fresh.iter().copied(), self.clock.now());
+        let now = self.clock.now();
+        self.set.apply_all(fresh.iter().copied(), now);
+        self.log.append(fresh.iter().copied(), now.as_secs());
         let mut kids = 0;
         for r in fresh.iter().filter(|r| r.kind == RevocationKind::Kid) {
             tracing::warn!(target: "wristband::revocation", kid = %r.value, expires_at = r.expires_at, "signing key revoked");
@@ -214,6 +247,11 @@ impl Drop for Tasks {
 ///    [`FeedOptions::fallback_after`] failures in a row it also polls the snapshot every
 ///    [`FeedOptions::poll_interval`] until the stream is back;
 /// 4. records are pruned once expired, so memory follows the live set.
+///
+/// Besides the lookup maps it keeps the applied unexpired records in id order, each with
+/// its wire JSON serialised once (about 100 bytes a record), so that the feed can be
+/// re-served to downstream verifiers by a [`crate::relay::Relay`]
+/// ([`FeedRevocations::logged_ids`]).
 ///
 /// # Revoked signing keys
 ///
@@ -302,6 +340,8 @@ impl FeedRevocations {
     ) -> Result<Self, FeedError> {
         let shared = Arc::new(Shared {
             set,
+            log: FeedLog::default(),
+            relay: RelayCounters::default(),
             on_kid,
             clock,
             last_sync: AtomicU64::new(0),
@@ -361,7 +401,7 @@ impl FeedRevocations {
 
     /// True when out of sync for longer than the maximum staleness.
     pub fn is_stale(&self) -> bool {
-        self.shared.staleness_secs() > self.shared.max_staleness
+        self.shared.is_stale()
     }
 
     /// The policy applied while stale.
@@ -394,14 +434,42 @@ impl FeedRevocations {
         self.shared.counters.polls.load(Ordering::Relaxed)
     }
 
-    /// Records applied so far.
+    /// Records applied so far. A record is applied once: one delivered again (the stream
+    /// replaying what a snapshot page already gave, say) is skipped by its id.
     pub fn records_applied(&self) -> usize {
         self.shared.counters.events.load(Ordering::Relaxed)
     }
 
+    /// The ids of the unexpired records applied, oldest first: the log a relay re-serves
+    /// ([`crate::relay::Relay`]). Ids only ever grow along it, each appears once.
+    pub fn logged_ids(&self) -> Vec<i64> {
+        self.shared.log.ids()
+    }
+
+    /// The records held, shared.
+    pub(crate) fn records_arc(&self) -> &Arc<RevocationSet> {
+        &self.shared.set
+    }
+
+    /// The follower's state, for a relay.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The staleness gauge in the Prometheus text format:
-    /// `wristband_verifier_revocation_staleness_seconds`, plus the record count.
+    /// `wristband_verifier_revocation_staleness_seconds`, plus the record count, and once a
+    /// relay serves this feed its gauges and counters (`wristband_relay_*`: subscribers,
+    /// streams, pages, records served, logged records and bytes, streams ended by their
+    /// reader's token, refusals).
     pub fn prometheus_text(&self) -> String {
+        let mut text = self.follower_text();
+        if self.shared.relay.serving.load(Ordering::Relaxed) {
+            text.push_str(&crate::relay::prometheus_text(&self.shared));
+        }
+        text
+    }
+
+    fn follower_text(&self) -> String {
         format!(
             "# HELP wristband_verifier_revocation_staleness_seconds Seconds since the revocation view was last in sync.\n\
              # TYPE wristband_verifier_revocation_staleness_seconds gauge\n\
@@ -443,6 +511,7 @@ async fn housekeeping(shared: Arc<Shared>, every: Duration) {
     loop {
         tick.tick().await;
         let pruned = shared.set.prune(shared.clock.now());
+        shared.log.prune(shared.clock.now().as_secs());
         let staleness = shared.staleness_secs();
         let records = shared.set.len();
         if staleness <= shared.max_staleness {

@@ -20,6 +20,7 @@ mod key_lifecycle;
 mod layer;
 mod opaque;
 mod processes;
+mod relay;
 mod remote;
 mod revocation;
 
