@@ -47,6 +47,22 @@ async fn wristband(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A minter for `https://auth.example` and its keys as a JWKS file in `dir`.
+fn minter_with_jwks(dir: &Path) -> (Minter, std::path::PathBuf) {
+    let m = Minter::new(
+        keys::fixed(Algorithm::ES256, 0),
+        "https://auth.example",
+        "wristband",
+    );
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::to_string(&keys::jwks([m.key()])).unwrap(),
+    )
+    .unwrap();
+    (m, jwks)
+}
+
 #[tokio::test]
 async fn check_policy_accepts_a_good_file_and_names_the_error_in_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,17 +90,7 @@ async fn explain_prints_the_decision_and_its_rule() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
-    let m = Minter::new(
-        keys::fixed(Algorithm::ES256, 0),
-        "https://auth.example",
-        "wristband",
-    );
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(
-        &jwks,
-        serde_json::to_string(&keys::jwks([m.key()])).unwrap(),
-    )
-    .unwrap();
+    let (m, jwks) = minter_with_jwks(dir.path());
     let (policy, jwks) = (policy.to_str().unwrap(), jwks.to_str().unwrap());
     let explain = |url: &'static str, token: Option<String>| async move {
         let mut args = vec![
@@ -343,17 +349,7 @@ async fn a_gate_on_a_unix_socket_trusts_its_peer_like_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
-    let m = Minter::new(
-        keys::fixed(Algorithm::ES256, 0),
-        "https://auth.example",
-        "wristband",
-    );
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(
-        &jwks,
-        serde_json::to_string(&keys::jwks([m.key()])).unwrap(),
-    )
-    .unwrap();
+    let (m, jwks) = minter_with_jwks(dir.path());
     let socket = dir.path().join("gate.sock");
     // A stale socket from an earlier run is replaced; a regular file is not.
     std::fs::write(&socket, "not a socket").unwrap();
