@@ -29,7 +29,7 @@
 //!   those end the stream through the same records. No stream reads the store to check its
 //!   reader.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
@@ -51,6 +51,17 @@ pub const POLL: Duration = Duration::from_secs(1);
 pub const RING_CAPACITY: usize = 8192;
 /// Records a stream takes from the ring per visit (it holds the ring's read lock that long).
 const TAKE: usize = 256;
+/// Interval of the streams' heartbeat (an SSE comment), published by the tail for all.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// What a stream sends next.
+#[derive(Debug)]
+pub enum FeedItem {
+    /// A record.
+    Record(Arc<FeedEntry>),
+    /// A heartbeat: the connection is alive, nothing new.
+    Heartbeat,
+}
 
 /// One revocation record in the ring, with its wire form encoded once for every stream.
 #[derive(Debug)]
@@ -111,8 +122,13 @@ pub struct FeedHub {
     head: watch::Sender<Option<i64>>,
     /// Wakes the tail.
     wake: Notify,
-    /// Readers' token expiries: `(exp, subscription)` → the subscription's wake-up.
-    expiries: Mutex<BTreeMap<(i64, u64), Arc<Notify>>>,
+    /// Readers' token expiries, `(exp, subscription)`: when one is due the head is
+    /// touched, and each woken stream checks its own reader.
+    expiries: Mutex<BTreeSet<(i64, u64)>>,
+    /// Heartbeats published so far: each stream sends one when this moves.
+    heartbeats: AtomicU64,
+    /// Milliseconds between heartbeats ([`HEARTBEAT`] unless tuned).
+    heartbeat_ms: AtomicU64,
     next_subscription: AtomicU64,
     metrics: FeedMetrics,
 }
@@ -128,7 +144,9 @@ impl FeedHub {
             }),
             head: watch::Sender::new(None),
             wake: Notify::new(),
-            expiries: Mutex::new(BTreeMap::new()),
+            expiries: Mutex::new(BTreeSet::new()),
+            heartbeats: AtomicU64::new(0),
+            heartbeat_ms: AtomicU64::new(u64::try_from(HEARTBEAT.as_millis()).unwrap_or(15_000)),
             next_subscription: AtomicU64::new(0),
             metrics,
         }
@@ -146,6 +164,18 @@ impl FeedHub {
         ring.capacity = records.max(1);
         ring.trim();
         self.metrics.ring_records.set(gauge(ring.entries.len()));
+    }
+
+    /// Changes the interval of the streams' heartbeat (at least 10 ms), from the next one
+    /// on. For tuning and tests.
+    pub fn set_heartbeat(&self, every: Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(10);
+        self.heartbeat_ms.store(ms, Ordering::Relaxed);
+        self.wake();
+    }
+
+    fn heartbeat_every(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed))
     }
 
     /// The newest published id, `None` before the tail starts.
@@ -198,15 +228,28 @@ impl FeedHub {
         }
     }
 
-    /// Wakes the subscriptions whose reader's token has expired by `now`.
+    /// Wakes the subscriptions when a reader's token has expired by `now` (each checks its
+    /// own; expiries are rare next to records).
     fn expire(&self, now: i64) {
         let mut timers = self.expiries.lock().unwrap_or_else(PoisonError::into_inner);
         let later = timers.split_off(&(now.saturating_add(1), 0));
         let due = std::mem::replace(&mut *timers, later);
         drop(timers);
-        for wake in due.into_values() {
-            wake.notify_one();
+        if !due.is_empty() {
+            self.touch();
         }
+    }
+
+    /// Wakes every subscription without publishing anything: it looks at the reader's
+    /// expiry, the shutdown flag and the heartbeat count again.
+    pub(crate) fn touch(&self) {
+        self.head.send_modify(|_| {});
+    }
+
+    /// Publishes a heartbeat: every open stream sends one.
+    fn beat(&self) {
+        self.heartbeats.fetch_add(1, Ordering::Relaxed);
+        self.touch();
     }
 }
 
@@ -232,11 +275,16 @@ impl AuthService {
     pub async fn run_feed_tail(&self) {
         let mut stopping = self.stopping();
         let mut cursor: Option<i64> = None;
+        let mut last_beat = tokio::time::Instant::now();
         loop {
             if *stopping.borrow() {
                 return;
             }
             let woke = tokio::time::Instant::now();
+            if woke >= last_beat + self.feed.heartbeat_every() {
+                self.feed.beat();
+                last_beat = woke;
+            }
             self.feed.expire(self.now());
             cursor = match cursor {
                 None => match self.store.last_revocation_id().await {
@@ -251,9 +299,10 @@ impl AuthService {
                 },
                 Some(c) => Some(self.tail_once(c, woke).await),
             };
+            let until = (woke + POLL).min(last_beat + self.feed.heartbeat_every());
             tokio::select! {
                 () = self.feed.wake.notified() => {}
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep_until(until) => {}
                 _ = stopping.changed() => {}
             }
         }
@@ -300,13 +349,12 @@ impl AuthService {
         let checked = self.feed.head();
         let reader = self.authorize_feed(token).await?;
         let id = self.feed.next_subscription.fetch_add(1, Ordering::Relaxed);
-        let expired = Arc::new(Notify::new());
         if let Some(exp) = reader.expires_at() {
             self.feed
                 .expiries
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert((exp, id), Arc::clone(&expired));
+                .insert((exp, id));
         }
         self.feed.metrics.subscribers.inc();
         Ok(FeedSubscription {
@@ -321,7 +369,7 @@ impl AuthService {
             caught_up: None,
             head: self.feed.head.subscribe(),
             stopping: self.stopping(),
-            expired,
+            beats: self.feed.heartbeats.load(Ordering::Relaxed),
         })
     }
 }
@@ -353,7 +401,8 @@ pub struct FeedSubscription {
     caught_up: Option<i64>,
     head: watch::Receiver<Option<i64>>,
     stopping: watch::Receiver<bool>,
-    expired: Arc<Notify>,
+    /// Heartbeats sent so far (the hub's count when it opened, then each one sent).
+    beats: u64,
 }
 
 impl Drop for FeedSubscription {
@@ -370,10 +419,14 @@ impl Drop for FeedSubscription {
 }
 
 impl FeedSubscription {
-    /// The next record to send, waiting for one as long as needed. `None` ends the stream:
-    /// the server is shutting down, or the reader's token expired or was revoked (also by
-    /// its client's removal or secret rotation).
-    pub async fn next(&mut self) -> Option<Arc<FeedEntry>> {
+    /// The next record to send, or a heartbeat, waiting for one as long as needed. `None`
+    /// ends the stream: the server is shutting down, or the reader's token expired or was
+    /// revoked (also by its client's removal or secret rotation).
+    ///
+    /// It waits on the ring's head alone: the tail also touches the head for a heartbeat
+    /// (every [`HEARTBEAT`]), for a reader's expiry, and at shutdown, so that a waiting
+    /// stream holds one registration and no timer.
+    pub async fn next(&mut self) -> Option<FeedItem> {
         loop {
             if *self.stopping.borrow() {
                 return None;
@@ -393,7 +446,7 @@ impl FeedSubscription {
                     return None;
                 }
                 if entry.id() > self.after && entry.record.expires_at > now {
-                    return Some(entry);
+                    return Some(FeedItem::Record(entry));
                 }
                 continue;
             }
@@ -431,13 +484,20 @@ impl FeedSubscription {
                     CatchUp::Retry => retry = true,
                 },
             }
-            // Nothing to send: wait for the tail, the end of the reader's token, or the
-            // server's shutdown (or, after a failed store read, a moment).
-            tokio::select! {
-                r = self.head.changed() => if r.is_err() { return None },
-                () = self.expired.notified() => return None,
-                _ = self.stopping.changed() => {}
-                () = tokio::time::sleep(POLL), if retry => {}
+            let beats = self.service.feed.heartbeats.load(Ordering::Relaxed);
+            if beats != self.beats {
+                self.beats = beats;
+                return Some(FeedItem::Heartbeat);
+            }
+            // Nothing to send: wait for the tail (a batch, a heartbeat, a reader's expiry or
+            // the shutdown), or after a failed store read a moment.
+            if retry {
+                tokio::select! {
+                    r = self.head.changed() => if r.is_err() { return None },
+                    () = tokio::time::sleep(POLL) => {}
+                }
+            } else if self.head.changed().await.is_err() {
+                return None;
             }
         }
     }

@@ -30,7 +30,7 @@ pub mod tokens;
 pub mod users;
 
 pub use error::{Chain, DomainError, Source};
-pub use feed::{FeedEntry, FeedHub, FeedSubscription};
+pub use feed::{FeedEntry, FeedHub, FeedItem, FeedSubscription};
 pub use keys::{KeyEvent, KeyEventKind, KeyManager, KeyRing, KeySchedule, PolicyTemplate};
 pub use password::Passwords;
 pub use principal::Principal;
@@ -191,6 +191,8 @@ impl AuthService {
     /// Tells long-lived responses to finish: the server is shutting down.
     pub fn begin_shutdown(&self) {
         self.stopping.send_replace(true);
+        // The feed's streams wait on the ring's head alone.
+        self.feed.touch();
     }
 
     /// A receiver that turns `true` when the server begins to shut down.

@@ -2,11 +2,10 @@
 //! that resumes from `Last-Event-ID` and sends heartbeats.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::{self, Stream};
@@ -14,12 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use crate::domain::{FeedEntry, FeedSubscription};
+use crate::domain::{FeedEntry, FeedItem, FeedSubscription};
 use crate::store::RevocationRecord;
 
-pub use crate::domain::feed::PAGE;
-/// Heartbeat interval of the stream.
-pub const HEARTBEAT: Duration = Duration::from_secs(15);
+pub use crate::domain::feed::{HEARTBEAT, PAGE};
 
 /// A revocation on the wire.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -124,12 +121,15 @@ fn event(entry: &FeedEntry) -> Event {
         .data(&*data)
 }
 
-/// The stream's events: the subscription's records until it ends (see
+/// The stream's events: the subscription's records and heartbeats until it ends (see
 /// [`FeedSubscription::next`]).
 fn revocation_stream(sub: FeedSubscription) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(sub, |mut sub| async move {
-        let entry = sub.next().await?;
-        Some((Ok(event(&entry)), sub))
+        let event = match sub.next().await? {
+            FeedItem::Record(entry) => event(&entry),
+            FeedItem::Heartbeat => Event::default().comment("heartbeat"),
+        };
+        Some((Ok(event), sub))
     })
 }
 
@@ -154,7 +154,6 @@ pub(super) async fn stream(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0);
     let sub = s.service.subscribe_feed(bearer(&headers), after).await?;
-    Ok(Sse::new(revocation_stream(sub))
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
-        .into_response())
+    // The heartbeat comes from the feed (one clock for every stream), not a timer per stream.
+    Ok(Sse::new(revocation_stream(sub)).into_response())
 }

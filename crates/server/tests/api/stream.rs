@@ -128,6 +128,63 @@ impl SseReader {
     }
 }
 
+impl SseReader {
+    /// True when a heartbeat comment arrives within `wait` (anything before it is dropped).
+    pub(crate) async fn heartbeat_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(i) = find(&self.buf, b": heartbeat\n\n") {
+                self.buf.drain(..i + 13);
+                return true;
+            }
+            if !self.fill(deadline).await {
+                return false;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_open_stream_gets_the_feeds_heartbeat() {
+    let t = TestApp::spawn().await;
+    let token = reader_token(&t).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(SseReader::open(&t, Some(&token), None).await);
+    }
+    // The default interval (15 s) sends nothing in the first second.
+    assert!(
+        !streams[0]
+            .heartbeat_within(Duration::from_millis(1200))
+            .await
+    );
+    t.app.feed_hub().set_heartbeat(Duration::from_millis(200));
+    for s in &mut streams {
+        assert!(
+            s.heartbeat_within(Duration::from_secs(5)).await,
+            "a heartbeat"
+        );
+        assert!(
+            s.heartbeat_within(Duration::from_secs(5)).await,
+            "and another"
+        );
+    }
+    // Records still come between heartbeats.
+    t.add_user("alice", "user").await;
+    wristband_server::domain::users::revoke_tokens(
+        &*t.store,
+        t.app.record_lifetime(),
+        "alice",
+        t.now_ms(),
+    )
+    .await
+    .unwrap();
+    for s in &mut streams {
+        let e = s.next(Duration::from_secs(5)).await.expect("the record");
+        assert_eq!(e.data["kind"], "sub");
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use wristband_jose::{FixedClock, UnixTime};
 use wristband_server::config::{Argon2Config, Config};
-use wristband_server::domain::{AuthService, FeedSubscription};
+use wristband_server::domain::{AuthService, FeedItem, FeedSubscription};
 use wristband_server::metrics::FeedReader;
 use wristband_server::startup::App;
 use wristband_server::store::{RevocationKind, Store};
@@ -63,11 +63,17 @@ fn reads(svc: &AuthService) -> u64 {
 }
 
 async fn next_id(sub: &mut FeedSubscription) -> i64 {
-    tokio::time::timeout(Duration::from_secs(5), sub.next())
+    let record = async {
+        loop {
+            match sub.next().await.expect("the stream is open") {
+                FeedItem::Record(entry) => return entry.id(),
+                FeedItem::Heartbeat => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), record)
         .await
         .expect("a record within 5 s")
-        .expect("the stream is open")
-        .id()
 }
 
 /// One revocation reaches 1 and then 50 subscriptions for the same few store reads; a
