@@ -171,18 +171,24 @@ async fn every_open_stream_gets_the_feeds_heartbeat() {
     }
     // Records still come between heartbeats.
     t.add_user("alice", "user").await;
-    wristband_server::domain::users::revoke_tokens(
-        &*t.store,
-        t.app.record_lifetime(),
-        "alice",
-        t.now_ms(),
-    )
-    .await
-    .unwrap();
+    revoke_tokens_as_the_cli_does(&t, "alice").await;
     for s in &mut streams {
         let e = s.next(Duration::from_secs(5)).await.expect("the record");
         assert_eq!(e.data["kind"], "sub");
     }
+}
+
+/// Revokes every token of `user` as the CLI does: straight to the store, the server not told
+/// (the feed's tail finds the record by its poll).
+async fn revoke_tokens_as_the_cli_does(t: &TestApp, user: &str) {
+    wristband_server::domain::users::revoke_tokens(
+        &*t.store,
+        t.app.record_lifetime(),
+        user,
+        t.now_ms(),
+    )
+    .await
+    .unwrap();
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -305,14 +311,7 @@ async fn records_written_by_another_process_reach_the_stream_by_polling() {
     assert_eq!(sse.next(Duration::from_millis(200)).await, None);
     // The CLI writes to the store directly; the server is not told.
     let started = Instant::now();
-    wristband_server::domain::users::revoke_tokens(
-        &*t.store,
-        t.app.record_lifetime(),
-        "alice",
-        t.now_ms(),
-    )
-    .await
-    .unwrap();
+    revoke_tokens_as_the_cli_does(&t, "alice").await;
     let e = sse.next(Duration::from_secs(5)).await.unwrap();
     assert_eq!(e.data["kind"], "sub");
     assert_eq!(e.data["value"], id.as_str());
