@@ -14,7 +14,9 @@
 #     pg_stat_user_tables) of the run's own database;
 #   - both stores, a build with `wristband_feed_*store_reads*` counters in /metrics: their
 #     sum (a build without them reports null).
-# Prints one JSON line per window, then a summary table.
+# Prints one JSON line per window, then a summary table. Then, as the baseline, the floor
+# under any fan-out at each subscriber count (`loadgen socket-floor`: one thread writing
+# each record to that many loopback sockets, no HTTP, no async runtime).
 #
 #   bash bench/fanout_scale.sh OLD_RELEASE_DIR NEW_RELEASE_DIR [WINDOW_SECONDS]
 #
@@ -115,6 +117,13 @@ for store in $stores; do
     done
   done
 done
+# The floor under any fan-out, in the same run: one thread writing each record (112 bytes,
+# the size of an event) to that many loopback sockets with blocking writes, at the first
+# rate, with no HTTP and no task to wake.
+floor_rate=${rates%%,*}
+for n in $subscriber_counts; do
+  "$lg" --label floor socket-floor --subscribers "$n" --rate "$floor_rate" --window "$window" --clk-tck "$(getconf CLK_TCK)" | tee "$work/floor-$n.json"
+done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); $(( $(date +%s) - started )) s"
 
 # The summary: old and new side by side (old / new in each cell).
@@ -129,4 +138,10 @@ jq -rs '
      old: (map(select(.label == "old")) | .[0]), new: (map(select(.label == "new")) | .[0])}
   | "| \(.store) | \(.n) | \(.rate) | \(pair(.delivery_p50_ms)) | \(pair(.delivery_p99_ms)) | \(pair(.auth_cpu_ms_per_revocation)) | \(pair(.store_reads_per_revocation)) | \(pair(.table_scans_per_revocation)) | \(pair(.idle_auth_cpu_pct)) | \(pair(.missing + .duplicates + .out_of_order)) |"
 ' "$results"
+echo
+echo "| subscribers | floor: CPU ms per record, one thread writing to every socket | of which system | µs per subscriber |"
+echo "|---:|---:|---:|---:|"
+for n in $subscriber_counts; do
+  jq -r '"| \(.subscribers) | \(.cpu_ms_per_record) | \(.sys_cpu_ms_per_record) | \(.cpu_us_per_subscriber) |"' "$work/floor-$n.json"
+done
 echo "# every line: $results (deleted on exit; the JSON lines above hold the same)"

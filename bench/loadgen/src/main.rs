@@ -35,6 +35,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 mod fanout;
+mod floor;
 mod rotation;
 mod subscribers;
 
@@ -104,6 +105,10 @@ enum Scenario {
     KidRevoke(rotation::KidRevokeArgs),
     /// Thousands of revocation-stream subscribers and a revoker at a fixed rate.
     Subscribers(subscribers::SubscribersArgs),
+    /// The floor under any fan-out: one thread writing each record to N loopback sockets.
+    SocketFloor(floor::FloorArgs),
+    /// The other ends of `socket-floor`'s sockets (started by it).
+    SocketSink,
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -243,7 +248,9 @@ async fn worker(
             Scenario::Fanout(_)
             | Scenario::Rotating(_)
             | Scenario::KidRevoke(_)
-            | Scenario::Subscribers(_) => {
+            | Scenario::Subscribers(_)
+            | Scenario::SocketFloor(_)
+            | Scenario::SocketSink => {
                 bail!("not a scenario of the generic loop")
             }
         };
@@ -284,6 +291,13 @@ async fn main() -> Result<()> {
     }
     if let Scenario::KidRevoke(a) = args.scenario {
         return rotation::run_kid_revoke(client, a, &args.label).await;
+    }
+    if let Scenario::SocketFloor(a) = &args.scenario {
+        let (a, label) = (a.clone(), args.label.clone());
+        return tokio::task::spawn_blocking(move || floor::run(&a, &label)).await?;
+    }
+    if let Scenario::SocketSink = args.scenario {
+        return floor::sink().await;
     }
     if let Scenario::Subscribers(a) = args.scenario {
         return subscribers::run(client, a, &args.label).await;

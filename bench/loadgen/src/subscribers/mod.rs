@@ -328,7 +328,7 @@ async fn subscriber(
 }
 
 /// CPU ticks of a process in user and in system mode, from `/proc/PID/stat`.
-fn cpu_ticks(pid: &str) -> Result<(u64, u64)> {
+pub(crate) fn cpu_ticks(pid: &str) -> Result<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces: fields are counted after its closing parenthesis.
     let rest = stat.rsplit_once(')').context("unexpected /proc stat")?.1;

@@ -68,7 +68,7 @@ pub enum FeedItem {
 pub struct FeedEntry {
     /// The record.
     pub record: RevocationRecord,
-    wire: OnceLock<Arc<str>>,
+    wire: OnceLock<bytes::Bytes>,
 }
 
 impl FeedEntry {
@@ -85,12 +85,10 @@ impl FeedEntry {
     }
 
     /// The record's wire form, made by `encode` the first time any stream asks and shared
-    /// from then on.
-    pub fn wire(&self, encode: impl FnOnce(&RevocationRecord) -> String) -> Arc<str> {
-        Arc::clone(
-            self.wire
-                .get_or_init(|| Arc::from(encode(&self.record).into_boxed_str())),
-        )
+    /// from then on: every stream sends the same bytes, and cloning them only counts a
+    /// reference.
+    pub fn wire(&self, encode: impl FnOnce(&RevocationRecord) -> bytes::Bytes) -> bytes::Bytes {
+        self.wire.get_or_init(|| encode(&self.record)).clone()
     }
 }
 

@@ -3,9 +3,9 @@
 
 use std::convert::Infallible;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, Sse};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::{self, Stream};
@@ -112,24 +112,27 @@ pub(super) async fn page(
     .into_response())
 }
 
-fn event(entry: &FeedEntry) -> Event {
-    // Encoded once per record, whatever the number of streams.
-    let data = entry.wire(|r| serde_json::to_string(&WireRevocation::from(r)).unwrap_or_default());
-    Event::default()
-        .id(entry.id().to_string())
-        .event("revocation")
-        .data(&*data)
+/// A record as one Server-Sent Event (`id`, `event: revocation`, `data`), encoded once per
+/// record whatever the number of streams: each stream sends the same shared bytes.
+fn event(entry: &FeedEntry) -> Bytes {
+    entry.wire(|r| {
+        let data = serde_json::to_string(&WireRevocation::from(r)).unwrap_or_default();
+        Bytes::from(format!("id: {}\nevent: revocation\ndata: {data}\n\n", r.id))
+    })
 }
 
-/// The stream's events: the subscription's records and heartbeats until it ends (see
-/// [`FeedSubscription::next`]).
-fn revocation_stream(sub: FeedSubscription) -> impl Stream<Item = Result<Event, Infallible>> {
+/// The heartbeat: an SSE comment, which clients ignore.
+const HEARTBEAT_EVENT: &[u8] = b": heartbeat\n\n";
+
+/// The stream's body: the subscription's records and heartbeats until it ends (see
+/// [`FeedSubscription::next`]), each already framed, so a stream adds no copy of its own.
+fn revocation_stream(sub: FeedSubscription) -> impl Stream<Item = Result<Bytes, Infallible>> {
     stream::unfold(sub, |mut sub| async move {
-        let event = match sub.next().await? {
+        let bytes = match sub.next().await? {
             FeedItem::Record(entry) => event(&entry),
-            FeedItem::Heartbeat => Event::default().comment("heartbeat"),
+            FeedItem::Heartbeat => Bytes::from_static(HEARTBEAT_EVENT),
         };
-        Some((Ok(event), sub))
+        Some((Ok(bytes), sub))
     })
 }
 
@@ -155,5 +158,12 @@ pub(super) async fn stream(
         .unwrap_or(0);
     let sub = s.service.subscribe_feed(bearer(&headers), after).await?;
     // The heartbeat comes from the feed (one clock for every stream), not a timer per stream.
-    Ok(Sse::new(revocation_stream(sub)).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(revocation_stream(sub)),
+    )
+        .into_response())
 }
