@@ -8,9 +8,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use wristband_server::config::{Config, Overrides};
 use wristband_server::domain::oauth::{self, NewClient};
+use wristband_server::domain::oidc::{self, ClientChanges, RelyingParty};
 use wristband_server::domain::{revoke, RecordLifetime, TokenFormat};
 use wristband_server::startup::open_store_read_only;
-use wristband_server::store::Store;
+use wristband_server::store::{ClientKind, Store};
 
 use crate::settings::{init_logging, StoreArgs};
 use crate::Outcome;
@@ -30,6 +31,28 @@ enum Kind {
     Service,
     /// An API: may also introspect tokens and read the revocation feed.
     ResourceServer,
+    /// An OpenID Connect relying party that keeps a secret (a web server).
+    Web,
+    /// An OpenID Connect relying party without a secret (a browser or native app; PKCE).
+    Public,
+}
+
+/// The OpenID Connect settings of `client add` and `client update`.
+#[derive(Debug, Args, Default)]
+struct OidcArgs {
+    /// A redirect URI (web and public clients; repeat for several): exact match, https or
+    /// loopback http (any port), or a private-use scheme (public clients).
+    #[arg(long = "redirect-uri")]
+    redirect_uri: Vec<String>,
+    /// Where RP-initiated logout may send the user back; repeat for several.
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uri: Vec<String>,
+    /// Where back-channel logout tokens are posted.
+    #[arg(long = "backchannel-logout-uri")]
+    backchannel_logout_uri: Option<String>,
+    /// A first-party app: no consent page.
+    #[arg(long = "first-party")]
+    first_party: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,9 +75,40 @@ enum ClientCommand {
         /// Issue opaque reference tokens instead of JWTs to this client.
         #[arg(long)]
         opaque: bool,
+        #[command(flatten)]
+        oidc: OidcArgs,
         /// Print `{"client_id": ..., "client_secret": ...}`.
         #[arg(long)]
         json: bool,
+    },
+    /// Change a web or public client: each option given replaces that setting.
+    Update {
+        /// Name.
+        name: String,
+        /// The redirect URIs (replace all; repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uri: Vec<String>,
+        /// The post-logout redirect URIs (replace all).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uri: Vec<String>,
+        /// The back-channel logout URI.
+        #[arg(
+            long = "backchannel-logout-uri",
+            conflicts_with = "no_backchannel_logout"
+        )]
+        backchannel_logout_uri: Option<String>,
+        /// Remove the back-channel logout URI.
+        #[arg(long = "no-backchannel-logout")]
+        no_backchannel_logout: bool,
+        /// Make it first-party (no consent page).
+        #[arg(long = "first-party", conflicts_with = "third_party")]
+        first_party: bool,
+        /// Make it third-party (consent page).
+        #[arg(long = "third-party")]
+        third_party: bool,
+        /// The scopes (replace all; repeat for several).
+        #[arg(long)]
+        scope: Vec<String>,
     },
     /// List clients.
     List,
@@ -151,11 +205,59 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                 scope,
                 audience,
                 opaque,
+                oidc,
                 json,
             } => {
+                let scopes: Vec<String> = scope
+                    .iter()
+                    .flat_map(|s| s.split_whitespace())
+                    .map(str::to_owned)
+                    .collect();
+                let rp_kind = match kind {
+                    Kind::Web => Some(ClientKind::Web),
+                    Kind::Public => Some(ClientKind::Public),
+                    _ => None,
+                };
+                if let Some(rp_kind) = rp_kind {
+                    let rp = RelyingParty {
+                        redirect_uris: oidc.redirect_uri.clone(),
+                        post_logout_redirect_uris: oidc.post_logout_redirect_uri.clone(),
+                        backchannel_logout_uri: oidc.backchannel_logout_uri.clone(),
+                        first_party: oidc.first_party,
+                        scopes,
+                        audiences: audience.clone(),
+                    };
+                    let c =
+                        oidc::add_relying_party(store, name, rp_kind, rp, crate::args::now_secs())
+                            .await?;
+                    if rp_kind == ClientKind::Public {
+                        if *json {
+                            writeln!(out, "{}", json!({ "client_id": c.record.id }))?;
+                        } else {
+                            writeln!(out, "client_id:     {}", c.record.id)?;
+                            writeln!(
+                                out,
+                                "(a public client has no secret: it proves itself with PKCE)"
+                            )?;
+                        }
+                    } else {
+                        print_secret(out, &c, *json)?;
+                    }
+                    return Ok(Outcome::Success);
+                }
+                let oidc_given = !oidc.redirect_uri.is_empty()
+                    || !oidc.post_logout_redirect_uri.is_empty()
+                    || oidc.backchannel_logout_uri.is_some()
+                    || oidc.first_party;
+                if oidc_given {
+                    anyhow::bail!(
+                        "--redirect-uri, --post-logout-redirect-uri, --backchannel-logout-uri \
+                         and --first-party are for --kind web or public"
+                    );
+                }
                 let kind = match kind {
-                    Kind::Service => oauth::KIND_SERVICE,
                     Kind::ResourceServer => oauth::KIND_RESOURCE_SERVER,
+                    _ => oauth::KIND_SERVICE,
                 };
                 if kind == oauth::KIND_SERVICE && audience.is_empty() {
                     // Its tokens carry only the audiences registered for it: without one
@@ -169,11 +271,6 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                 } else {
                     TokenFormat::Jwt
                 };
-                let scopes = scope
-                    .iter()
-                    .flat_map(|s| s.split_whitespace())
-                    .map(str::to_owned)
-                    .collect();
                 let c = oauth::add_client(
                     store,
                     name,
@@ -185,6 +282,43 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                 )
                 .await?;
                 print_secret(out, &c, *json)?;
+            }
+            ClientCommand::Update {
+                name,
+                redirect_uri,
+                post_logout_redirect_uri,
+                backchannel_logout_uri,
+                no_backchannel_logout,
+                first_party,
+                third_party,
+                scope,
+            } => {
+                let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+                let changes = ClientChanges {
+                    redirect_uris: some(redirect_uri),
+                    post_logout_redirect_uris: some(post_logout_redirect_uri),
+                    backchannel_logout_uri: if *no_backchannel_logout {
+                        Some(None)
+                    } else {
+                        backchannel_logout_uri.clone().map(Some)
+                    },
+                    first_party: if *first_party {
+                        Some(true)
+                    } else if *third_party {
+                        Some(false)
+                    } else {
+                        None
+                    },
+                    scopes: some(
+                        &scope
+                            .iter()
+                            .flat_map(|s| s.split_whitespace())
+                            .map(str::to_owned)
+                            .collect(),
+                    ),
+                };
+                let c = oidc::update_client(store, name, changes).await?;
+                writeln!(out, "updated {} ({})", c.name, c.id)?;
             }
             ClientCommand::List => {
                 writeln!(
@@ -203,6 +337,23 @@ pub(crate) fn run_client(args: &ClientArgs, out: &mut impl Write) -> anyhow::Res
                         c.scopes.join(" "),
                         c.audiences.join(" ")
                     )?;
+                    if c.kind.is_relying_party() {
+                        let party = if c.first_party {
+                            "first-party"
+                        } else {
+                            "third-party"
+                        };
+                        writeln!(out, "  {party}")?;
+                        for u in &c.redirect_uris {
+                            writeln!(out, "  redirect-uri:             {u}")?;
+                        }
+                        for u in &c.post_logout_redirect_uris {
+                            writeln!(out, "  post-logout-redirect-uri: {u}")?;
+                        }
+                        if let Some(u) = &c.backchannel_logout_uri {
+                            writeln!(out, "  backchannel-logout-uri:   {u}")?;
+                        }
+                    }
                 }
             }
             ClientCommand::Remove { name } => {

@@ -20,6 +20,7 @@ mod error;
 pub mod feed;
 pub mod keys;
 pub mod oauth;
+pub mod oidc;
 pub mod password;
 mod principal;
 pub mod return_to;
@@ -114,7 +115,7 @@ pub(crate) fn random_id(prefix: &str) -> Result<String, DomainError> {
     Ok(format!("{prefix}{}", wristband_jose::b64::encode(bytes)))
 }
 
-fn new_refresh_token() -> Result<String, DomainError> {
+pub(crate) fn new_refresh_token() -> Result<String, DomainError> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|e| DomainError::internal_because("random bytes", e))?;
@@ -172,7 +173,12 @@ impl AuthService {
         });
         let passwords = Passwords::new(config.argon2, concurrency)?;
         let public_url = config.public_url();
-        let return_origins = config.return_origins();
+        let mut return_origins = config.return_origins();
+        // The service's own pages (the authorization endpoint after a login) are always a
+        // target.
+        if !return_origins.iter().any(|o| o == public_url.origin()) {
+            return_origins.push(public_url.origin().to_owned());
+        }
         Ok(AuthService {
             config,
             issuer,
@@ -435,32 +441,46 @@ impl AuthService {
                 .as_ref()
                 .map(|s| s.chars().take(256).collect()),
             ip: client.ip.clone(),
+            parent_id: None,
+            offline: false,
+            scope: None,
         };
         self.store
             .create_session(&session, &token_hash(&refresh_token))
             .await?;
         audit!("login_ok", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
-        self.pair(user, &session.id, refresh_token, now).await
+        self.pair(user, &session, refresh_token, now).await
     }
 
+    /// A new access token for `session`, with its refresh token: a first-party token for
+    /// a sign-in session, the relying party's token for a child session.
     async fn pair(
         &self,
         user: &UserRecord,
-        session_id: &str,
+        session: &SessionRecord,
         refresh_token: String,
         now: i64,
     ) -> Result<TokenPair, DomainError> {
-        let grant = tokens::Grant {
-            sub: user.id.clone(),
-            client_id: self.config.client_id.clone(),
-            aud: self.config.audience.clone(),
-            scope: None,
-            role: Some(user.role.clone()),
-            sid: Some(session_id.to_owned()),
+        let session_id = session.id.as_str();
+        let (grant, format) = if session.parent_id.is_some() {
+            let client = self
+                .store
+                .client(&session.client_id)
+                .await?
+                .ok_or(DomainError::InvalidGrant)?;
+            (self.rp_grant(user, session, &client), client.token_format)
+        } else {
+            let grant = tokens::Grant {
+                sub: user.id.clone(),
+                client_id: self.config.client_id.clone(),
+                aud: vec![self.config.audience.clone()],
+                scope: None,
+                role: Some(user.role.clone()),
+                sid: Some(session_id.to_owned()),
+            };
+            (grant, self.config.access_token_format)
         };
-        let access_token = self
-            .issue_access(grant, self.config.access_token_format, now)
-            .await?;
+        let access_token = self.issue_access(grant, format, now).await?;
         Ok(TokenPair {
             access_token,
             expires_in: self.config.access_ttl.as_secs(),
@@ -535,7 +555,7 @@ impl AuthService {
                 {
                     self.metrics.refresh("ok");
                     audit!("refresh_ok", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
-                    return self.pair(&user, &session.id, successor, now).await;
+                    return self.pair(&user, &session, successor, now).await;
                 }
                 // Someone else rotated it between our read and our write: look again.
                 session = self
@@ -551,7 +571,7 @@ impl AuthService {
                 self.store.touch_session(&session.id, now).await?;
                 self.metrics.refresh("grace");
                 audit!("refresh_grace", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
-                return self.pair(&user, &session.id, successor, now).await;
+                return self.pair(&user, &session, successor, now).await;
             }
             revoke::revoke_session(
                 &*self.store,

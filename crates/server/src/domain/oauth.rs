@@ -56,7 +56,7 @@ pub enum OAuthError {
 
 /// A failure on the server's side, as an OAuth error: 503 for an unreachable store, 500
 /// for anything else. The cause is logged here, where it is dropped from the answer.
-fn server_side(e: DomainError, what: &'static str) -> OAuthError {
+pub(crate) fn server_side(e: DomainError, what: &'static str) -> OAuthError {
     tracing::error!(error = %super::Chain(&e), "{what}");
     match e {
         DomainError::Unavailable { .. } => OAuthError::TemporarilyUnavailable,
@@ -92,7 +92,7 @@ fn new_secret() -> Result<SecretString, DomainError> {
     )))
 }
 
-fn check_words(words: &[String], what: &str) -> Result<(), DomainError> {
+pub(crate) fn check_words(words: &[String], what: &str) -> Result<(), DomainError> {
     let ok = words.iter().all(|w| {
         !w.is_empty()
             && w.len() <= 128
@@ -106,7 +106,8 @@ fn check_words(words: &[String], what: &str) -> Result<(), DomainError> {
     }
 }
 
-/// Registers a client. Resource servers always get [`SCOPE_REVOCATIONS_READ`].
+/// Registers a client. Resource servers always get [`SCOPE_REVOCATIONS_READ`]. OpenID
+/// Connect relying parties are registered by [`super::oidc::add_relying_party`].
 pub async fn add_client(
     store: &dyn Store,
     name: &str,
@@ -116,16 +117,35 @@ pub async fn add_client(
     format: TokenFormat,
     now: i64,
 ) -> Result<NewClient, DomainError> {
-    super::users::check_username(name)?;
-    let Some(kind) = ClientKind::parse(kind) else {
-        return Err(DomainError::invalid(
-            "kind must be service or resource-server",
-        ));
+    let kind = match ClientKind::parse(kind) {
+        Some(k @ (ClientKind::Service | ClientKind::ResourceServer)) => k,
+        _ => {
+            return Err(DomainError::invalid(
+                "kind must be service or resource-server",
+            ))
+        }
     };
     let mut scopes = scopes;
     if kind == ClientKind::ResourceServer && !scopes.iter().any(|s| s == SCOPE_REVOCATIONS_READ) {
         scopes.push(SCOPE_REVOCATIONS_READ.to_owned());
     }
+    let new = add_client_unchecked(name, kind, scopes, audiences, format, now)?;
+    store.create_client(&new.record).await?;
+    audit!("client_created", client_id = %new.record.id, kind = kind.as_str());
+    Ok(new)
+}
+
+/// A new client record with a fresh id and secret, its name, scopes and audiences
+/// checked, not stored yet.
+pub(crate) fn add_client_unchecked(
+    name: &str,
+    kind: ClientKind,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+    format: TokenFormat,
+    now: i64,
+) -> Result<NewClient, DomainError> {
+    super::users::check_username(name)?;
     check_words(&scopes, "scope")?;
     check_words(&audiences, "audience")?;
     let secret = new_secret()?;
@@ -138,9 +158,11 @@ pub async fn add_client(
         audiences,
         token_format: format,
         created_at: now,
+        redirect_uris: Vec::new(),
+        post_logout_redirect_uris: Vec::new(),
+        backchannel_logout_uri: None,
+        first_party: false,
     };
-    store.create_client(&record).await?;
-    audit!("client_created", client_id = %record.id, kind = kind.as_str());
     Ok(NewClient { record, secret })
 }
 
@@ -212,8 +234,10 @@ pub struct IssuedToken {
     pub expires_in: u64,
     /// Granted scope.
     pub scope: Option<String>,
-    /// A refresh token (refresh grant only).
+    /// A refresh token (refresh grant, and code grant with `offline_access`).
     pub refresh_token: Option<String>,
+    /// An ID token (code grant).
+    pub id_token: Option<String>,
 }
 
 impl AuthService {
@@ -303,7 +327,7 @@ impl AuthService {
                 Grant {
                     sub: client.id.clone(),
                     client_id: client.id.clone(),
-                    aud,
+                    aud: vec![aud],
                     scope: scope.clone(),
                     role: None,
                     sid: None,
@@ -319,22 +343,35 @@ impl AuthService {
             expires_in: self.config.access_ttl.as_secs(),
             scope,
             refresh_token: None,
+            id_token: None,
         })
     }
 
     /// `grant_type=refresh_token` at the OAuth endpoint: the `/v1/refresh` rules, for the
-    /// client the session belongs to.
+    /// client the session belongs to (the first-party client, or the relying party of a
+    /// child session).
     pub async fn refresh_grant(
         &self,
         creds: Option<ClientCredentials>,
         refresh_token: &str,
         client: &super::ClientInfo,
     ) -> Result<IssuedToken, OAuthError> {
-        let caller = self.authenticate_client(creds).await?;
-        if caller.id() != self.config.client_id {
-            // Sessions are issued to the first-party client only.
-            return Err(OAuthError::InvalidGrant);
+        let caller = match self.authenticate_relying_party(creds.as_ref()).await? {
+            Some(rp) => rp.id,
+            None => self.authenticate_client(creds).await?.id().to_owned(),
+        };
+        let session = async {
+            match self.refresh_session_id(refresh_token).await? {
+                Some(sid) => Ok(self.store.session(&sid).await?),
+                None => Ok(None),
+            }
         }
+        .await
+        .map_err(|e| server_side(e, "refresh grant"))?;
+        // Sessions belong to the first-party client or to one relying party.
+        let Some(session) = session.filter(|s| s.client_id == caller) else {
+            return Err(OAuthError::InvalidGrant);
+        };
         let pair = self
             .refresh(refresh_token, client)
             .await
@@ -347,8 +384,9 @@ impl AuthService {
         Ok(IssuedToken {
             access_token: pair.access_token,
             expires_in: pair.expires_in,
-            scope: None,
+            scope: session.scope,
             refresh_token: Some(pair.refresh_token),
+            id_token: None,
         })
     }
 
@@ -515,6 +553,10 @@ impl AuthService {
         // audiences were registered for it.
         let audiences = if client.kind == ClientKind::ResourceServer {
             vec![self.feed_audience()]
+        } else if client.kind.is_relying_party() {
+            let mut a = client.audiences;
+            a.push(self.userinfo_audience());
+            a
         } else {
             client.audiences
         };

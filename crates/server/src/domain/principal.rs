@@ -94,8 +94,15 @@ impl Principal {
 impl AuthService {
     /// Verifies a live access token of either format (see [`AuthService::inspect`]) and
     /// returns its caller; [`DomainError::InvalidToken`] when it is not live.
+    ///
+    /// A relying party's token (another client's, with a child session) acts for no user
+    /// session here: the account endpoints refuse it.
     pub async fn verify_access(&self, token: &str) -> Result<Principal, DomainError> {
-        self.authenticate(token).await.map(Principal::from_info)
+        let mut info = self.authenticate(token).await?;
+        if info.client_id != self.config.client_id {
+            info.sid = None;
+        }
+        Ok(Principal::from_info(info))
     }
 }
 

@@ -40,7 +40,7 @@ pub struct TokenInfo {
 pub(crate) struct Grant {
     pub(crate) sub: String,
     pub(crate) client_id: String,
-    pub(crate) aud: String,
+    pub(crate) aud: Vec<String>,
     pub(crate) scope: Option<String>,
     pub(crate) role: Option<String>,
     pub(crate) sid: Option<String>,
@@ -72,7 +72,7 @@ impl AuthService {
         let mut claims = Claims::new(
             self.issuer.clone(),
             grant.sub,
-            Audience::one(grant.aud),
+            grant.aud.into_iter().collect::<Audience>(),
             now_t,
             ttl,
         )

@@ -15,13 +15,20 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Client;
 use super::AppState;
 use crate::domain::oauth::{ClientCredentials, OAuthError};
+use crate::domain::oidc::CodeExchange;
 
 /// `POST /oauth2/token` parameters.
 #[derive(Deserialize, ToSchema)]
 pub(super) struct TokenForm {
-    /// `client_credentials` or `refresh_token`.
+    /// `client_credentials`, `refresh_token` or `authorization_code`.
     #[schema(example = "client_credentials")]
     grant_type: Option<String>,
+    /// The authorization code (code grant).
+    code: Option<String>,
+    /// The redirect URI of the authorization request (code grant).
+    redirect_uri: Option<String>,
+    /// The PKCE verifier (code grant).
+    code_verifier: Option<String>,
     /// Space-separated scopes asked for (client credentials).
     scope: Option<String>,
     /// The resource server the token is for (client credentials).
@@ -62,9 +69,12 @@ pub(super) struct OAuthTokenResponse {
     /// The granted scope.
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
-    /// The next refresh token (refresh grant).
+    /// The next refresh token (refresh grant; code grant with `offline_access`).
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
+    /// The ID token (code grant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
 }
 
 /// One audience or several (RFC 7662 `aud`).
@@ -181,7 +191,7 @@ fn no_store(body: impl IntoResponse) -> Response {
 }
 
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
-    summary = "Token endpoint (RFC 6749): client credentials and refresh grants",
+    summary = "Token endpoint (RFC 6749): client credentials, refresh and authorization code (with PKCE) grants",
     security((), ("client_basic" = [])),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
@@ -211,6 +221,15 @@ pub(super) async fn token(
                 .ok_or(ApiError::OAuth(OAuthError::InvalidRequest))?;
             s.service.refresh_grant(creds, &rt, &client).await?
         }
+        Some("authorization_code") => {
+            let code = f.code.ok_or(ApiError::OAuth(OAuthError::InvalidRequest))?;
+            let exchange = CodeExchange {
+                code: &code,
+                redirect_uri: f.redirect_uri.as_deref(),
+                code_verifier: f.code_verifier.as_deref(),
+            };
+            s.service.authorization_code_grant(creds, exchange).await?
+        }
         Some(_) => return Err(OAuthError::UnsupportedGrantType.into()),
         None => return Err(OAuthError::InvalidRequest.into()),
     };
@@ -220,6 +239,7 @@ pub(super) async fn token(
         expires_in: issued.expires_in,
         scope: issued.scope,
         refresh_token: issued.refresh_token,
+        id_token: issued.id_token,
     })))
 }
 

@@ -42,6 +42,8 @@ pub use super::discovery::OPENAPI_PATH as PATH;
         super::oauth::introspect,
         super::discovery::jwks,
         super::discovery::metadata,
+        super::discovery::openid_configuration,
+        super::oidc::userinfo,
         serve_document,
         super::handlers::healthz,
         super::handlers::readyz,

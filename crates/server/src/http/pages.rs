@@ -41,7 +41,6 @@ fn see_page(service: &AuthService, path: &str) -> Response {
 /// The routes of the hosted pages, with the security headers.
 pub(super) fn routes() -> Router<AppState> {
     let headers = [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -54,6 +53,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/account/logout-all", post(logout_all))
         .route("/account/logout", post(logout))
         .route("/account/password", post(change_password))
+        .route("/account/apps/{client_id}/withdraw", post(withdraw_consent))
+        .route(
+            crate::domain::oidc::AUTHORIZE_PATH,
+            get(super::oidc::authorize).post(super::oidc::authorize),
+        )
+        .route("/oauth2/consent", post(super::oidc::consent))
         // A navigation, answered with redirects and error pages like the pages are.
         .route("/v1/session/resume", get(super::session::resume))
         .route("/static/session.js", get(session_js))
@@ -69,7 +74,11 @@ pub(super) fn routes() -> Router<AppState> {
             HeaderValue::from_static(value),
         ));
     }
-    router
+    // A page may widen its own `form-action` (the consent page, for the client's redirect).
+    router.layer(SetResponseHeaderLayer::if_not_present(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    ))
 }
 
 async fn session_js() -> Response {
@@ -122,6 +131,8 @@ impl<S: Send + Sync> FromRequest<S> for PageBody {
 struct LoginQuery {
     done: Option<String>,
     return_to: Option<String>,
+    /// A username to prefill (OpenID Connect `login_hint`).
+    login_hint: Option<String>,
 }
 
 /// What the login page shows besides the form.
@@ -162,9 +173,11 @@ async fn login_page(
     };
     // A target that is not allowed is dropped: the login then leads to the account page.
     let return_to = q.return_to.and_then(|raw| s.service.return_target(&raw));
+    let hint = q.login_hint.filter(|h| h.len() <= 64);
     let view = LoginView {
         notice,
         return_to: return_to.as_ref(),
+        username: hint.as_deref().unwrap_or_default(),
         ..LoginView::default()
     };
     login_html(&s.service, StatusCode::OK, view)
@@ -198,6 +211,12 @@ async fn login_form(
     {
         Ok(done) => {
             let mut r = match &return_to {
+                // Back to an authorization request: from a page of this origin rather than
+                // by a redirect, so that the redirect to the client that follows is not
+                // part of the form submission (`form-action 'self'` would block it).
+                Some(target) if is_authorize(&s.service, target) => {
+                    super::oidc::bounce(&s.service, target.as_str())?
+                }
                 Some(target) => see_other(target.as_str()),
                 None => see_page(&s.service, "/account"),
             };
@@ -232,6 +251,18 @@ async fn login_form(
     }
 }
 
+/// True when `target` is this service's authorization endpoint.
+fn is_authorize(service: &AuthService, target: &ReturnTarget) -> bool {
+    let endpoint = format!(
+        "{}{}?",
+        service.public_url().origin(),
+        service
+            .public_url()
+            .path(crate::domain::oidc::AUTHORIZE_PATH)
+    );
+    target.as_str().starts_with(&endpoint)
+}
+
 /// The logged-in browser: the caller of its access cookie, when that is a user's live
 /// token. `None` when there is no cookie or the token is no longer valid.
 fn page_session(access: Result<AccessCookie, ApiError>) -> Result<Option<Principal>, PageError> {
@@ -253,6 +284,15 @@ struct SessionRow {
     user_agent: String,
     ip: String,
     current: bool,
+}
+
+/// An authorized app (a consent) on the account page.
+#[derive(Serialize)]
+struct AppRow {
+    client_id: String,
+    name: String,
+    scope: String,
+    since: String,
 }
 
 async fn account_html(
@@ -277,10 +317,23 @@ async fn account_html(
             ip: r.ip.unwrap_or_default(),
         })
         .collect();
+    let apps: Vec<AppRow> = s
+        .service
+        .consents(caller)
+        .await?
+        .into_iter()
+        .map(|(c, name)| AppRow {
+            name: name.unwrap_or_else(|| c.client_id.clone()),
+            client_id: c.client_id,
+            scope: c.scope,
+            since: utc(c.created_at),
+        })
+        .collect();
     let ctx = context! {
         base => base(s.service.public_url().prefix()),
         user => context! { id => user.id, username => user.username, role => user.role },
         sessions,
+        apps,
         csrf_token => s.service.keys().csrf_token(current),
         csrf_cookie => cookies::CSRF_COOKIE,
         expires_at => caller.expires_at(),
@@ -341,6 +394,22 @@ async fn revoke_session(
     if target == sid(&caller) {
         return Ok(ended(&s.service, "/login?done=revoked"));
     }
+    Ok(see_page(&s.service, "/account"))
+}
+
+async fn withdraw_consent(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    target: Result<ApiPath<String>, ApiError>,
+    access: Result<AccessCookie, ApiError>,
+    PageBody(body): PageBody,
+) -> Result<Response, PageError> {
+    let ApiPath(client_id) = target?;
+    let form = Form::parse(&body);
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
+        return Ok(see_page(&s.service, "/login"));
+    };
+    s.service.withdraw_consent(&caller, &client_id).await?;
     Ok(see_page(&s.service, "/account"))
 }
 

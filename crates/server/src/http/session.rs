@@ -98,6 +98,8 @@ pub(super) async fn logout(
 #[derive(Deserialize)]
 pub(super) struct ResumeQuery {
     return_to: Option<String>,
+    /// A username for the login page to prefill (OpenID Connect `login_hint`).
+    login_hint: Option<String>,
 }
 
 /// `GET /v1/session/resume?return_to=URL`, a browser navigation (the login URL a gate sends
@@ -127,12 +129,19 @@ pub(super) async fn resume(
     };
     let to_login = || {
         let login = public.path("/login");
-        match &target {
-            Some(t) => see_other(&format!(
-                "{login}?return_to={}",
-                url::form_urlencoded::byte_serialize(t.as_str().as_bytes()).collect::<String>()
-            )),
-            None => see_other(&login),
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let hint = q
+            .login_hint
+            .as_deref()
+            .map(|h| format!("login_hint={}", encode(h)));
+        match (&target, hint) {
+            (Some(t), Some(h)) => {
+                see_other(&format!("{login}?return_to={}&{h}", encode(t.as_str())))
+            }
+            (Some(t), None) => see_other(&format!("{login}?return_to={}", encode(t.as_str()))),
+            (None, Some(h)) => see_other(&format!("{login}?{h}")),
+            (None, None) => see_other(&login),
         }
     };
     let Some(rt) = cookies::get(&headers, cookies::REFRESH_COOKIE) else {

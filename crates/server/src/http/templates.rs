@@ -8,11 +8,16 @@ use minijinja::Environment;
 
 use crate::domain::DomainError;
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("account.html", include_str!("../../templates/account.html")),
     ("error.html", include_str!("../../templates/error.html")),
+    ("consent.html", include_str!("../../templates/consent.html")),
+    (
+        "continue.html",
+        include_str!("../../templates/continue.html"),
+    ),
 ];
 
 static ENV: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {

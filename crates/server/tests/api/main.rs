@@ -20,6 +20,7 @@ mod keys;
 mod metrics;
 mod mount;
 mod oauth_token;
+mod oidc;
 mod opaque;
 mod openapi;
 mod pages;
