@@ -12,6 +12,7 @@
 
 mod harness;
 mod mounted;
+mod oidc;
 mod pages;
 
 /// One browser at a time: a headless Chromium is heavy for a small machine, and the

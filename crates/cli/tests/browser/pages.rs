@@ -191,7 +191,11 @@ pub(crate) async fn wait_for_session_script(browser: &Browser) {
 }
 
 /// Waits until the page text satisfies `pred`; returns the text.
-async fn wait_for_text(browser: &Browser, what: &str, pred: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn wait_for_text(
+    browser: &Browser,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         let text = browser.text().await;
