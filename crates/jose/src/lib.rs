@@ -64,5 +64,6 @@ pub use secret::{
 };
 pub use time::{millis_i64, secs_i64, Clock, FixedClock, SystemClock, UnixTime, MAX_NUMERIC_DATE};
 pub use token::{
-    sign, verify_jws, Header, UnverifiedToken, Verified, FORBIDDEN_HEADER_PARAMS, MAX_TOKEN_BYTES,
+    sign, sign_claims, verify_jws, Header, UnverifiedToken, Verified, FORBIDDEN_HEADER_PARAMS,
+    MAX_TOKEN_BYTES,
 };

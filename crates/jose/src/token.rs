@@ -471,6 +471,33 @@ pub fn sign(key: &SigningKey, claims: &Claims) -> Result<String> {
     sign_parts(key, key.header_b64(), &payload)
 }
 
+/// Signs arbitrary `claims` as a compact JWS with the header `{alg, typ, kid}`, for tokens
+/// other than access tokens: OpenID Connect ID tokens (`typ` `None`, which leaves it out,
+/// or `Some("JWT")`) and back-channel logout tokens (`Some("logout+jwt")`). The claims are
+/// whatever `claims` serializes to, which must be a JSON object; nothing about them is
+/// checked, so the caller sets `iss`, `aud`, `exp` and the rest. The header carries no
+/// other parameter.
+pub fn sign_claims<C: serde::Serialize>(
+    key: &SigningKey,
+    typ: Option<&str>,
+    claims: &C,
+) -> Result<String> {
+    let payload =
+        serde_json::to_vec(claims).map_err(|e| Error::with_source(ErrorKind::InvalidJson, e))?;
+    if payload.first() != Some(&b'{') {
+        return Err(Error::new(ErrorKind::InvalidJson));
+    }
+    let mut header = serde_json::Map::new();
+    header.insert("alg".into(), key.algorithm().as_str().into());
+    if let Some(typ) = typ {
+        header.insert("typ".into(), typ.into());
+    }
+    header.insert("kid".into(), key.kid().into());
+    let header = serde_json::to_vec(&serde_json::Value::Object(header))
+        .map_err(|e| Error::with_source(ErrorKind::InvalidJson, e))?;
+    sign_parts(key, &b64::encode(header), &payload)
+}
+
 pub(crate) fn sign_parts(key: &SigningKey, header_b64: &str, payload: &[u8]) -> Result<String> {
     let b64_len = |n: usize| n.div_ceil(3) * 4;
     let mut out = String::with_capacity(
@@ -587,6 +614,41 @@ mod tests {
         ] {
             let got = UnverifiedToken::parse(&token).err().map(|e| e.kind());
             assert_eq!(got, kind, "{token}");
+        }
+    }
+
+    /// `sign_claims` puts the given `typ` (or none) and the key's `kid` in the header, the
+    /// claims as they serialize in the payload, and the token verifies with the public key.
+    #[test]
+    fn sign_claims_signs_any_claims_with_the_given_typ() {
+        for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256] {
+            let key = SigningKey::generate(alg).unwrap();
+            let claims = serde_json::json!({
+                "iss": "https://auth.example",
+                "sub": "user-1",
+                "aud": "client-1",
+                "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+            });
+            for typ in [None, Some("JWT"), Some("logout+jwt")] {
+                let token = sign_claims(&key, typ, &claims).unwrap();
+                let payload = verify_jws(&token, key.verifying_key()).unwrap();
+                let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+                assert_eq!(payload, claims);
+                let decoded = crate::dangerous::decode_without_verification(&token).unwrap();
+                assert_eq!(decoded.header["alg"], alg.as_str());
+                assert_eq!(decoded.header["kid"], key.kid());
+                assert_eq!(decoded.header.get("typ").and_then(|t| t.as_str()), typ);
+                assert_eq!(
+                    decoded.header.as_object().unwrap().len(),
+                    2 + usize::from(typ.is_some())
+                );
+                // Another key's signature does not verify it.
+                let other = SigningKey::generate(alg).unwrap();
+                assert!(verify_jws(&token, other.verifying_key()).is_err());
+            }
+            // Claims that are not a JSON object are refused.
+            let err = sign_claims(&key, None, &["not", "an", "object"]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidJson);
         }
     }
 }

@@ -435,6 +435,9 @@ impl AuthService {
                 .as_ref()
                 .map(|s| s.chars().take(256).collect()),
             ip: client.ip.clone(),
+            parent_id: None,
+            offline: false,
+            scope: None,
         };
         self.store
             .create_session(&session, &token_hash(&refresh_token))

@@ -138,6 +138,10 @@ pub async fn add_client(
         audiences,
         token_format: format,
         created_at: now,
+        redirect_uris: Vec::new(),
+        post_logout_redirect_uris: Vec::new(),
+        backchannel_logout_uri: None,
+        first_party: false,
     };
     store.create_client(&record).await?;
     audit!("client_created", client_id = %record.id, kind = kind.as_str());

@@ -13,13 +13,20 @@ use super::StoreError;
 pub(super) const USER_COLS: &str = "id, username, password_hash, role, disabled, created_at";
 /// The columns of a [`SessionRecord`](super::SessionRecord).
 pub(super) const SESSION_COLS: &str = "id, user_id, client_id, created_at, last_used_at, \
-     absolute_expires_at, generation, rotated_at, revoked_at, user_agent, ip";
+     absolute_expires_at, generation, rotated_at, revoked_at, user_agent, ip, parent_id, offline, \
+     scope";
 /// The columns of a [`RevocationRecord`](super::RevocationRecord).
 pub(super) const REVOCATION_COLS: &str =
     "id, kind, value, before, before_ms, created_at, expires_at";
 /// The columns of a [`ClientRecord`](super::ClientRecord).
-pub(super) const CLIENT_COLS: &str =
-    "id, name, kind, secret_hash, scopes, audiences, token_format, created_at";
+pub(super) const CLIENT_COLS: &str = "id, name, kind, secret_hash, scopes, audiences, \
+     token_format, created_at, redirect_uris, post_logout_redirect_uris, \
+     backchannel_logout_uri, first_party";
+/// The columns of an [`AuthCodeRecord`](super::AuthCodeRecord), without its hash.
+pub(super) const CODE_COLS: &str = "client_id, user_id, session_id, redirect_uri, scope, \
+     nonce, code_challenge, auth_time, amr, created_at, expires_at, used_at, child_session_id";
+/// The columns of a [`ConsentRecord`](super::ConsentRecord).
+pub(super) const CONSENT_COLS: &str = "user_id, client_id, scope, created_at";
 /// The columns of a [`BackchannelRecord`](super::BackchannelRecord).
 pub(super) const BACKCHANNEL_COLS: &str = "id, revocation_id, client_id, sid, sub, uri, jti, \
      created_at, attempts, next_attempt_at";
@@ -78,11 +85,13 @@ macro_rules! impl_store {
             #[allow(clippy::wildcard_imports)]
             use super::*;
             use $crate::store::core::{
-                BACKCHANNEL_COLS, CLIENT_COLS, KEY_COLS, REVOCATION_COLS, SESSION_COLS, THROTTLE_COLS, USER_COLS,
+                BACKCHANNEL_COLS, CLIENT_COLS, CODE_COLS, CONSENT_COLS, KEY_COLS, REVOCATION_COLS,
+                SESSION_COLS, THROTTLE_COLS, USER_COLS,
             };
             use $crate::store::rows::{in_key_order, KeyedThrottle};
             use $crate::store::{
-                BackchannelRecord, ClientRecord, KeyChange, KeyRecord, KeyState, OpaqueTokenRecord, RefreshRecord,
+                AuthCodeRecord, BackchannelRecord, ClientRecord, ConsentRecord, KeyChange, KeyRecord,
+                KeyState, OpaqueTokenRecord, RefreshRecord,
                 RevocationKind, RevocationRecord, SessionRecord, Store, StoreError, StoreResult,
                 ThrottleRecord, UserRecord,
             };
@@ -183,14 +192,16 @@ macro_rules! impl_store {
                     let mut tx = self.begin().await?;
                     let sql = format!(
                         "INSERT INTO sessions ({SESSION_COLS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                     );
                     let query = sqlx::query(&sql);
                     let query = query.bind(&s.id).bind(&s.user_id).bind(&s.client_id);
                     let query = query.bind(s.created_at).bind(s.last_used_at);
                     let query = query.bind(s.absolute_expires_at).bind(s.generation);
                     let query = query.bind(s.rotated_at).bind(s.revoked_at);
-                    changed_in(&mut tx, query.bind(&s.user_agent).bind(&s.ip)).await?;
+                    let query = query.bind(&s.user_agent).bind(&s.ip);
+                    let query = query.bind(&s.parent_id).bind(s.offline).bind(&s.scope);
+                    changed_in(&mut tx, query).await?;
                     let query = sqlx::query(
                         "INSERT INTO refresh_tokens (hash, session_id, generation, created_at) \
                          VALUES ($1, $2, $3, $4)",
@@ -350,6 +361,16 @@ macro_rules! impl_store {
                     query.fetch_all(&self.pool).await.map_err(map_err)
                 }
 
+                async fn sessions_by_parent(&self, parent_id: &str)
+                    -> StoreResult<Vec<SessionRecord>> {
+                    let order = concat!("created_at, id", $bytes);
+                    let sql = format!(
+                        "SELECT {SESSION_COLS} FROM sessions WHERE parent_id = $1 ORDER BY {order}"
+                    );
+                    let query = sqlx::query_as(&sql).bind(parent_id);
+                    query.fetch_all(&self.pool).await.map_err(map_err)
+                }
+
                 async fn add_revocation(&self, kind: RevocationKind, value: &str,
                     before: Option<i64>, before_ms: Option<i64>, now: i64, expires_at: i64,
                 ) -> StoreResult<RevocationRecord> {
@@ -398,20 +419,39 @@ macro_rules! impl_store {
                 async fn prune(&self, now: i64) -> StoreResult<u64> {
                     let revocations = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1");
                     let tokens = sqlx::query("DELETE FROM opaque_tokens WHERE exp <= $1");
+                    let codes = sqlx::query("DELETE FROM oidc_codes WHERE expires_at <= $1");
                     let revocations = self.changed(revocations.bind(now)).await?;
-                    Ok(revocations + self.changed(tokens.bind(now)).await?)
+                    let tokens = self.changed(tokens.bind(now)).await?;
+                    Ok(revocations + tokens + self.changed(codes.bind(now)).await?)
                 }
 
                 async fn create_client(&self, c: &ClientRecord) -> StoreResult<()> {
                     let sql = format!(
                         "INSERT INTO clients ({CLIENT_COLS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
                     );
                     let query = sqlx::query(&sql);
                     let query = query.bind(&c.id).bind(&c.name).bind(c.kind.as_str());
                     let query = query.bind(&c.secret_hash).bind(c.scopes.join(" "));
                     let query = query.bind(c.audiences.join(" ")).bind(c.token_format.as_str());
-                    self.changed(query.bind(c.created_at)).await.map(drop)
+                    let query = query.bind(c.created_at).bind(c.redirect_uris.join(" "));
+                    let query = query.bind(c.post_logout_redirect_uris.join(" "));
+                    let query = query.bind(&c.backchannel_logout_uri).bind(c.first_party);
+                    self.changed(query).await.map(drop)
+                }
+
+                async fn update_client(&self, c: &ClientRecord) -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "UPDATE clients SET name = $1, kind = $2, scopes = $3, audiences = $4, \
+                         token_format = $5, redirect_uris = $6, post_logout_redirect_uris = $7, \
+                         backchannel_logout_uri = $8, first_party = $9 WHERE id = $10",
+                    );
+                    let query = query.bind(&c.name).bind(c.kind.as_str()).bind(c.scopes.join(" "));
+                    let query = query.bind(c.audiences.join(" ")).bind(c.token_format.as_str());
+                    let query = query.bind(c.redirect_uris.join(" "));
+                    let query = query.bind(c.post_logout_redirect_uris.join(" "));
+                    let query = query.bind(&c.backchannel_logout_uri).bind(c.first_party);
+                    Ok(self.changed(query.bind(&c.id)).await? == 1)
                 }
 
                 async fn client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
@@ -429,8 +469,13 @@ macro_rules! impl_store {
                 }
 
                 async fn remove_client(&self, id: &str) -> StoreResult<bool> {
+                    let mut tx = self.begin().await?;
+                    let consents = sqlx::query("DELETE FROM oidc_consents WHERE client_id = $1");
+                    changed_in(&mut tx, consents.bind(id)).await?;
                     let query = sqlx::query("DELETE FROM clients WHERE id = $1");
-                    Ok(self.changed(query.bind(id)).await? == 1)
+                    let removed = changed_in(&mut tx, query.bind(id)).await? == 1;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(removed)
                 }
 
                 async fn set_client_secret(&self, id: &str, secret_hash: &[u8])
@@ -458,6 +503,86 @@ macro_rules! impl_store {
                          FROM opaque_tokens WHERE hash = $1",
                     )
                     .bind(hash).fetch_optional(&self.pool).await.map_err(map_err)
+                }
+
+                async fn put_auth_code(&self, hash: &[u8], c: &AuthCodeRecord)
+                    -> StoreResult<()> {
+                    let sql = format!(
+                        "INSERT INTO oidc_codes (hash, {CODE_COLS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                    );
+                    let query = sqlx::query(&sql).bind(hash).bind(&c.client_id).bind(&c.user_id);
+                    let query = query.bind(&c.session_id).bind(&c.redirect_uri).bind(&c.scope);
+                    let query = query.bind(&c.nonce).bind(&c.code_challenge).bind(c.auth_time);
+                    let query = query.bind(&c.amr).bind(c.created_at).bind(c.expires_at);
+                    let query = query.bind(c.used_at).bind(&c.child_session_id);
+                    self.changed(query).await.map(drop)
+                }
+
+                async fn use_auth_code(&self, hash: &[u8], child_session_id: &str, now: i64)
+                    -> StoreResult<Option<AuthCodeRecord>> {
+                    let select = format!("SELECT {CODE_COLS} FROM oidc_codes WHERE hash = $1");
+                    let mut tx = self.begin().await?;
+                    // PostgreSQL: a concurrent use waits for this row lock, then re-checks
+                    // `used_at` on the new row version and matches nothing. SQLite has one
+                    // writer at a time.
+                    let query = sqlx::query(
+                        "UPDATE oidc_codes SET used_at = $1, child_session_id = $2 \
+                         WHERE hash = $3 AND used_at IS NULL",
+                    );
+                    let query = query.bind(now).bind(child_session_id).bind(hash);
+                    let first = changed_in(&mut tx, query).await? == 1;
+                    let found: Option<AuthCodeRecord> = sqlx::query_as(&select)
+                        .bind(hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(found.map(|mut c| {
+                        if first {
+                            c.used_at = None;
+                            c.child_session_id = None;
+                        }
+                        c
+                    }))
+                }
+
+                async fn put_consent(&self, c: &ConsentRecord) -> StoreResult<()> {
+                    let sql = format!(
+                        "INSERT INTO oidc_consents ({CONSENT_COLS}) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (user_id, client_id) \
+                         DO UPDATE SET scope = excluded.scope, created_at = excluded.created_at"
+                    );
+                    let query = sqlx::query(&sql).bind(&c.user_id).bind(&c.client_id);
+                    self.changed(query.bind(&c.scope).bind(c.created_at)).await.map(drop)
+                }
+
+                async fn consent(&self, user_id: &str, client_id: &str)
+                    -> StoreResult<Option<ConsentRecord>> {
+                    let sql = format!(
+                        "SELECT {CONSENT_COLS} FROM oidc_consents \
+                         WHERE user_id = $1 AND client_id = $2"
+                    );
+                    let query = sqlx::query_as(&sql).bind(user_id).bind(client_id);
+                    query.fetch_optional(&self.pool).await.map_err(map_err)
+                }
+
+                async fn user_consents(&self, user_id: &str) -> StoreResult<Vec<ConsentRecord>> {
+                    let order = concat!("created_at, client_id", $bytes);
+                    let sql = format!(
+                        "SELECT {CONSENT_COLS} FROM oidc_consents WHERE user_id = $1 \
+                         ORDER BY {order}"
+                    );
+                    let query = sqlx::query_as(&sql).bind(user_id);
+                    query.fetch_all(&self.pool).await.map_err(map_err)
+                }
+
+                async fn remove_consent(&self, user_id: &str, client_id: &str)
+                    -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "DELETE FROM oidc_consents WHERE user_id = $1 AND client_id = $2",
+                    );
+                    Ok(self.changed(query.bind(user_id).bind(client_id)).await? == 1)
                 }
 
                 async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {

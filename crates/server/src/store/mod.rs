@@ -158,6 +158,14 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     /// Client IP at login.
     pub ip: Option<String>,
+    /// For a session made by an OpenID Connect code exchange (a child session): the
+    /// sign-in session it came from. `None` for a sign-in session.
+    pub parent_id: Option<String>,
+    /// The relying party was granted `offline_access`: the session outlives its parent.
+    pub offline: bool,
+    /// For a child session: the scopes granted to the relying party, space-separated
+    /// (what its refreshed access tokens carry). `None` for a sign-in session.
+    pub scope: Option<String>,
 }
 
 /// Where a refresh-token hash sits in its family.
@@ -227,12 +235,26 @@ pub enum ClientKind {
     Service,
     /// Also introspects tokens and reads the revocation feed.
     ResourceServer,
+    /// An OpenID Connect relying party that keeps a secret (a web server).
+    Web,
+    /// An OpenID Connect relying party without a secret (a browser or native app): PKCE
+    /// is its only proof.
+    Public,
 }
 
 text_enum!(ClientKind {
     Service = "service",
     ResourceServer = "resource-server",
+    Web = "web",
+    Public = "public",
 });
+
+impl ClientKind {
+    /// True for the OpenID Connect relying parties (`web` and `public`).
+    pub fn is_relying_party(self) -> bool {
+        matches!(self, ClientKind::Web | ClientKind::Public)
+    }
+}
 
 /// A registered OAuth client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +274,59 @@ pub struct ClientRecord {
     /// The access tokens it gets.
     pub token_format: TokenFormat,
     /// Registration time.
+    pub created_at: i64,
+    /// Where the authorization endpoint may send the user back (exact strings; loopback
+    /// redirects match on any port).
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the user back.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where back-channel logout tokens are posted; `None`: none are.
+    pub backchannel_logout_uri: Option<String>,
+    /// A first-party client gets no consent page.
+    pub first_party: bool,
+}
+
+/// An OpenID Connect authorization code, stored under the SHA-256 of the code.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuthCodeRecord {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user who authorized.
+    pub user_id: String,
+    /// The sign-in session the user authorized from (the ID token's `sid`).
+    pub session_id: String,
+    /// The redirect URI of the authorization request, which the exchange must repeat.
+    pub redirect_uri: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// The request's `nonce`, for the ID token.
+    pub nonce: Option<String>,
+    /// The S256 PKCE challenge.
+    pub code_challenge: String,
+    /// When the user signed in.
+    pub auth_time: i64,
+    /// Authentication methods, space-separated (the ID token's `amr`).
+    pub amr: String,
+    /// Issue time.
+    pub created_at: i64,
+    /// The code is refused at and after this time.
+    pub expires_at: i64,
+    /// When it was exchanged; `None` until then.
+    pub used_at: Option<i64>,
+    /// The child session its exchange created.
+    pub child_session_id: Option<String>,
+}
+
+/// A user's consent to a client's scopes.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConsentRecord {
+    /// The user.
+    pub user_id: String,
+    /// The client.
+    pub client_id: String,
+    /// The scopes consented to, space-separated.
+    pub scope: String,
+    /// When consent was (last) given.
     pub created_at: i64,
 }
 
@@ -487,6 +562,9 @@ pub trait Store: Send + Sync + 'static {
     /// they no longer count. Returns how many went.
     async fn prune_throttle(&self, now: i64, window_secs: i64) -> StoreResult<u64>;
 
+    /// Every session whose `parent_id` is `parent_id` (revoked or not), oldest first.
+    async fn sessions_by_parent(&self, parent_id: &str) -> StoreResult<Vec<SessionRecord>>;
+
     /// The live sessions of a user, newest first.
     async fn user_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
 
@@ -522,7 +600,8 @@ pub trait Store: Send + Sync + 'static {
         iat_ms: Option<i64>,
         now: i64,
     ) -> StoreResult<bool>;
-    /// Drops expired revocations and opaque tokens; returns how many rows went.
+    /// Drops expired revocations, opaque tokens and authorization codes; returns how many
+    /// rows went.
     async fn prune(&self, now: i64) -> StoreResult<u64>;
 
     /// Registers a client; [`StoreError::Conflict`] when the name is taken.
@@ -533,7 +612,10 @@ pub trait Store: Send + Sync + 'static {
     async fn client_by_name(&self, name: &str) -> StoreResult<Option<ClientRecord>>;
     /// All clients, by name.
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
-    /// Removes a client. False when there is none.
+    /// Replaces everything of a client but its id, secret and creation time. False when
+    /// there is none; [`StoreError::Conflict`] when the new name is taken.
+    async fn update_client(&self, client: &ClientRecord) -> StoreResult<bool>;
+    /// Removes a client, and the consents given to it. False when there is none.
     async fn remove_client(&self, id: &str) -> StoreResult<bool>;
     /// Replaces a client's secret hash.
     async fn set_client_secret(&self, id: &str, secret_hash: &[u8]) -> StoreResult<bool>;
@@ -542,6 +624,28 @@ pub trait Store: Send + Sync + 'static {
     async fn put_opaque_token(&self, hash: &[u8], token: &OpaqueTokenRecord) -> StoreResult<()>;
     /// An opaque access token by hash.
     async fn opaque_token(&self, hash: &[u8]) -> StoreResult<Option<OpaqueTokenRecord>>;
+
+    /// Stores an authorization code under its hash.
+    async fn put_auth_code(&self, hash: &[u8], code: &AuthCodeRecord) -> StoreResult<()>;
+    /// Uses an authorization code: the first call marks it used at `now` with the child
+    /// session `child_session_id` it creates, and returns it as it was before (`used_at`
+    /// `None`). Later calls change nothing and return it as used, with the child session
+    /// of the first. Exactly one caller sees an unused code. `None` for an unknown hash.
+    async fn use_auth_code(
+        &self,
+        hash: &[u8],
+        child_session_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<AuthCodeRecord>>;
+
+    /// Records (or replaces) a user's consent to a client.
+    async fn put_consent(&self, consent: &ConsentRecord) -> StoreResult<()>;
+    /// A user's consent to a client.
+    async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<ConsentRecord>>;
+    /// A user's consents, oldest first.
+    async fn user_consents(&self, user_id: &str) -> StoreResult<Vec<ConsentRecord>>;
+    /// Withdraws a user's consent to a client. False when there was none.
+    async fn remove_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool>;
 
     /// Every signing key, oldest first.
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;

@@ -37,8 +37,8 @@ fn words(text: String) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
 }
 
-/// Implements [`FromRow`] for a record, for every engine that decodes text, blobs and
-/// 64-bit integers (both of ours).
+/// Implements [`FromRow`] for a record, for every engine that decodes text, blobs,
+/// 64-bit integers and booleans (both of ours).
 macro_rules! from_row {
     ($record:ty, |$row:ident| $body:expr) => {
         impl<'r, R> FromRow<'r, R> for $record
@@ -48,6 +48,7 @@ macro_rules! from_row {
             String: Decode<'r, R::Database> + Type<R::Database>,
             Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
             i64: Decode<'r, R::Database> + Type<R::Database>,
+            bool: Decode<'r, R::Database> + Type<R::Database>,
         {
             fn from_row($row: &'r R) -> Result<Self, sqlx::Error> {
                 Ok($body)
@@ -69,6 +70,10 @@ from_row!(ClientRecord, |row| ClientRecord {
         TokenFormat::parse
     )?,
     created_at: row.try_get("created_at")?,
+    redirect_uris: words(row.try_get("redirect_uris")?),
+    post_logout_redirect_uris: words(row.try_get("post_logout_redirect_uris")?),
+    backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
+    first_party: row.try_get("first_party")?,
 });
 
 from_row!(RevocationRecord, |row| RevocationRecord {

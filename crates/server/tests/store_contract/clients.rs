@@ -77,3 +77,50 @@ pub async fn opaque_tokens_put_get(store: Arc<dyn Store>) {
         store.put_opaque_token(&hash("t1"), &opaque("jti-3")).await
     ));
 }
+
+/// The OpenID Connect kinds and fields survive a round trip, `update_client` replaces
+/// them (but not the id, secret or creation time), and removing a client drops the
+/// consents given to it.
+pub async fn clients_oidc_fields_and_update(store: Arc<dyn Store>) {
+    let mut web = client("c-web", "wiki");
+    web.kind = ClientKind::Web;
+    web.redirect_uris = vec![
+        "https://wiki.example/cb".to_owned(),
+        "http://127.0.0.1/cb".to_owned(),
+    ];
+    web.post_logout_redirect_uris = vec!["https://wiki.example/bye".to_owned()];
+    web.backchannel_logout_uri = Some("https://wiki.example/bcl".to_owned());
+    web.first_party = true;
+    let mut public = client("c-pub", "mobile");
+    public.kind = ClientKind::Public;
+    public.redirect_uris = vec!["com.example.app:/cb".to_owned()];
+    store.create_client(&web).await.unwrap();
+    store.create_client(&public).await.unwrap();
+    assert_eq!(store.client("c-web").await.unwrap(), Some(web.clone()));
+    assert_eq!(store.client("c-pub").await.unwrap(), Some(public.clone()));
+    assert!(ClientKind::Web.is_relying_party() && ClientKind::Public.is_relying_party());
+    assert!(!ClientKind::Service.is_relying_party());
+
+    let mut changed = web.clone();
+    changed.name = "wiki2".to_owned();
+    changed.scopes = vec!["openid".to_owned(), "profile".to_owned()];
+    changed.redirect_uris = vec!["https://wiki2.example/cb".to_owned()];
+    changed.post_logout_redirect_uris = vec![];
+    changed.backchannel_logout_uri = None;
+    changed.first_party = false;
+    // Not changed by an update.
+    changed.secret_hash = hash("other");
+    changed.created_at = 9_999;
+    assert!(store.update_client(&changed).await.unwrap());
+    let got = store.client("c-web").await.unwrap().unwrap();
+    changed.secret_hash = web.secret_hash.clone();
+    changed.created_at = web.created_at;
+    assert_eq!(got, changed);
+    let mut renamed = public.clone();
+    renamed.name = "wiki2".to_owned();
+    assert!(is_conflict(store.update_client(&renamed).await));
+    let mut nobody = public.clone();
+    nobody.id = "c-none".to_owned();
+    assert!(!store.update_client(&nobody).await.unwrap());
+    assert_eq!(store.client("c-pub").await.unwrap(), Some(public));
+}

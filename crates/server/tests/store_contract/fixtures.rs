@@ -31,6 +31,9 @@ pub fn session(id: &str, user_id: &str, created_at: i64) -> SessionRecord {
         revoked_at: None,
         user_agent: Some("curl/8".to_owned()),
         ip: Some("192.0.2.1".to_owned()),
+        parent_id: None,
+        offline: false,
+        scope: None,
     }
 }
 
@@ -56,6 +59,10 @@ pub fn client(id: &str, name: &str) -> ClientRecord {
         audiences: vec!["api".to_owned(), "billing".to_owned()],
         token_format: TokenFormat::Jwt,
         created_at: 1_000,
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
+        first_party: false,
     }
 }
 

@@ -20,6 +20,7 @@ mod feed;
 mod fixtures;
 mod harness;
 mod keys;
+mod oidc;
 mod revocations;
 mod sessions;
 mod throttle;
@@ -104,6 +105,11 @@ contract! {
     feed::feed_one_tail_and_a_ring,
     feed::feed_other_writers_reach_the_tail,
     revocations::revocations_last_id,
+    clients::clients_oidc_fields_and_update,
+    oidc::sessions_by_parent_lists_children,
+    oidc::auth_codes_single_use,
+    oidc::auth_codes_concurrent_use_one_winner,
+    oidc::consents_put_list_remove,
 }
 
 mod postgres_only;
