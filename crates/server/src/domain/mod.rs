@@ -20,6 +20,7 @@ mod error;
 pub mod feed;
 pub mod keys;
 pub mod oauth;
+pub mod oidc;
 pub mod password;
 mod principal;
 pub mod return_to;
@@ -147,6 +148,8 @@ pub struct AuthService {
     /// Set when the server begins to shut down: long-lived responses (the feed's streams)
     /// end so that the shutdown can drain.
     stopping: watch::Sender<bool>,
+    /// Back-channel logout: the delivery worker's wake-up and HTTP client.
+    backchannel: oidc::backchannel::Backchannel,
 }
 
 impl fmt::Debug for AuthService {
@@ -185,6 +188,7 @@ impl AuthService {
             feed: FeedHub::new(metrics.feed.clone()),
             metrics,
             stopping: watch::Sender::new(false),
+            backchannel: oidc::backchannel::Backchannel::default(),
         })
     }
 
@@ -231,6 +235,7 @@ impl AuthService {
     pub async fn prune(&self) -> Result<u64, DomainError> {
         let now = self.now();
         let records = self.store.prune(now).await?;
+        let records = records + oidc::backchannel::prune(self, now).await?;
         Ok(records + throttle::prune(self, now).await?)
     }
 

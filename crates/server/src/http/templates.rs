@@ -8,11 +8,12 @@ use minijinja::Environment;
 
 use crate::domain::DomainError;
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("account.html", include_str!("../../templates/account.html")),
     ("error.html", include_str!("../../templates/error.html")),
+    ("logout.html", include_str!("../../templates/logout.html")),
 ];
 
 static ENV: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {

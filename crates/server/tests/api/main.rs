@@ -20,6 +20,7 @@ mod keys;
 mod metrics;
 mod mount;
 mod oauth_token;
+mod oidc_logout;
 mod opaque;
 mod openapi;
 mod pages;

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use wristband_server::store::{BackchannelRecord, Store};
 
+use crate::fixtures::{hash, session, user};
+
 fn delivery(revocation_id: i64, client_id: &str, sid: &str, now: i64) -> BackchannelRecord {
     BackchannelRecord {
         id: 0,
@@ -177,4 +179,60 @@ pub async fn backchannel_concurrent_claims_never_share_a_row(store: Arc<dyn Stor
     let distinct: BTreeSet<i64> = all.iter().copied().collect();
     assert_eq!(all.len(), 60, "every row claimed once: {all:?}");
     assert_eq!(distinct.len(), 60);
+}
+
+pub async fn backchannel_sign_in_sessions_at_a_cutoff(store: Arc<dyn Store>) {
+    store.create_user(&user("u1", "alice")).await.unwrap();
+    store.create_user(&user("u2", "bob")).await.unwrap();
+    // Live at the cut-off (1_500).
+    store
+        .create_session(&session("a-live", "u1", 1_000), &hash("a"))
+        .await
+        .unwrap();
+    // Ended by the cut-off itself (revoked at 1_500).
+    store
+        .create_session(&session("b-cut", "u1", 1_100), &hash("b"))
+        .await
+        .unwrap();
+    store
+        .revoke_session("b-cut", "logout_all", 1_500)
+        .await
+        .unwrap();
+    // Ended before it.
+    store
+        .create_session(&session("c-old", "u1", 1_000), &hash("c"))
+        .await
+        .unwrap();
+    store
+        .revoke_session("c-old", "logout", 1_200)
+        .await
+        .unwrap();
+    // Made after it.
+    store
+        .create_session(&session("d-new", "u1", 1_501), &hash("d"))
+        .await
+        .unwrap();
+    // Expired before it.
+    let mut expired = session("e-expired", "u1", 100);
+    expired.absolute_expires_at = 1_400;
+    store.create_session(&expired, &hash("e")).await.unwrap();
+    // A child session (made by a code exchange) is not a sign-in session.
+    let mut child = session("f-child", "u1", 1_200);
+    child.parent_id = Some("a-live".to_owned());
+    child.client_id = "rp".to_owned();
+    store.create_session(&child, &hash("f")).await.unwrap();
+    // Another user's.
+    store
+        .create_session(&session("g-bob", "u2", 1_000), &hash("g"))
+        .await
+        .unwrap();
+
+    let found = store.sign_in_sessions_at("u1", 1_500).await.unwrap();
+    let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["a-live", "b-cut"]);
+    assert!(store
+        .sign_in_sessions_at("nobody", 1_500)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -61,6 +61,7 @@ contract! {
     backchannel::backchannel_queues_each_token_once,
     backchannel::backchannel_claims_lease_and_finish,
     backchannel::backchannel_concurrent_claims_never_share_a_row,
+    backchannel::backchannel_sign_in_sessions_at_a_cutoff,
     users::ping,
     users::users_create_and_read,
     users::users_conflict,
