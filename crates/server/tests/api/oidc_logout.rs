@@ -793,3 +793,163 @@ async fn without_a_hint_the_user_confirms_on_a_protected_page() {
         .unwrap()
         .ends_with("form-action 'self'"));
 }
+
+// ---- Several instances on one PostgreSQL database -----------------------------------
+
+/// An auth instance on a PostgreSQL schema, sharing the master key and the issuer.
+struct PgInstance {
+    base: String,
+    service: Arc<wristband_server::domain::AuthService>,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn pg_instance(
+    url: &str,
+    schema: &str,
+    master: &std::path::Path,
+    dir: &tempfile::TempDir,
+    clock: Arc<wristband_jose::FixedClock>,
+) -> PgInstance {
+    use wristband_server::store::PgStore;
+    let store = PgStore::connect_with_schema(url, schema).await.unwrap();
+    let mut config = crate::helpers::test_config(dir);
+    config.master_key_file = Some(master.to_path_buf());
+    config.issuer = Some("http://wristband.test".to_owned());
+    let app = wristband_server::startup::App::build_with_store(config, Arc::new(store), clock)
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let service = Arc::clone(app.service());
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    PgInstance {
+        base,
+        service,
+        _stop: tx,
+    }
+}
+
+#[tokio::test]
+async fn two_instances_on_one_postgresql_deliver_each_token_once() {
+    use wristband_server::store::PgStore;
+    use wristband_testkit::postgres;
+    let test = "oidc_logout::two_instances_on_one_postgresql_deliver_each_token_once";
+    let url = postgres::url();
+    let schema = postgres::schema_name(test);
+    let admin = match PgStore::connect_with_schema(&url, &schema).await {
+        Ok(s) => s,
+        Err(e) => return postgres::not_run(test, &e),
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let master = keys.path().join("master.key");
+    wristband_server::domain::MasterKey::create_file(&master).unwrap();
+    let clock = Arc::new(wristband_jose::FixedClock::new(
+        wristband_jose::UnixTime::from_secs(crate::helpers::START),
+    ));
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // A creates the signing key; B loads it.
+    let a = pg_instance(&url, &schema, &master, &dir_a, Arc::clone(&clock)).await;
+    let b = pg_instance(&url, &schema, &master, &dir_b, Arc::clone(&clock)).await;
+
+    let receiver = Receiver::start().await;
+    let now = i64::try_from(crate::helpers::START).unwrap();
+    let client = ClientRecord {
+        id: "rp_pg".to_owned(),
+        name: "pg".to_owned(),
+        kind: ClientKind::Web,
+        secret_hash: token_hash("secret"),
+        scopes: vec!["openid".to_owned()],
+        audiences: vec!["wristband".to_owned()],
+        token_format: TokenFormat::Jwt,
+        created_at: now,
+        redirect_uris: vec!["https://rp.example/cb".to_owned()],
+        post_logout_redirect_uris: Vec::new(),
+        backchannel_logout_uri: Some(receiver.uri()),
+        first_party: false,
+    };
+    admin.create_client(&client).await.unwrap();
+    let user = users::add_user(
+        &admin,
+        a.service.passwords(),
+        "alice",
+        wristband_jose::SecretString::new(crate::helpers::PASSWORD.into()),
+        "user",
+        now,
+    )
+    .await
+    .unwrap();
+
+    // Ten sign-in sessions, on either instance, each with a child of the client.
+    let http = wristband_testkit::http::Client::new();
+    let mut sids = Vec::new();
+    let mut access = String::new();
+    for i in 0..10 {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let body = json!({"username": "alice", "password": crate::helpers::PASSWORD});
+        let r = http
+            .send(
+                Method::POST,
+                &format!("{base}/v1/login"),
+                &[("content-type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        access = r.json()["access_token"].as_str().unwrap().to_owned();
+        let sid = claims(&access)["sid"].as_str().unwrap().to_owned();
+        let s = SessionRecord {
+            id: format!("ses_child_{i}"),
+            user_id: user.id.clone(),
+            client_id: client.id.clone(),
+            created_at: now,
+            last_used_at: now,
+            absolute_expires_at: now + 86_400,
+            generation: 0,
+            rotated_at: None,
+            revoked_at: None,
+            user_agent: None,
+            ip: None,
+            parent_id: Some(sid.clone()),
+            offline: false,
+            scope: Some("openid".to_owned()),
+        };
+        admin.create_session(&s, &token_hash(&s.id)).await.unwrap();
+        sids.push(sid);
+    }
+    // Log out everywhere on B: both instances follow the feed, both queue, both deliver.
+    let r = http
+        .send(
+            Method::POST,
+            &format!("{}/v1/logout-all", b.base),
+            &[("authorization", &format!("Bearer {access}"))],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let got = receiver.wait_for(10, Duration::from_secs(3)).await;
+    assert_eq!(got.len(), 10);
+    // Give a duplicate time to arrive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut delivered: Vec<String> = receiver
+        .tokens()
+        .iter()
+        .map(|(_, t)| claims(t)["sid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(delivered.len(), 10, "each token once: {delivered:?}");
+    delivered.sort();
+    sids.sort();
+    assert_eq!(delivered, sids);
+    let queued = |s: &wristband_server::domain::AuthService| s.metrics().backchannel.queued.get();
+    assert_eq!(
+        queued(&a.service) + queued(&b.service),
+        10,
+        "queued once each"
+    );
+    let delivered_by =
+        |s: &wristband_server::domain::AuthService| s.metrics().backchannel.delivered.get();
+    assert_eq!(delivered_by(&a.service) + delivered_by(&b.service), 10);
+    drop((a, b));
+    admin.drop_schema().await.unwrap();
+}
