@@ -953,3 +953,59 @@ async fn two_instances_on_one_postgresql_deliver_each_token_once() {
     drop((a, b));
     admin.drop_schema().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_redirect_is_a_failed_attempt_and_is_not_followed() {
+    let t = TestApp::spawn().await;
+    t.add_user("alice", "user").await;
+    // A receiver that redirects to a page that would accept the token.
+    let followed = Arc::new(Mutex::new(0_u32));
+    let f = Arc::clone(&followed);
+    let app = axum::Router::new()
+        .route(
+            "/backchannel",
+            post(|| async {
+                (
+                    http::StatusCode::TEMPORARY_REDIRECT,
+                    [("location", "/elsewhere")],
+                )
+            }),
+        )
+        .route(
+            "/elsewhere",
+            post(move || {
+                let f = Arc::clone(&f);
+                async move {
+                    *f.lock().unwrap() += 1;
+                    http::StatusCode::OK
+                }
+            }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = rp(&t, "rp", Some(uri_at(addr))).await;
+    let (at, _, sid, _) = sign_in(&t, "alice").await;
+    child(&t, &sid, &client.id, false).await;
+    assert_eq!(t.logout(&at, None).await.status, 204);
+
+    let failures = "wristband_backchannel_failures_total";
+    assert_eq!(
+        wait_metric(&t, failures, 1.0, Duration::from_secs(3)).await,
+        1.0
+    );
+    assert_eq!(
+        *followed.lock().unwrap(),
+        0,
+        "the redirect was not followed"
+    );
+    assert_eq!(
+        metric(&t, "wristband_backchannel_delivered_total").await,
+        0.0
+    );
+    assert_eq!(
+        t.store.pending_backchannel().await.unwrap().len(),
+        1,
+        "to be retried"
+    );
+}

@@ -18,7 +18,7 @@
 //!   window (`backchannel_retry_window`) ends, then given up with an audit event.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -53,19 +53,17 @@ const PAGE: u32 = 500;
 /// Finished deliveries are kept this long (for inspection), then pruned.
 const KEEP_FINISHED_SECS: i64 = 86_400;
 
-/// The back-channel state of one instance: the worker's wake-up and the HTTP client.
-#[derive(Debug)]
+/// The back-channel state of one instance: the worker's wake-up and the HTTP client (made
+/// at the first delivery: it reads the platform's root certificates).
+#[derive(Debug, Default)]
 pub struct Backchannel {
     wake: Notify,
-    poster: FormPoster,
+    poster: OnceLock<FormPoster>,
 }
 
-impl Default for Backchannel {
-    fn default() -> Self {
-        Backchannel {
-            wake: Notify::new(),
-            poster: FormPoster::new(POST_TIMEOUT),
-        }
+impl Backchannel {
+    fn poster(&self) -> &FormPoster {
+        self.poster.get_or_init(|| FormPoster::new(POST_TIMEOUT))
     }
 }
 
@@ -382,7 +380,7 @@ impl AuthService {
             .append_pair("logout_token", &token)
             .finish();
         self.backchannel
-            .poster
+            .poster()
             .post_form(&delivery.uri, body)
             .await
             .map(drop)
