@@ -206,6 +206,10 @@ pub struct Config {
     pub request_body_timeout: Duration,
     /// Most connections open at once; 0: derived from the open-file limit.
     pub max_connections: usize,
+    /// How long a back-channel logout token is retried (with exponential backoff) before
+    /// it is given up.
+    #[serde(with = "duration_str")]
+    pub backchannel_retry_window: Duration,
 }
 
 impl Default for Config {
@@ -245,6 +249,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             request_body_timeout: Duration::from_secs(30),
             max_connections: 0,
+            backchannel_retry_window: Duration::from_secs(3600),
         }
     }
 }
@@ -310,7 +315,8 @@ impl Config {
             header_read_timeout,
             idle_timeout,
             request_body_timeout,
-            max_connections
+            max_connections,
+            backchannel_retry_window
         );
         macro_rules! set_opt {
             ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
@@ -385,6 +391,11 @@ impl Config {
             return err(
                 "header_read_timeout, idle_timeout and request_body_timeout must be positive",
             );
+        }
+        if self.backchannel_retry_window.is_zero()
+            || self.backchannel_retry_window > Duration::from_secs(7 * 86_400)
+        {
+            return err("backchannel_retry_window must be between 1s and 7d");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return err("tls_cert and tls_key go together");

@@ -11,9 +11,10 @@
 //!   admin commands, and [`startup::App`], which binds a listener and serves until told to
 //!   stop.
 //! - [`metrics`]: Prometheus counters and latency histograms.
+//! - [`outbound`]: the HTTP client of outgoing calls (back-channel logout POSTs).
 //!
-//! Imports run one way: `startup` → `http` → `domain` → `store`; `config` and `metrics`
-//! import nothing of the crate.
+//! Imports run one way: `startup` → `http` → `domain` → `store`; `config`, `metrics` and
+//! `outbound` import nothing of the crate.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -35,5 +36,6 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod outbound;
 pub mod startup;
 pub mod store;

@@ -60,6 +60,49 @@ pub struct Metrics {
     pub http_latency: HistogramFamily,
     /// The revocation feed's fan-out.
     pub feed: FeedMetrics,
+    /// OpenID Connect back-channel logout.
+    pub backchannel: BackchannelMetrics,
+}
+
+/// Metrics of back-channel logout (`wristband_backchannel_*`).
+#[derive(Debug, Clone, Default)]
+pub struct BackchannelMetrics {
+    /// Logout tokens queued for delivery.
+    pub queued: Counter,
+    /// Logout tokens delivered (the client answered 2xx).
+    pub delivered: Counter,
+    /// Delivery attempts that failed (another status, a timeout, no connection).
+    pub failures: Counter,
+    /// Logout tokens abandoned at the end of the retry window.
+    pub given_up: Counter,
+}
+
+impl BackchannelMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = BackchannelMetrics::default();
+        let r = registry.sub_registry_with_prefix("backchannel");
+        r.register(
+            "queued",
+            "Back-channel logout tokens queued",
+            m.queued.clone(),
+        );
+        r.register(
+            "delivered",
+            "Back-channel logout tokens delivered (2xx)",
+            m.delivered.clone(),
+        );
+        r.register(
+            "failures",
+            "Back-channel logout delivery attempts that failed",
+            m.failures.clone(),
+        );
+        r.register(
+            "given_up",
+            "Back-channel logout tokens abandoned after the retry window",
+            m.given_up.clone(),
+        );
+        m
+    }
 }
 
 /// Metrics of the revocation feed's fan-out (`wristband_feed_*`).
@@ -180,8 +223,10 @@ impl Default for Metrics {
             http_latency.clone(),
         );
         let feed = FeedMetrics::register(&mut registry);
+        let backchannel = BackchannelMetrics::register(&mut registry);
         Metrics {
             feed,
+            backchannel,
             registry,
             tokens_issued,
             logins,

@@ -41,6 +41,7 @@ pub struct Overrides {
     pub idle_timeout: Option<Duration>,
     pub request_body_timeout: Option<Duration>,
     pub max_connections: Option<usize>,
+    pub backchannel_retry_window: Option<Duration>,
 }
 
 /// The environment variable naming the configuration file.
@@ -137,6 +138,7 @@ impl Overrides {
             idle_timeout: duration("WRISTBAND_IDLE_TIMEOUT")?,
             request_body_timeout: duration("WRISTBAND_REQUEST_BODY_TIMEOUT")?,
             max_connections,
+            backchannel_retry_window: duration("WRISTBAND_BACKCHANNEL_RETRY_WINDOW")?,
         })
     }
 }

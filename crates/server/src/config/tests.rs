@@ -58,6 +58,7 @@ fn the_example_file_lists_the_defaults() {
         "idle_timeout",
         "request_body_timeout",
         "max_connections",
+        "backchannel_retry_window",
     ] {
         assert!(
             text.contains(&format!("{key} =")),

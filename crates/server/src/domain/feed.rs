@@ -176,6 +176,12 @@ impl FeedHub {
         Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed))
     }
 
+    /// A receiver of the head: it changes when the tail publishes a batch (and when it
+    /// touches the head for a heartbeat, an expiry or the shutdown).
+    pub fn watch_head(&self) -> watch::Receiver<Option<i64>> {
+        self.head.subscribe()
+    }
+
     /// The newest published id, `None` before the tail starts.
     pub fn head(&self) -> Option<i64> {
         *self.head.borrow()

@@ -148,6 +148,8 @@ pub struct AuthService {
     /// Set when the server begins to shut down: long-lived responses (the feed's streams)
     /// end so that the shutdown can drain.
     stopping: watch::Sender<bool>,
+    /// Back-channel logout: the delivery worker's wake-up and HTTP client.
+    backchannel: oidc::backchannel::Backchannel,
 }
 
 impl fmt::Debug for AuthService {
@@ -191,6 +193,7 @@ impl AuthService {
             feed: FeedHub::new(metrics.feed.clone()),
             metrics,
             stopping: watch::Sender::new(false),
+            backchannel: oidc::backchannel::Backchannel::default(),
         })
     }
 
@@ -237,6 +240,7 @@ impl AuthService {
     pub async fn prune(&self) -> Result<u64, DomainError> {
         let now = self.now();
         let records = self.store.prune(now).await?;
+        let records = records + oidc::backchannel::prune(self, now).await?;
         Ok(records + throttle::prune(self, now).await?)
     }
 

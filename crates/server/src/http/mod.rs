@@ -25,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod feed;
 mod handlers;
+mod logout;
 mod oauth;
 mod oidc;
 pub mod openapi;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(handlers::metrics))
         .route(openapi::PATH, get(openapi::serve_document))
         .merge(pages::routes())
+        .merge(logout::routes())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_latency))

@@ -8,7 +8,7 @@ use minijinja::Environment;
 
 use crate::domain::DomainError;
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("account.html", include_str!("../../templates/account.html")),
@@ -18,6 +18,7 @@ const TEMPLATES: [(&str, &str); 6] = [
         "continue.html",
         include_str!("../../templates/continue.html"),
     ),
+    ("logout.html", include_str!("../../templates/logout.html")),
 ];
 
 static ENV: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {

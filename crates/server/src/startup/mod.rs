@@ -193,6 +193,7 @@ impl App {
         let key_sync = spawn_key_sync(Arc::clone(&service));
         let wakeups = spawn_wakeups(&service);
         let tail = spawn_feed_tail(&service);
+        let backchannel = spawn_backchannel(&service);
         let app = router(AppState {
             service: Arc::clone(&service),
         });
@@ -211,6 +212,9 @@ impl App {
         janitor.abort();
         key_sync.abort();
         tail.abort();
+        for task in backchannel {
+            task.abort();
+        }
         if let Some(w) = wakeups {
             w.abort();
         }
@@ -274,6 +278,17 @@ fn spawn_key_sync(service: Arc<AuthService>) -> JoinHandle<()> {
 fn spawn_feed_tail(service: &Arc<AuthService>) -> JoinHandle<()> {
     let service = Arc::clone(service);
     tokio::spawn(async move { service.run_feed_tail().await })
+}
+
+/// Back-channel logout: the follower of the revocation feed that queues logout tokens, and
+/// the worker that delivers them ([`crate::domain::oidc::backchannel`]).
+fn spawn_backchannel(service: &Arc<AuthService>) -> [JoinHandle<()>; 2] {
+    let follower = Arc::clone(service);
+    let worker = Arc::clone(service);
+    [
+        tokio::spawn(async move { follower.run_backchannel_follower().await }),
+        tokio::spawn(async move { worker.run_backchannel_worker().await }),
+    ]
 }
 
 /// Revocations recorded by other instances, pushed by the database when it can

@@ -27,6 +27,9 @@ pub(super) const CODE_COLS: &str = "client_id, user_id, session_id, redirect_uri
      nonce, code_challenge, auth_time, amr, created_at, expires_at, used_at, child_session_id";
 /// The columns of a [`ConsentRecord`](super::ConsentRecord).
 pub(super) const CONSENT_COLS: &str = "user_id, client_id, scope, created_at";
+/// The columns of a [`BackchannelRecord`](super::BackchannelRecord).
+pub(super) const BACKCHANNEL_COLS: &str = "id, revocation_id, client_id, sid, sub, uri, jti, \
+     created_at, attempts, next_attempt_at";
 /// The columns of a [`KeyRecord`](super::KeyRecord).
 pub(super) const KEY_COLS: &str = "kid, alg, state, private_key, public_jwk, created_at, \
      activates_at, activated_at, retired_at, removes_at, revoked_at";
@@ -82,12 +85,13 @@ macro_rules! impl_store {
             #[allow(clippy::wildcard_imports)]
             use super::*;
             use $crate::store::core::{
-                CLIENT_COLS, CODE_COLS, CONSENT_COLS, KEY_COLS, REVOCATION_COLS, SESSION_COLS,
-                THROTTLE_COLS, USER_COLS,
+                BACKCHANNEL_COLS, CLIENT_COLS, CODE_COLS, CONSENT_COLS, KEY_COLS, REVOCATION_COLS,
+                SESSION_COLS, THROTTLE_COLS, USER_COLS,
             };
             use $crate::store::rows::{in_key_order, KeyedThrottle};
             use $crate::store::{
-                AuthCodeRecord, ClientRecord, ConsentRecord, KeyChange, KeyRecord, KeyState, OpaqueTokenRecord, RefreshRecord,
+                AuthCodeRecord, BackchannelRecord, ClientRecord, ConsentRecord, KeyChange, KeyRecord,
+                KeyState, OpaqueTokenRecord, RefreshRecord,
                 RevocationKind, RevocationRecord, SessionRecord, Store, StoreError, StoreResult,
                 ThrottleRecord, UserRecord,
             };
@@ -676,6 +680,113 @@ macro_rules! impl_store {
                         }
                     }
                     tx.commit().await.map_err(map_err)
+                }
+
+                async fn sign_in_sessions_at(&self, user_id: &str, at: i64)
+                    -> StoreResult<Vec<SessionRecord>> {
+                    let order = concat!("created_at, id", $bytes);
+                    let sql = format!(
+                        "SELECT {SESSION_COLS} FROM sessions WHERE user_id = $1 \
+                         AND parent_id IS NULL AND created_at <= $2 \
+                         AND (revoked_at IS NULL OR revoked_at >= $2) \
+                         AND absolute_expires_at > $2 ORDER BY {order}"
+                    );
+                    let query = sqlx::query_as(&sql).bind(user_id).bind(at);
+                    query.fetch_all(&self.pool).await.map_err(map_err)
+                }
+
+                async fn backchannel_cursor(&self) -> StoreResult<i64> {
+                    let query = sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(value), 0) FROM backchannel_state WHERE name = 'cursor'",
+                    );
+                    query.fetch_one(&self.pool).await.map_err(map_err)
+                }
+
+                async fn advance_backchannel_cursor(&self, to: i64) -> StoreResult<()> {
+                    let query = sqlx::query(concat!(
+                        "INSERT INTO backchannel_state AS s (name, value) VALUES ('cursor', $1) \
+                         ON CONFLICT (name) DO UPDATE SET value = ",
+                        $greatest,
+                        "(s.value, $1)"
+                    ));
+                    self.changed(query.bind(to)).await.map(drop)
+                }
+
+                async fn enqueue_backchannel(&self, d: &BackchannelRecord) -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "INSERT INTO backchannel_deliveries (revocation_id, client_id, sid, sub, \
+                         uri, jti, created_at, next_attempt_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (revocation_id, client_id, sid) DO NOTHING",
+                    );
+                    let query = query.bind(d.revocation_id).bind(&d.client_id).bind(&d.sid);
+                    let query = query.bind(&d.sub).bind(&d.uri).bind(&d.jti);
+                    let query = query.bind(d.created_at).bind(d.next_attempt_at);
+                    Ok(self.changed(query).await? == 1)
+                }
+
+                async fn claim_backchannel(&self, now: i64, lease_until: i64, limit: u32)
+                    -> StoreResult<Vec<BackchannelRecord>> {
+                    // The conditions are checked again on the row being updated: under
+                    // PostgreSQL's READ COMMITTED a concurrent claim that leased the row
+                    // first makes this one skip it (the re-check sees its lease); SQLite has
+                    // one writer at a time.
+                    let due = "delivered_at IS NULL AND gave_up_at IS NULL \
+                               AND next_attempt_at <= $1 \
+                               AND (lease_until IS NULL OR lease_until <= $1)";
+                    let sql = format!(
+                        "UPDATE backchannel_deliveries SET lease_until = $2, \
+                         attempts = attempts + 1 \
+                         WHERE id IN (SELECT id FROM backchannel_deliveries WHERE {due} \
+                           ORDER BY next_attempt_at, id LIMIT $3) AND {due} \
+                         RETURNING {BACKCHANNEL_COLS}"
+                    );
+                    let query = sqlx::query_as(&sql).bind(now).bind(lease_until);
+                    let mut rows: Vec<BackchannelRecord> = query
+                        .bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(map_err)?;
+                    rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+                    Ok(rows)
+                }
+
+                async fn backchannel_delivered(&self, id: i64, now: i64) -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "UPDATE backchannel_deliveries SET delivered_at = $1, lease_until = NULL \
+                         WHERE id = $2 AND delivered_at IS NULL AND gave_up_at IS NULL",
+                    );
+                    Ok(self.changed(query.bind(now).bind(id)).await? == 1)
+                }
+
+                async fn backchannel_retry_at(&self, id: i64, next_attempt_at: i64)
+                    -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "UPDATE backchannel_deliveries SET next_attempt_at = $1, \
+                         lease_until = NULL \
+                         WHERE id = $2 AND delivered_at IS NULL AND gave_up_at IS NULL",
+                    );
+                    Ok(self.changed(query.bind(next_attempt_at).bind(id)).await? == 1)
+                }
+
+                async fn backchannel_gave_up(&self, id: i64, now: i64) -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "UPDATE backchannel_deliveries SET gave_up_at = $1, lease_until = NULL \
+                         WHERE id = $2 AND delivered_at IS NULL AND gave_up_at IS NULL",
+                    );
+                    Ok(self.changed(query.bind(now).bind(id)).await? == 1)
+                }
+
+                async fn pending_backchannel(&self) -> StoreResult<Vec<BackchannelRecord>> {
+                    self.all(&format!(
+                        "SELECT {BACKCHANNEL_COLS} FROM backchannel_deliveries \
+                         WHERE delivered_at IS NULL AND gave_up_at IS NULL ORDER BY id"
+                    )).await
+                }
+
+                async fn prune_backchannel(&self, before: i64) -> StoreResult<u64> {
+                    let query = sqlx::query(
+                        "DELETE FROM backchannel_deliveries \
+                         WHERE delivered_at <= $1 OR gave_up_at <= $1",
+                    );
+                    self.changed(query.bind(before)).await
                 }
 
                 $($engine)*

@@ -461,6 +461,32 @@ pub struct KeyChange {
     pub until: Option<i64>,
 }
 
+/// A back-channel logout token to deliver (OpenID Connect Back-Channel Logout 1.0): one per
+/// revocation record, client and sign-in session.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BackchannelRecord {
+    /// Queue id (assigned by the store).
+    pub id: i64,
+    /// The revocation record that ended the sign-in session.
+    pub revocation_id: i64,
+    /// The client to tell.
+    pub client_id: String,
+    /// The sign-in session, the logout token's `sid`.
+    pub sid: String,
+    /// Its user, the logout token's `sub`.
+    pub sub: String,
+    /// Where to POST the token (the client's `backchannel_logout_uri` when queued).
+    pub uri: String,
+    /// The logout token's `jti`, the same for every attempt.
+    pub jti: String,
+    /// When it was queued.
+    pub created_at: i64,
+    /// Attempts so far (counting the one a claim starts).
+    pub attempts: i64,
+    /// When it may be tried (again).
+    pub next_attempt_at: i64,
+}
+
 /// Everything the auth service keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -643,6 +669,42 @@ pub trait Store: Send + Sync + 'static {
         keys: &[(String, Vec<u8>)],
         secrets: &[(String, Vec<u8>)],
     ) -> StoreResult<()>;
+
+    /// The sign-in sessions (no parent) of a user that a subject cut-off at `at` ends:
+    /// created at or before `at`, not revoked before `at`, not past their absolute expiry
+    /// at `at`. Oldest first.
+    async fn sign_in_sessions_at(&self, user_id: &str, at: i64) -> StoreResult<Vec<SessionRecord>>;
+
+    /// The back-channel follower's durable cursor: the id of the last revocation record it
+    /// handled.
+    async fn backchannel_cursor(&self) -> StoreResult<i64>;
+    /// Moves the back-channel follower's cursor forward to `to` (never back: with several
+    /// instances following, the furthest wins).
+    async fn advance_backchannel_cursor(&self, to: i64) -> StoreResult<()>;
+    /// Queues a logout token (`id`, `attempts` and the lease are the store's; the delivery
+    /// is due at `next_attempt_at`). False when the same revocation, client and session
+    /// were queued already (by this instance or another).
+    async fn enqueue_backchannel(&self, delivery: &BackchannelRecord) -> StoreResult<bool>;
+    /// Claims up to `limit` deliveries that are due at `now`, neither delivered nor given
+    /// up, and not leased by another claim: each gets a lease until `lease_until` and one
+    /// more attempt. Two concurrent claims never get the same row.
+    async fn claim_backchannel(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<BackchannelRecord>>;
+    /// Marks a delivery done. False when it is unknown or already finished.
+    async fn backchannel_delivered(&self, id: i64, now: i64) -> StoreResult<bool>;
+    /// Releases a delivery after a failed attempt, due again at `next_attempt_at`.
+    async fn backchannel_retry_at(&self, id: i64, next_attempt_at: i64) -> StoreResult<bool>;
+    /// Marks a delivery abandoned: its retry window is over.
+    async fn backchannel_gave_up(&self, id: i64, now: i64) -> StoreResult<bool>;
+    /// Deliveries not finished yet (pending or leased), oldest first.
+    async fn pending_backchannel(&self) -> StoreResult<Vec<BackchannelRecord>>;
+    /// Drops deliveries finished (delivered or given up) at or before `before`; returns how
+    /// many went.
+    async fn prune_backchannel(&self, before: i64) -> StoreResult<u64>;
 
     /// True when this process holds (or has just taken) the leadership named `name`, for
     /// work that one instance among several must do alone, such as the key schedule. A

@@ -21,6 +21,7 @@ mod metrics;
 mod mount;
 mod oauth_token;
 mod oidc;
+mod oidc_logout;
 mod opaque;
 mod openapi;
 mod pages;

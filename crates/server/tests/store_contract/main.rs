@@ -12,6 +12,7 @@
     unreachable_pub
 )]
 
+mod backchannel;
 mod clients;
 mod concurrency;
 mod corrupt;
@@ -56,6 +57,11 @@ macro_rules! contract {
 }
 
 contract! {
+    backchannel::backchannel_cursor_only_moves_forward,
+    backchannel::backchannel_queues_each_token_once,
+    backchannel::backchannel_claims_lease_and_finish,
+    backchannel::backchannel_concurrent_claims_never_share_a_row,
+    backchannel::backchannel_sign_in_sessions_at_a_cutoff,
     users::ping,
     users::users_create_and_read,
     users::users_conflict,

@@ -8,9 +8,13 @@
 //!   sign-in session), whose id is the `sid` of the RP's access tokens, so that revoking it
 //!   (a replayed code, a reused refresh token) revokes them through the feed.
 //! - Codes live [`CODE_TTL_SECS`], are used once and are stored only as hashes.
+//! - The logout side: RP-initiated logout in [`logout`], back-channel logout in
+//!   [`backchannel`].
 
+pub mod backchannel;
 pub mod clients;
 mod code;
+pub mod logout;
 pub mod redirect;
 mod request;
 
