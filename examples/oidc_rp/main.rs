@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -169,7 +170,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/callback", get(callback))
         .route("/logout", get(logout))
         .with_state(app);
-    println!("listening on {addr}");
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on {addr}")?;
+    stdout.flush()?;
     axum::serve(listener, router).await?;
     Ok(())
 }
@@ -301,12 +304,14 @@ async fn callback(
                 .insert(id.clone(), signed);
             let set = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax");
             let clear = format!("{STATE_COOKIE}=; Path=/; Max-Age=0");
-            let mut r = Redirect::to("/").into_response();
-            r.headers_mut()
-                .append(header::SET_COOKIE, set.parse().expect("cookie"));
-            r.headers_mut()
-                .append(header::SET_COOKIE, clear.parse().expect("cookie"));
-            r
+            (
+                axum::response::AppendHeaders([
+                    (header::SET_COOKIE, set),
+                    (header::SET_COOKIE, clear),
+                ]),
+                Redirect::to("/"),
+            )
+                .into_response()
         }
         Err(e) => failed(StatusCode::BAD_GATEWAY, &e),
     }
@@ -370,16 +375,14 @@ async fn logout(State(app): State<Shared>, headers: HeaderMap) -> Response {
             .remove(id)
     });
     let clear = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0");
-    let to = match (signed, &app.end_session) {
-        (Some(s), Some(end)) => {
-            let back = PostLogoutRedirectUrl::new(format!("{}/", app.base)).expect("URL");
-            LogoutRequest::from(end.clone())
-                .set_id_token_hint(&s.id_token)
-                .set_post_logout_redirect_uri(back)
-                .set_state(CsrfToken::new_random())
-                .http_get_url()
-                .to_string()
-        }
+    let back = PostLogoutRedirectUrl::new(format!("{}/", app.base));
+    let to = match (signed, &app.end_session, back) {
+        (Some(s), Some(end), Ok(back)) => LogoutRequest::from(end.clone())
+            .set_id_token_hint(&s.id_token)
+            .set_post_logout_redirect_uri(back)
+            .set_state(CsrfToken::new_random())
+            .http_get_url()
+            .to_string(),
         _ => "/".to_owned(),
     };
     ([(header::SET_COOKIE, clear)], Redirect::to(&to)).into_response()

@@ -597,3 +597,118 @@ fn admin_commands_refuse_a_missing_store_and_user_add_says_it_creates_one() {
     ok(&o);
     assert!(!stderr(&o).contains("notice"), "{}", stderr(&o));
 }
+
+/// OpenID Connect clients from the command line: `client add --kind web|public` with its
+/// addresses, `client list` showing them, `client update` replacing them, and a refused
+/// address a clear error with exit status 2 that registers nothing.
+#[test]
+fn oidc_clients_are_added_listed_updated_and_bad_addresses_refused() {
+    let s = Setup::new("");
+    ok(&user_add(&s, "bob"));
+    let with = |sub: &[&str]| -> Vec<String> {
+        ["client", "--config", &s.config, "--data-dir", s.data()]
+            .iter()
+            .chain(sub.iter())
+            .map(|a| (*a).to_owned())
+            .collect()
+    };
+    let web = ok(&run(
+        &with(&[
+            "add",
+            "wiki",
+            "--kind",
+            "web",
+            "--redirect-uri",
+            "https://wiki.example.com/cb",
+            "--post-logout-redirect-uri",
+            "https://wiki.example.com/",
+            "--backchannel-logout-uri",
+            "https://wiki.example.com/bc",
+            "--scope",
+            "openid",
+            "--json",
+        ]),
+        &[],
+        None,
+    ));
+    let web: serde_json::Value = serde_json::from_str(web.trim()).unwrap();
+    assert!(
+        web["client_secret"].as_str().is_some_and(|s| s.len() >= 32),
+        "{web}"
+    );
+    let public = ok(&run(
+        &with(&[
+            "add",
+            "phone",
+            "--kind",
+            "public",
+            "--redirect-uri",
+            "com.example.phone:/cb",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--json",
+        ]),
+        &[],
+        None,
+    ));
+    let public: serde_json::Value = serde_json::from_str(public.trim()).unwrap();
+    assert!(public["client_id"].is_string(), "{public}");
+    assert!(
+        public.get("client_secret").is_none(),
+        "a public client has no secret: {public}"
+    );
+
+    let list = ok(&run(&with(&["list"]), &[], None));
+    for line in [
+        "redirect-uri:             https://wiki.example.com/cb",
+        "post-logout-redirect-uri: https://wiki.example.com/",
+        "backchannel-logout-uri:   https://wiki.example.com/bc",
+        "redirect-uri:             com.example.phone:/cb",
+        "redirect-uri:             http://127.0.0.1/cb",
+        "third-party",
+    ] {
+        assert!(list.contains(line), "{line:?} not in:\n{list}");
+    }
+
+    ok(&run(
+        &with(&[
+            "update",
+            "wiki",
+            "--redirect-uri",
+            "https://wiki.example.com/oidc/cb",
+            "--first-party",
+        ]),
+        &[],
+        None,
+    ));
+    let list = ok(&run(&with(&["list"]), &[], None));
+    assert!(list.contains("https://wiki.example.com/oidc/cb"), "{list}");
+    assert!(
+        !list.contains("redirect-uri:             https://wiki.example.com/cb\n"),
+        "{list}"
+    );
+    assert!(list.contains("first-party"), "{list}");
+
+    // Refused: plain http off loopback, a fragment, a private-use scheme for a web client,
+    // a user name in the address. Nothing is registered.
+    for (i, bad) in [
+        "http://wiki.example.com/cb",
+        "https://wiki.example.com/cb#frag",
+        "com.example.app:/cb",
+        "https://user@wiki.example.com/cb",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("bad{i}");
+        let o = run(
+            &with(&["add", &name, "--kind", "web", "--redirect-uri", bad]),
+            &[],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("redirect"), "{bad}: {}", stderr(&o));
+        let list = ok(&run(&with(&["list"]), &[], None));
+        assert!(!list.contains(&name), "{bad} registered:\n{list}");
+    }
+}

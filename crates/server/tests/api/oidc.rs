@@ -7,15 +7,17 @@ use std::collections::BTreeMap;
 use http::Method;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest,
-    HttpResponse, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
-    TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndSessionUrl,
+    HttpRequest, HttpResponse, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PostLogoutRedirectUrl, RedirectUrl, Scope, TokenResponse,
 };
 use wristband_server::domain::oidc::{self, RelyingParty};
 use wristband_server::store::{ClientKind, Store};
 use wristband_testkit::http::{Client, TestResponse};
 
 use crate::helpers::{form, TestApp, PASSWORD};
+use crate::oidc_logout::{valid_logout_token, Receiver, BYE};
+use std::time::Duration;
 
 const REDIRECT: &str = "https://rp.example/cb";
 
@@ -171,7 +173,20 @@ async fn register(
     kind: ClientKind,
     first_party: bool,
 ) -> (String, Option<String>) {
+    register_with(app, name, kind, first_party, RelyingParty::default()).await
+}
+
+/// [`register`], with the logout addresses of `logout`.
+async fn register_with(
+    app: &TestApp,
+    name: &str,
+    kind: ClientKind,
+    first_party: bool,
+    logout: RelyingParty,
+) -> (String, Option<String>) {
     let rp = RelyingParty {
+        post_logout_redirect_uris: logout.post_logout_redirect_uris,
+        backchannel_logout_uri: logout.backchannel_logout_uri,
         redirect_uris: vec![REDIRECT.to_owned(), "com.example.app:/cb".to_owned()]
             .into_iter()
             .filter(|u| kind == ClientKind::Public || u.starts_with("https"))
@@ -192,7 +207,13 @@ async fn register(
 async fn full_flow(kind: ClientKind) {
     let app = TestApp::spawn().await;
     let alice = app.add_user("alice", "admin").await;
-    let (id, secret) = register(&app, "wiki", kind, false).await;
+    let receiver = Receiver::start().await;
+    let logout = RelyingParty {
+        post_logout_redirect_uris: vec![BYE.to_owned()],
+        backchannel_logout_uri: Some(receiver.uri()),
+        ..RelyingParty::default()
+    };
+    let (id, secret) = register_with(&app, "wiki", kind, false, logout).await;
 
     // Discovery.
     let issuer = IssuerUrl::new(app.base.clone()).unwrap();
@@ -313,6 +334,25 @@ async fn full_flow(kind: ClientKind) {
         .url();
     let to = location(&browser.get(again.as_str()).await);
     assert!(to.starts_with(&format!("{REDIRECT}?code=")), "{to}");
+
+    // RP-initiated logout, as the library builds it: the sign-in session ends, the browser
+    // goes back to the registered address with the state, and the RP's back-channel
+    // receiver gets a valid logout token within a second.
+    let logout_state = CsrfToken::new_random();
+    let end = EndSessionUrl::new(app.url("/oauth2/logout")).unwrap();
+    let logout_url = LogoutRequest::from(end)
+        .set_id_token_hint(id_token)
+        .set_post_logout_redirect_uri(PostLogoutRedirectUrl::new(BYE.to_owned()).unwrap())
+        .set_state(logout_state.clone())
+        .http_get_url();
+    let to = location(&browser.get(logout_url.as_str()).await);
+    assert!(to.starts_with(BYE), "{to}");
+    assert_eq!(query_of(&to)["state"], *logout_state.secret());
+    let s = app.store.session(&sign_in_sid).await.unwrap().unwrap();
+    assert!(s.revoked_at.is_some(), "the sign-in session ended");
+    let got = receiver.wait_for(1, Duration::from_secs(1)).await;
+    assert_eq!(got.len(), 1, "one logout token within a second");
+    valid_logout_token(&app, &got[0].1, &id, &sign_in_sid, &alice).await;
 }
 
 #[tokio::test]

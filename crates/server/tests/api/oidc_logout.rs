@@ -20,10 +20,10 @@ use crate::cookies::{cookie_login, set_cookies, Jar, AT};
 use crate::helpers::{claims, form, TestApp};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-const BYE: &str = "https://rp.example/bye";
+pub(crate) const BYE: &str = "https://rp.example/bye";
 
 /// A receiving server: records the `logout_token` of every POST to `/backchannel`.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<(Instant, String)>>>,
     arrived: Arc<Notify>,
@@ -31,7 +31,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::on(TcpListener::bind("127.0.0.1:0").await.unwrap())
     }
 
@@ -73,7 +73,7 @@ impl Receiver {
         }
     }
 
-    fn uri(&self) -> String {
+    pub(crate) fn uri(&self) -> String {
         uri_at(self.addr)
     }
 
@@ -82,7 +82,7 @@ impl Receiver {
     }
 
     /// Waits until `n` tokens arrived, at most `limit`.
-    async fn wait_for(&self, n: usize, limit: Duration) -> Vec<(Instant, String)> {
+    pub(crate) async fn wait_for(&self, n: usize, limit: Duration) -> Vec<(Instant, String)> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.arrived.notified();
@@ -171,7 +171,13 @@ async fn jwks(t: &TestApp) -> KeySet {
 
 /// Checks a logout token as an RP must (section 2.6 of the specification) and returns its
 /// claims.
-async fn valid_logout_token(t: &TestApp, token: &str, client: &str, sid: &str, sub: &str) -> Value {
+pub(crate) async fn valid_logout_token(
+    t: &TestApp,
+    token: &str,
+    client: &str,
+    sid: &str,
+    sub: &str,
+) -> Value {
     let decoded = wristband_jose::dangerous::decode_without_verification(token).unwrap();
     assert_eq!(decoded.header["typ"], "logout+jwt");
     let kid = decoded.header["kid"].as_str().unwrap();
