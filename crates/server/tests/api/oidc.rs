@@ -220,6 +220,7 @@ async fn full_flow(kind: ClientKind) {
     let metadata = CoreProviderMetadata::discover_async(issuer, &send)
         .await
         .unwrap();
+    let jwks = metadata.jwks().clone();
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(id.clone()),
@@ -270,6 +271,18 @@ async fn full_flow(kind: ClientKind) {
     let verifier = client.id_token_verifier();
     let claims = id_token.claims(&verifier, &nonce).unwrap();
     assert_eq!(claims.subject().as_str(), alice);
+    // The library refuses the token for another request's nonce, and a verifier expecting
+    // another issuer (mix-up) refuses it too.
+    assert!(id_token
+        .claims(&verifier, &Nonce::new("another request".into()))
+        .is_err());
+    let mixed = openidconnect::core::CoreIdTokenVerifier::new_public_client(
+        ClientId::new(id.clone()),
+        IssuerUrl::new("https://other-provider.example".into()).unwrap(),
+        jwks.clone(),
+    );
+    let err = id_token.claims(&mixed, &nonce).unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("iss"), "{err}");
     let at_hash = AccessTokenHash::from_token(
         tokens.access_token(),
         id_token.signing_alg().unwrap(),
