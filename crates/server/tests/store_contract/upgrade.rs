@@ -99,3 +99,59 @@ async fn postgres_refuses_to_open_with_users_differing_only_by_case() {
     pool.close().await;
     store.drop_schema().await.unwrap();
 }
+
+/// The OpenID Connect migration rebuilds SQLite's `clients` table (a CHECK constraint cannot
+/// be altered): a database made before it keeps every client, with the new settings at
+/// their defaults, and the service's clients work as before.
+#[tokio::test]
+async fn sqlite_oidc_upgrade_keeps_every_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    // The migrations from before OpenID Connect only.
+    let mut before = sqlx::migrate!("./migrations/sqlite");
+    before.migrations = std::borrow::Cow::Owned(
+        before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 6)
+            .cloned()
+            .collect(),
+    );
+    before.run(&pool).await.unwrap();
+    pool.execute(
+        "INSERT INTO clients (id, name, kind, secret_hash, scopes, audiences, token_format, created_at) \
+         VALUES ('c1', 'api', 'resource-server', X'0102', 'revocations:read', 'wristband', 'jwt', 10), \
+                ('c2', 'billing', 'service', X'0304', 'read write', 'api://billing api://ledger', 'opaque', 11)",
+    )
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut clients = store.list_clients().await.unwrap();
+    clients.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(clients.len(), 2, "{clients:?}");
+    let (api, billing) = (&clients[0], &clients[1]);
+    assert_eq!(
+        (api.name.as_str(), api.kind.as_str()),
+        ("api", "resource-server")
+    );
+    assert_eq!(api.secret_hash, vec![1, 2]);
+    assert_eq!(api.scopes, ["revocations:read"]);
+    assert_eq!(billing.kind.as_str(), "service");
+    assert_eq!(billing.audiences, ["api://billing", "api://ledger"]);
+    assert_eq!(billing.token_format.as_str(), "opaque");
+    assert_eq!(billing.created_at, 11);
+    for c in &clients {
+        assert!(c.redirect_uris.is_empty() && c.post_logout_redirect_uris.is_empty());
+        assert!(c.backchannel_logout_uri.is_none() && !c.first_party);
+    }
+    assert_eq!(
+        store.client_by_name("billing").await.unwrap().unwrap().id,
+        "c2"
+    );
+}
