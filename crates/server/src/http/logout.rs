@@ -18,12 +18,11 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use minijinja::context;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::cookies;
 use super::error::{ApiError, PageError};
 use super::extract::{AccessCookie, ApiBytes, ApiQuery, Client};
-use super::pages::CONTENT_SECURITY_POLICY;
+use super::page_headers::allow_form_target;
 use super::templates::{base, html, render, see_other};
 use super::AppState;
 use crate::domain::oidc::logout::{Confirmation, EndSession, EndSessionRequest};
@@ -34,26 +33,10 @@ pub(super) const LOGOUT_COOKIE: &str = "__Host-wb_logout";
 /// How long a confirmation page may be answered.
 const CONFIRM_MAX_AGE: u64 = 600;
 
-/// The route, with the hosted pages' security headers (a confirmation page widens its
-/// `form-action` to its redirect's origin, so its own CSP wins).
+/// The route (the router adds the hosted pages' security headers; a confirmation page
+/// widens its `form-action` to its redirect's origin).
 pub(super) fn routes() -> Router<AppState> {
-    let mut router = Router::new().route("/oauth2/logout", get(end_session).post(end_session));
-    router = router.layer(SetResponseHeaderLayer::if_not_present(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    ));
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "same-origin"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::CACHE_CONTROL, "no-store"),
-    ] {
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            name,
-            HeaderValue::from_static(value),
-        ));
-    }
-    router
+    Router::new().route("/oauth2/logout", get(end_session).post(end_session))
 }
 
 /// The request's parameters: the query of a GET, the form of a POST; and whether it is the
@@ -180,13 +163,7 @@ fn confirm_page(service: &AuthService, c: &Confirmation) -> Result<Response, Pag
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     if let Some(origin) = &c.redirect_origin {
-        let csp = CONTENT_SECURITY_POLICY.replace(
-            "form-action 'self'",
-            &format!("form-action 'self' {origin}"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&csp) {
-            r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-        }
+        allow_form_target(&mut r, origin);
     }
     Ok(r)
 }

@@ -29,6 +29,7 @@ mod logout;
 mod oauth;
 mod oidc;
 pub mod openapi;
+mod page_headers;
 mod pages;
 mod session;
 mod templates;
@@ -85,8 +86,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .route(openapi::PATH, get(openapi::serve_document))
-        .merge(pages::routes())
-        .merge(logout::routes())
+        .merge(page_headers::secured(
+            pages::routes()
+                .merge(oidc::routes())
+                .merge(logout::routes()),
+        ))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_latency))

@@ -11,17 +11,26 @@
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use minijinja::context;
 
 use super::cookies;
 use super::error::{ApiError, PageError};
 use super::extract::{AccessCookie, ApiBytes, Bearer};
-use super::pages::CONTENT_SECURITY_POLICY;
+use super::page_headers::allow_form_target;
 use super::templates::{base, html, render, see_other};
 use super::AppState;
 use crate::domain::oidc::{Authorize, AuthorizeParams, ConsentPrompt, UserInfo, AUTHORIZE_PATH};
 use crate::domain::{AuthService, Principal};
+
+/// The page routes here: the authorization request and the consent form (the router adds
+/// the hosted pages' security headers). Userinfo is an API route.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(AUTHORIZE_PATH, get(authorize).post(authorize))
+        .route("/oauth2/consent", post(consent))
+}
 
 /// The live browser session of the access cookie, if any.
 fn browser(access: Result<AccessCookie, ApiError>) -> Option<Principal> {
@@ -100,18 +109,12 @@ fn consent_page(
     let mut r = html(StatusCode::OK, render("consent.html", ctx)?);
     // The decision's redirect goes to the client: the form's `form-action` must allow it
     // (browsers apply it to the redirects that follow a form submission).
-    let csp = CONTENT_SECURITY_POLICY.replace(
-        "form-action 'self'",
-        &format!("form-action 'self' {}", prompt.redirect_source),
-    );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-    }
+    allow_form_target(&mut r, &prompt.redirect_source);
     Ok(r)
 }
 
 /// `GET|POST /oauth2/authorize`: the authorization request (query, or form body).
-pub(super) async fn authorize(
+async fn authorize(
     State(s): State<AppState>,
     access: Result<AccessCookie, ApiError>,
     req: Request,
@@ -141,7 +144,7 @@ pub(super) async fn authorize(
 
 /// `POST /oauth2/consent`: the consent page's answer (`decision=allow` or `deny`), with
 /// the request in hidden fields and both CSRF checks.
-pub(super) async fn consent(
+async fn consent(
     State(s): State<AppState>,
     headers: HeaderMap,
     access: Result<AccessCookie, ApiError>,

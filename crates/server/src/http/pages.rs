@@ -16,7 +16,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use minijinja::context;
 use serde::Serialize;
-use tower_http::set_header::SetResponseHeaderLayer;
 use wristband_jose::SecretString;
 
 use super::cookies;
@@ -26,10 +25,6 @@ use super::templates::{base, html, render, see_other};
 use super::AppState;
 use crate::domain::{AuthService, DomainError, Principal, ReturnTarget};
 
-/// The Content-Security-Policy of every page.
-pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
 const SESSION_JS: &str = include_str!("../../static/session.js");
 const STYLE_CSS: &str = include_str!("../../static/style.css");
 
@@ -38,15 +33,10 @@ fn see_page(service: &AuthService, path: &str) -> Response {
     see_other(&service.public_url().path(path))
 }
 
-/// The routes of the hosted pages, with the security headers.
+/// The routes of the hosted pages (the router adds the security headers of
+/// [`super::page_headers`]).
 pub(super) fn routes() -> Router<AppState> {
-    let headers = [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "same-origin"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::CACHE_CONTROL, "no-store"),
-    ];
-    let mut router = Router::new()
+    Router::new()
         .route("/login", get(login_page).post(login_form))
         .route("/account", get(account))
         .route("/account/sessions/{sid}/revoke", post(revoke_session))
@@ -54,11 +44,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/account/logout", post(logout))
         .route("/account/password", post(change_password))
         .route("/account/apps/{client_id}/withdraw", post(withdraw_consent))
-        .route(
-            crate::domain::oidc::AUTHORIZE_PATH,
-            get(super::oidc::authorize).post(super::oidc::authorize),
-        )
-        .route("/oauth2/consent", post(super::oidc::consent))
         // A navigation, answered with redirects and error pages like the pages are.
         .route("/v1/session/resume", get(super::session::resume))
         .route("/static/session.js", get(session_js))
@@ -67,18 +52,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/favicon.ico",
             get(|| async { http::StatusCode::NO_CONTENT }),
-        );
-    for (name, value) in headers {
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            name,
-            HeaderValue::from_static(value),
-        ));
-    }
-    // A page may widen its own `form-action` (the consent page, for the client's redirect).
-    router.layer(SetResponseHeaderLayer::if_not_present(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    ))
+        )
 }
 
 async fn session_js() -> Response {
