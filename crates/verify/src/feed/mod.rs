@@ -5,6 +5,7 @@
 
 mod client;
 mod log;
+mod relay_metrics;
 mod set;
 mod sse;
 
@@ -21,6 +22,7 @@ use wristband_jose::{Claims, Clock, UnixTime};
 
 pub(crate) use client::{AuthHttp, ClientAuth};
 pub(crate) use log::{FeedLog, LogEntry};
+pub(crate) use relay_metrics::relay_prometheus_text;
 pub use set::{RevocationKind, RevocationRecord, RevocationSet};
 
 use crate::fetch::FetchError;
@@ -464,7 +466,7 @@ impl FeedRevocations {
     pub fn prometheus_text(&self) -> String {
         let mut text = self.follower_text();
         if self.shared.relay.serving.load(Ordering::Relaxed) {
-            text.push_str(&crate::relay::prometheus_text(&self.shared));
+            text.push_str(&relay_prometheus_text(&self.shared));
         }
         text
     }
