@@ -37,9 +37,10 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 mod fanout;
-mod oidc;
 mod rotation;
 mod subscribers;
+
+mod oidc;
 
 #[derive(Parser)]
 #[command(about = "Closed-loop HTTP load generator for Wristband benchmarks")]
