@@ -26,8 +26,9 @@
 //!    exchange.
 //!
 //! Refresh and userinfo each run `--warmup` seconds untimed first. One JSON line per
-//! timed phase (`phase`: `code-exchange`, `refresh`, `userinfo`); the minting and the
-//! calibration are reported on stderr.
+//! timed phase (`phase`: `code-exchange`, `refresh`, `userinfo`), with the CPU time the
+//! load generator and (given `--server-pid`) the provider spent per request, from
+//! `/proc/PID/task/*/schedstat`; the minting and the calibration are reported on stderr.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,6 +112,59 @@ pub(crate) struct OidcArgs {
     /// Untimed seconds before the refresh and the userinfo windows.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
+    /// The provider's process id (on this machine): each line then has the CPU time its
+    /// threads spent per request and the cores it kept busy on average.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+/// CPU nanoseconds spent by every thread of a process so far (`/proc/PID/task/*/schedstat`),
+/// `None` when it cannot be read.
+fn cpu_ns(pid: &str) -> Option<u64> {
+    let mut sum = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        sum += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(sum)
+}
+
+/// CPU counters at the start of a timed phase: the provider's and the load generator's.
+struct CpuMark {
+    server: Option<u64>,
+    own: Option<u64>,
+}
+
+impl CpuMark {
+    fn now(ctx: &Ctx) -> CpuMark {
+        CpuMark {
+            server: ctx.args.server_pid.and_then(|p| cpu_ns(&p.to_string())),
+            own: cpu_ns("self"),
+        }
+    }
+
+    /// The phase's CPU fields: microseconds per request, and average cores busy.
+    fn fields(&self, ctx: &Ctx, requests: usize, elapsed: Duration) -> Value {
+        let end = CpuMark::now(ctx);
+        #[allow(clippy::cast_precision_loss)]
+        let per = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) if requests > 0 => {
+                let ns = b.saturating_sub(a) as f64;
+                (
+                    json!((ns / 1000.0 / requests as f64 * 10.0).round() / 10.0),
+                    json!((ns / 1e9 / elapsed.as_secs_f64() * 100.0).round() / 100.0),
+                )
+            }
+            _ => (Value::Null, Value::Null),
+        };
+        let (server_us, server_cores) = per(self.server, end.server);
+        let (own_us, _) = per(self.own, end.own);
+        json!({
+            "server_cpu_us_per_req": server_us,
+            "server_cores": server_cores,
+            "loadgen_cpu_us_per_req": own_us,
+        })
+    }
 }
 
 /// The endpoints, from discovery.
@@ -580,10 +634,14 @@ async fn userinfo(
     Ok(window)
 }
 
-fn print_line(mut line: Value, c: usize, extra: Value) {
+fn print_line(mut line: Value, c: usize, usage: Value, extra: Value) {
     line["connections"] = json!(c);
-    if let (Some(l), Some(e)) = (line.as_object_mut(), extra.as_object()) {
-        l.extend(e.clone());
+    if let Some(l) = line.as_object_mut() {
+        for more in [usage, extra] {
+            if let Value::Object(m) = more {
+                l.extend(m);
+            }
+        }
     }
     println!("{line}");
 }
@@ -681,12 +739,14 @@ pub(crate) async fn run(
     );
 
     // 2. Code exchange.
-    let started = Instant::now();
+    let (cpu, started) = (CpuMark::now(&ctx), Instant::now());
     let (w, per_worker, exhausted) = exchange(&ctx, codes, c, started + duration).await?;
     let elapsed = started.elapsed();
+    let usage = cpu.fields(&ctx, w.latencies_us.len(), elapsed);
     print_line(
         w.line(&ctx, label, "code-exchange", elapsed),
         c,
+        usage,
         json!({"codes": n, "codes_exhausted": exhausted, "mint_seconds": (mint_s * 10.0).round() / 10.0}),
     );
 
@@ -711,13 +771,15 @@ pub(crate) async fn run(
     if !warm.is_zero() {
         chains = refresh(&ctx, chains, Instant::now() + warm).await?.1;
     }
-    let started = Instant::now();
+    let (cpu, started) = (CpuMark::now(&ctx), Instant::now());
     let (w, chains) = refresh(&ctx, chains, started + duration).await?;
     let elapsed = started.elapsed();
+    let usage = cpu.fields(&ctx, w.latencies_us.len(), elapsed);
     let broken = chains.iter().filter(|r| r.is_none()).count();
     print_line(
         w.line(&ctx, label, "refresh", elapsed),
         c,
+        usage,
         json!({"broken_chains": broken}),
     );
 
@@ -725,12 +787,14 @@ pub(crate) async fn run(
     if !warm.is_zero() {
         userinfo(&ctx, access.clone(), c, Instant::now() + warm).await?;
     }
-    let started = Instant::now();
+    let (cpu, started) = (CpuMark::now(&ctx), Instant::now());
     let w = userinfo(&ctx, access.clone(), c, started + duration).await?;
     let elapsed = started.elapsed();
+    let usage = cpu.fields(&ctx, w.latencies_us.len(), elapsed);
     print_line(
         w.line(&ctx, label, "userinfo", elapsed),
         c,
+        usage,
         json!({"tokens": access.len()}),
     );
     Ok(())
