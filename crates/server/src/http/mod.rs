@@ -69,10 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/token", post(oauth::token))
         .route("/oauth2/revoke", post(oauth::revoke))
         .route("/oauth2/introspect", post(oauth::introspect))
-        .route(
-            crate::domain::oidc::USERINFO_PATH,
-            get(oidc::userinfo).post(oidc::userinfo),
-        )
+        .route("/oauth2/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/v1/users", post(handlers::register))
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route(

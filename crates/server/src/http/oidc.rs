@@ -171,7 +171,7 @@ pub(super) async fn consent(
     respond(&s, outcome, Some(&caller))
 }
 
-#[utoipa::path(get, path = "/oauth2/userinfo", tag = "oidc",
+#[utoipa::path(method(get, post), path = "/oauth2/userinfo", tag = "oidc",
     summary = "OpenID Connect userinfo: the claims a relying party's access token allows",
     description = "`sub` always; `preferred_username` and `role` with the `profile` scope. User records hold no e-mail address, so `email` yields no claim. POST is accepted too.",
     security(("bearer" = [])),

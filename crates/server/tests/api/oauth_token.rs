@@ -278,12 +278,13 @@ async fn malformed_requests_are_invalid_request_or_unsupported_grant_type() {
     let r = t.post_form("/oauth2/token", &[("scope", "x")], &a).await;
     oauth_error(&r, 400, "invalid_request");
 
-    for grant in [
-        "password",
-        "authorization_code",
-        "urn:x",
-        "CLIENT_CREDENTIALS",
-    ] {
+    // `authorization_code` is supported now (tests in `oidc.rs`): without a code it is an
+    // invalid request.
+    let r = t
+        .post_form("/oauth2/token", &[("grant_type", "authorization_code")], &a)
+        .await;
+    oauth_error(&r, 400, "invalid_request");
+    for grant in ["password", "urn:x", "CLIENT_CREDENTIALS"] {
         let r = t
             .post_form(
                 "/oauth2/token",
@@ -449,7 +450,11 @@ async fn the_metadata_lists_the_oauth_endpoints() {
     // Only what the token endpoint accepts: the password grant is not one of them.
     assert_eq!(
         m["grant_types_supported"],
-        json!(["refresh_token", "client_credentials"])
+        json!(["refresh_token", "client_credentials", "authorization_code"])
+    );
+    assert_eq!(
+        m["authorization_endpoint"],
+        format!("{}/oauth2/authorize", t.base)
     );
 }
 

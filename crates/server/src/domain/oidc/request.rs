@@ -229,8 +229,8 @@ impl AuthService {
     }
 
     /// Every other check; a failure goes back to the client.
-    fn check_rest(checked: Checked, p: &AuthorizeParams) -> Result<Valid, (Checked, Back)> {
-        let fail = |c: Checked, e: &'static str, d: &'static str| Err((c, Back(e, d)));
+    fn check_rest(checked: Checked, p: &AuthorizeParams) -> Result<Valid, Box<(Checked, Back)>> {
+        let fail = |c: Checked, e: &'static str, d: &'static str| Err(Box::new((c, Back(e, d))));
         if p.get("request").is_some() {
             return fail(
                 checked,
@@ -376,7 +376,10 @@ impl AuthService {
         let iss = self.issuer().to_owned();
         let valid = match Self::check_rest(checked, params) {
             Ok(v) => v,
-            Err((c, back)) => return Ok(Authorize::Redirect(c.error(&iss, back))),
+            Err(failed) => {
+                let (c, back) = *failed;
+                return Ok(Authorize::Redirect(c.error(&iss, back)));
+            }
         };
         let now = self.now();
         let sign_in = self.sign_in(caller).await?;
@@ -426,7 +429,7 @@ impl AuthService {
                 }));
             }
         }
-        let to = self.issue_code(&valid, &sign_in, now).await?;
+        let to = self.issue_code(&valid, sign_in, now).await?;
         Ok(Authorize::Redirect(to))
     }
 
@@ -443,7 +446,10 @@ impl AuthService {
         let iss = self.issuer().to_owned();
         let valid = match Self::check_rest(checked, params) {
             Ok(v) => v,
-            Err((c, back)) => return Ok(Authorize::Redirect(c.error(&iss, back))),
+            Err(failed) => {
+                let (c, back) = *failed;
+                return Ok(Authorize::Redirect(c.error(&iss, back)));
+            }
         };
         let Some(sign_in) = self.sign_in(Some(caller)).await? else {
             return Ok(Authorize::Login {
