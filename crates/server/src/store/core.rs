@@ -412,6 +412,23 @@ macro_rules! impl_store {
                     query.fetch_one(&self.pool).await.map_err(map_err)
                 }
 
+                async fn token_ended(&self, jti: &str, sid: Option<&str>, sub: &str, iat: i64,
+                    iat_ms: Option<i64>, now: i64) -> StoreResult<bool> {
+                    // `is_revoked`'s condition, or the session check, in one round trip.
+                    let query = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $1 AND ( \
+                           (kind = 'jti' AND value = $2) OR (kind = 'sid' AND value = $3) OR \
+                           (kind = 'sub' AND value = $4 AND CASE \
+                             WHEN before_ms IS NOT NULL AND CAST($6 AS BIGINT) IS NOT NULL \
+                             THEN before_ms >= CAST($6 AS BIGINT) ELSE before >= $5 END))) \
+                         OR (CAST($3 AS TEXT) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sessions \
+                           WHERE id = $3 AND revoked_at IS NULL AND user_id = $4))",
+                    );
+                    let query = query.bind(now).bind(jti).bind(sid).bind(sub);
+                    let query = query.bind(iat).bind(iat_ms);
+                    query.fetch_one(&self.pool).await.map_err(map_err)
+                }
+
                 async fn prune(&self, now: i64) -> StoreResult<u64> {
                     let revocations = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1");
                     let tokens = sqlx::query("DELETE FROM opaque_tokens WHERE exp <= $1");
