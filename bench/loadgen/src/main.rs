@@ -7,6 +7,8 @@
 //! - `get`: `GET URL`, optionally with a bearer token or a cookie.
 //! - `refresh`: each connection logs in once, then refreshes in a chain.
 //! - `login`: repeated logins with one user's correct password.
+//! - `oidc`: an OpenID Connect provider's code exchange, refresh and userinfo, one line each
+//!   (see [`oidc`]; `--requests` does not apply).
 //! - `fanout`: the time from a revoke call until every API service refuses the token (see
 //!   [`fanout`]; `--connections`, `--duration` and `--requests` do not apply).
 //! - `rotating`: `GET /resource` round-robin over several API services with tokens that a
@@ -38,6 +40,8 @@ mod fanout;
 mod floor;
 mod rotation;
 mod subscribers;
+
+mod oidc;
 
 #[derive(Parser)]
 #[command(about = "Closed-loop HTTP load generator for Wristband benchmarks")]
@@ -97,6 +101,8 @@ enum Scenario {
         #[arg(long)]
         password: String,
     },
+    /// An OpenID Connect provider's code exchange, refresh and userinfo.
+    Oidc(oidc::OidcArgs),
     /// Time from revocation to rejection at every API service.
     Fanout(fanout::FanoutArgs),
     /// GET /resource over several API services while keys rotate.
@@ -245,7 +251,8 @@ async fn worker(
                 refresh_token = Some(field(&body, "refresh_token")?);
                 true
             }
-            Scenario::Fanout(_)
+            Scenario::Oidc(_)
+            | Scenario::Fanout(_)
             | Scenario::Rotating(_)
             | Scenario::KidRevoke(_)
             | Scenario::Subscribers(_)
@@ -284,6 +291,10 @@ async fn main() -> Result<()> {
         .build_http();
     if let Scenario::Fanout(a) = args.scenario {
         return fanout::run(client, a, &args.label).await;
+    }
+    if let Scenario::Oidc(a) = args.scenario {
+        let duration = Duration::from_secs(args.duration);
+        return oidc::run(client, a, args.connections, duration, &args.label).await;
     }
     if let Scenario::Rotating(a) = args.scenario {
         let duration = Duration::from_secs(args.duration);

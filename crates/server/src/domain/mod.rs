@@ -12,7 +12,9 @@ use wristband_jose::{Clock, Jwks, SecretString};
 
 use crate::config::{Config, PublicUrl};
 use crate::metrics::Metrics;
-use crate::store::{RevocationRecord, SessionRecord, Store, UserRecord};
+use crate::store::{
+    ClientRecord, RefreshRecord, RevocationRecord, SessionRecord, Store, UserRecord,
+};
 
 mod account;
 mod device;
@@ -465,14 +467,34 @@ impl AuthService {
         refresh_token: String,
         now: i64,
     ) -> Result<TokenPair, DomainError> {
+        self.pair_for(user, session, None, refresh_token, now).await
+    }
+
+    /// [`AuthService::pair`], with the relying party when the caller already holds its
+    /// record (used only when it is the session's client; otherwise looked up).
+    async fn pair_for(
+        &self,
+        user: &UserRecord,
+        session: &SessionRecord,
+        relying_party: Option<&ClientRecord>,
+        refresh_token: String,
+        now: i64,
+    ) -> Result<TokenPair, DomainError> {
         let session_id = session.id.as_str();
         let (grant, format) = if session.parent_id.is_some() {
-            let client = self
-                .store
-                .client(&session.client_id)
-                .await?
-                .ok_or(DomainError::InvalidGrant)?;
-            (self.rp_grant(user, session, &client), client.token_format)
+            let looked_up;
+            let client = match relying_party.filter(|c| c.id == session.client_id) {
+                Some(c) => c,
+                None => {
+                    looked_up = self
+                        .store
+                        .client(&session.client_id)
+                        .await?
+                        .ok_or(DomainError::InvalidGrant)?;
+                    &looked_up
+                }
+            };
+            (self.rp_grant(user, session, client), client.token_format)
         } else {
             let grant = tokens::Grant {
                 sub: user.id.clone(),
@@ -515,18 +537,60 @@ impl AuthService {
         token: &str,
         client: &ClientInfo,
     ) -> Result<TokenPair, DomainError> {
-        if !looks_like_refresh_token(token) {
-            return Err(DomainError::InvalidGrant);
-        }
-        let now = self.now();
-        let Some(record) = self.store.refresh_token(&token_hash(token)).await? else {
+        let Some((record, session)) = self.refresh_lookup(token).await? else {
             return Err(DomainError::InvalidGrant);
         };
-        let mut session = self
-            .store
-            .session(&record.session_id)
-            .await?
-            .ok_or(DomainError::InvalidGrant)?;
+        self.rotate_found(token, record, session, None, client)
+            .await
+    }
+
+    /// The record of a refresh token (also a predecessor's) and its session, or `None` for
+    /// an unknown or malformed token. Nothing is changed.
+    pub(crate) async fn refresh_lookup(
+        &self,
+        token: &str,
+    ) -> Result<Option<(RefreshRecord, SessionRecord)>, DomainError> {
+        if !looks_like_refresh_token(token) {
+            return Ok(None);
+        }
+        let Some(record) = self.store.refresh_token(&token_hash(token)).await? else {
+            return Ok(None);
+        };
+        let session = self.store.session(&record.session_id).await?;
+        Ok(session.map(|s| (record, s)))
+    }
+
+    /// [`AuthService::refresh`] of a token whose record and session the caller has just
+    /// read ([`AuthService::refresh_lookup`]), so that they are not read twice;
+    /// `relying_party` is the authenticated client of the session, when the caller holds
+    /// its record. The same checks and rotation as `refresh`.
+    pub(crate) async fn refresh_found(
+        &self,
+        token: &str,
+        record: RefreshRecord,
+        session: SessionRecord,
+        relying_party: Option<&ClientRecord>,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, DomainError> {
+        let result = self
+            .rotate_found(token, record, session, relying_party, client)
+            .await;
+        if matches!(result, Err(DomainError::InvalidGrant)) {
+            self.metrics.refresh("invalid");
+        }
+        result
+    }
+
+    async fn rotate_found(
+        &self,
+        token: &str,
+        record: RefreshRecord,
+        session: SessionRecord,
+        relying_party: Option<&ClientRecord>,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, DomainError> {
+        let mut session = session;
+        let now = self.now();
         let idle = wristband_jose::secs_i64(self.config.refresh_idle_ttl);
         let grace = i64::try_from(self.config.refresh_grace.as_secs()).unwrap_or(0);
         // Two rounds at most: a lost race for the rotation re-reads the session once.
@@ -559,7 +623,9 @@ impl AuthService {
                 {
                     self.metrics.refresh("ok");
                     audit!("refresh_ok", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
-                    return self.pair(&user, &session, successor, now).await;
+                    return self
+                        .pair_for(&user, &session, relying_party, successor, now)
+                        .await;
                 }
                 // Someone else rotated it between our read and our write: look again.
                 session = self
@@ -575,7 +641,9 @@ impl AuthService {
                 self.store.touch_session(&session.id, now).await?;
                 self.metrics.refresh("grace");
                 audit!("refresh_grace", user_id = %user.id, session_id = %session.id, ip = client.ip.as_deref());
-                return self.pair(&user, &session, successor, now).await;
+                return self
+                    .pair_for(&user, &session, relying_party, successor, now)
+                    .await;
             }
             revoke::revoke_session(
                 &*self.store,

@@ -356,24 +356,28 @@ impl AuthService {
         refresh_token: &str,
         client: &super::ClientInfo,
     ) -> Result<IssuedToken, OAuthError> {
-        let caller = match self.authenticate_relying_party(creds.as_ref()).await? {
-            Some(rp) => rp.id,
+        let relying_party = self.authenticate_relying_party(creds.as_ref()).await?;
+        let caller = match &relying_party {
+            Some(rp) => rp.id.clone(),
             None => self.authenticate_client(creds).await?.id().to_owned(),
         };
-        let session = async {
-            match self.refresh_session_id(refresh_token).await? {
-                Some(sid) => Ok(self.store.session(&sid).await?),
-                None => Ok(None),
-            }
-        }
-        .await
-        .map_err(|e| server_side(e, "refresh grant"))?;
+        let found = self
+            .refresh_lookup(refresh_token)
+            .await
+            .map_err(|e| server_side(e, "refresh grant"))?;
         // Sessions belong to the first-party client or to one relying party.
-        let Some(session) = session.filter(|s| s.client_id == caller) else {
+        let Some((record, session)) = found.filter(|(_, s)| s.client_id == caller) else {
             return Err(OAuthError::InvalidGrant);
         };
+        let scope = session.scope.clone();
         let pair = self
-            .refresh(refresh_token, client)
+            .refresh_found(
+                refresh_token,
+                record,
+                session,
+                relying_party.as_ref(),
+                client,
+            )
             .await
             .map_err(|e| match e {
                 DomainError::Unavailable { .. } | DomainError::Internal { .. } => {
@@ -384,7 +388,7 @@ impl AuthService {
         Ok(IssuedToken {
             access_token: pair.access_token,
             expires_in: pair.expires_in,
-            scope: session.scope,
+            scope,
             refresh_token: Some(pair.refresh_token),
             id_token: None,
         })

@@ -180,9 +180,11 @@ impl AuthService {
                 exp: c.exp.as_i64(),
             }
         };
+        // Revocation records, and the session of a user token (live, the subject's): one
+        // store round trip.
         if self
             .store
-            .is_revoked(
+            .token_ended(
                 &info.jti,
                 info.sid.as_deref(),
                 &info.sub,
@@ -193,12 +195,6 @@ impl AuthService {
             .await?
         {
             return Ok(None);
-        }
-        if let Some(sid) = &info.sid {
-            match self.store.session(sid).await? {
-                Some(s) if s.revoked_at.is_none() && s.user_id == info.sub => {}
-                _ => return Ok(None),
-            }
         }
         Ok(Some(info))
     }

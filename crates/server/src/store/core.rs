@@ -416,6 +416,23 @@ macro_rules! impl_store {
                     query.fetch_one(&self.pool).await.map_err(map_err)
                 }
 
+                async fn token_ended(&self, jti: &str, sid: Option<&str>, sub: &str, iat: i64,
+                    iat_ms: Option<i64>, now: i64) -> StoreResult<bool> {
+                    // `is_revoked`'s condition, or the session check, in one round trip.
+                    let query = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $1 AND ( \
+                           (kind = 'jti' AND value = $2) OR (kind = 'sid' AND value = $3) OR \
+                           (kind = 'sub' AND value = $4 AND CASE \
+                             WHEN before_ms IS NOT NULL AND CAST($6 AS BIGINT) IS NOT NULL \
+                             THEN before_ms >= CAST($6 AS BIGINT) ELSE before >= $5 END))) \
+                         OR (CAST($3 AS TEXT) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sessions \
+                           WHERE id = $3 AND revoked_at IS NULL AND user_id = $4))",
+                    );
+                    let query = query.bind(now).bind(jti).bind(sid).bind(sub);
+                    let query = query.bind(iat).bind(iat_ms);
+                    query.fetch_one(&self.pool).await.map_err(map_err)
+                }
+
                 async fn prune(&self, now: i64) -> StoreResult<u64> {
                     let revocations = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1");
                     let tokens = sqlx::query("DELETE FROM opaque_tokens WHERE exp <= $1");
@@ -521,25 +538,24 @@ macro_rules! impl_store {
 
                 async fn use_auth_code(&self, hash: &[u8], child_session_id: &str, now: i64)
                     -> StoreResult<Option<AuthCodeRecord>> {
-                    let select = format!("SELECT {CODE_COLS} FROM oidc_codes WHERE hash = $1");
-                    let mut tx = self.begin().await?;
-                    // PostgreSQL: a concurrent use waits for this row lock, then re-checks
-                    // `used_at` on the new row version and matches nothing. SQLite has one
-                    // writer at a time.
-                    let query = sqlx::query(
-                        "UPDATE oidc_codes SET used_at = $1, child_session_id = $2 \
-                         WHERE hash = $3 AND used_at IS NULL",
+                    // One statement (one round trip): the first use sets `used_at` and the
+                    // child session, a later one writes the row back as it is. The SET
+                    // expressions read the row before the update, RETURNING the row after,
+                    // so the first use is the call that finds its own (fresh, random) child
+                    // session id. PostgreSQL: a concurrent use waits for this row lock, then
+                    // evaluates the SET on the new row version (used by then) and keeps the
+                    // first child. SQLite has one writer at a time.
+                    let sql = format!(
+                        "UPDATE oidc_codes SET used_at = COALESCE(used_at, $1), \
+                         child_session_id = CASE WHEN used_at IS NULL THEN $2 \
+                           ELSE child_session_id END \
+                         WHERE hash = $3 RETURNING {CODE_COLS}"
                     );
-                    let query = query.bind(now).bind(child_session_id).bind(hash);
-                    let first = changed_in(&mut tx, query).await? == 1;
-                    let found: Option<AuthCodeRecord> = sqlx::query_as(&select)
-                        .bind(hash)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    tx.commit().await.map_err(map_err)?;
+                    let query = sqlx::query_as(&sql).bind(now).bind(child_session_id).bind(hash);
+                    let found: Option<AuthCodeRecord> =
+                        query.fetch_optional(&self.pool).await.map_err(map_err)?;
                     Ok(found.map(|mut c| {
-                        if first {
+                        if c.child_session_id.as_deref() == Some(child_session_id) {
                             c.used_at = None;
                             c.child_session_id = None;
                         }

@@ -600,6 +600,29 @@ pub trait Store: Send + Sync + 'static {
         iat_ms: Option<i64>,
         now: i64,
     ) -> StoreResult<bool>;
+    /// True when an access token is no longer live: [`Store::is_revoked`], or, with a
+    /// `sid`, that session is unknown, revoked, or another subject's. The engines answer
+    /// in one query; this default asks the two questions one after the other.
+    async fn token_ended(
+        &self,
+        jti: &str,
+        sid: Option<&str>,
+        sub: &str,
+        iat: i64,
+        iat_ms: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        if self.is_revoked(jti, sid, sub, iat, iat_ms, now).await? {
+            return Ok(true);
+        }
+        let Some(sid) = sid else {
+            return Ok(false);
+        };
+        Ok(!matches!(
+            self.session(sid).await?,
+            Some(s) if s.revoked_at.is_none() && s.user_id == sub
+        ))
+    }
     /// Drops expired revocations, opaque tokens and authorization codes; returns how many
     /// rows went.
     async fn prune(&self, now: i64) -> StoreResult<u64>;

@@ -51,6 +51,10 @@ impl SqliteStore {
     async fn pool(options: SqliteConnectOptions, connections: u32) -> StoreResult<SqlitePool> {
         SqlitePoolOptions::new()
             .max_connections(connections)
+            // A connection to a local file does not go stale: no ping (a round trip to the
+            // connection's worker thread) before every query. A failing connection still
+            // fails its query, and the error maps as any other.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(
                 options

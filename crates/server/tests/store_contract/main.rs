@@ -83,6 +83,7 @@ contract! {
     revocations::revocations_feed_cursor_limit_expiry,
     revocations::revocations_ids_survive_prune,
     revocations::revocations_is_revoked,
+    revocations::revocations_token_ended,
     revocations::revocations_subject_cutoff_milliseconds,
     revocations::revocations_kid_kind,
     revocations::revocations_prune,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use wristband_server::store::{RevocationKind, Store};
 
-use crate::fixtures::opaque;
+use crate::fixtures::{hash, opaque, session, user};
 
 pub async fn revocations_feed_cursor_limit_expiry(store: Arc<dyn Store>) {
     let mut made = Vec::new();
@@ -147,6 +147,89 @@ pub async fn revocations_is_revoked(store: Arc<dyn Store>) {
         .unwrap());
     assert!(!store
         .is_revoked("jti-1", None, "bob", 1_000, None, 9_000)
+        .await
+        .unwrap());
+}
+
+async fn with_user(store: &Arc<dyn Store>, id: &str) {
+    store.create_user(&user(id, id)).await.unwrap();
+}
+
+/// `token_ended`: `is_revoked`, or a user token's session unknown, revoked or another
+/// subject's; a token without a session rests on the records alone.
+pub async fn revocations_token_ended(store: Arc<dyn Store>) {
+    with_user(&store, "u1").await;
+    with_user(&store, "u2").await;
+    for sid in ["live", "ended", "recorded"] {
+        store
+            .create_session(&session(sid, "u1", 1_000), &hash(sid))
+            .await
+            .unwrap();
+    }
+    assert!(store
+        .revoke_session("ended", "logout", 1_100)
+        .await
+        .unwrap());
+    store
+        .add_revocation(RevocationKind::Sid, "recorded", None, None, 1_100, 9_000)
+        .await
+        .unwrap();
+    store
+        .add_revocation(RevocationKind::Jti, "jti-1", None, None, 1_100, 9_000)
+        .await
+        .unwrap();
+    store
+        .add_revocation(
+            RevocationKind::Sub,
+            "u2",
+            Some(1_050),
+            Some(1_050_500),
+            1_100,
+            9_000,
+        )
+        .await
+        .unwrap();
+
+    let now = 1_200;
+    let ended = |jti: &'static str, sid: Option<&'static str>, sub: &'static str, iat_ms| {
+        let store = Arc::clone(&store);
+        async move {
+            let iat = 1_050;
+            let by_records = store
+                .is_revoked(jti, sid, sub, iat, iat_ms, now)
+                .await
+                .unwrap();
+            let ended = store
+                .token_ended(jti, sid, sub, iat, iat_ms, now)
+                .await
+                .unwrap();
+            assert!(
+                !by_records || ended,
+                "{jti} {sid:?} {sub}: a record covers it"
+            );
+            ended
+        }
+    };
+    assert!(!ended("x", Some("live"), "u1", None).await);
+    assert!(!ended("x", None, "u1", None).await);
+    // The session: revoked, unknown, or another user's.
+    assert!(ended("x", Some("ended"), "u1", None).await);
+    assert!(ended("x", Some("nothing"), "u1", None).await);
+    assert!(ended("x", Some("live"), "u2", None).await);
+    // The records: jti, sid (the session itself still live), sub cut-off to the millisecond.
+    assert!(ended("jti-1", Some("live"), "u1", None).await);
+    assert!(ended("jti-1", None, "u1", None).await);
+    assert!(ended("x", Some("recorded"), "u1", None).await);
+    assert!(ended("x", None, "u2", Some(1_050_500)).await);
+    assert!(!ended("x", None, "u2", Some(1_050_501)).await);
+    assert!(ended("x", None, "u2", None).await);
+    // Records expire; the session check does not.
+    assert!(!store
+        .token_ended("jti-1", None, "u1", 1_050, None, 9_000)
+        .await
+        .unwrap());
+    assert!(store
+        .token_ended("jti-1", Some("ended"), "u1", 1_050, None, 9_000)
         .await
         .unwrap());
 }
