@@ -276,21 +276,29 @@ async fn a_logout_reaches_the_client_within_a_second_with_a_valid_logout_token()
     assert!(t.store.pending_backchannel().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_receiver_that_is_down_gets_the_token_when_it_comes_back() {
+/// alice signed in, a relying party took part with its receiver on a closed port, and she
+/// logged out: the first delivery has failed. (The app, the receiver's address, the client,
+/// the sign-in session and alice's id.)
+async fn logged_out_while_the_receiver_is_down(
+) -> (TestApp, SocketAddr, ClientRecord, String, String) {
     let t = TestApp::spawn().await;
     t.add_user("alice", "user").await;
     let addr = closed_port().await;
     let client = rp(&t, "rp", Some(uri_at(addr))).await;
     let (at, _, sid, sub) = sign_in(&t, "alice").await;
     child(&t, &sid, &client.id, false).await;
-
     assert_eq!(t.logout(&at, None).await.status, 204);
     let failures = "wristband_backchannel_failures_total";
     assert_eq!(
         wait_metric(&t, failures, 1.0, Duration::from_secs(3)).await,
         1.0
     );
+    (t, addr, client, sid, sub)
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_gets_the_token_when_it_comes_back() {
+    let (t, addr, client, sid, sub) = logged_out_while_the_receiver_is_down().await;
     let pending = t.store.pending_backchannel().await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].attempts, 1);
@@ -317,18 +325,7 @@ async fn a_receiver_that_is_down_gets_the_token_when_it_comes_back() {
 
 #[tokio::test]
 async fn a_restart_finishes_pending_deliveries() {
-    let t = TestApp::spawn().await;
-    t.add_user("alice", "user").await;
-    let addr = closed_port().await;
-    let client = rp(&t, "rp", Some(uri_at(addr))).await;
-    let (at, _, sid, sub) = sign_in(&t, "alice").await;
-    child(&t, &sid, &client.id, false).await;
-    assert_eq!(t.logout(&at, None).await.status, 204);
-    let failures = "wristband_backchannel_failures_total";
-    assert_eq!(
-        wait_metric(&t, failures, 1.0, Duration::from_secs(3)).await,
-        1.0
-    );
+    let (t, addr, client, sid, sub) = logged_out_while_the_receiver_is_down().await;
 
     // Another process on the same database takes over: the queue is in the store.
     let t = t.restart().await;
