@@ -123,7 +123,7 @@ impl From<StoreError> for DomainError {
         match e {
             StoreError::Conflict => DomainError::Conflict,
             StoreError::Unavailable(source) => DomainError::Unavailable {
-                source: Some(Box::new(source)),
+                source: Some(source),
             },
             other => DomainError::internal_because("store", other),
         }
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn a_store_failure_keeps_its_cause() {
         let cause = sqlx::Error::Protocol("disk on fire".into());
-        let e = DomainError::from(StoreError::Database(cause));
+        let e = DomainError::from(StoreError::Database(Box::new(cause)));
         assert!(matches!(e, DomainError::Internal { .. }));
         assert_eq!(
             Chain(&e).to_string(),
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn an_unreachable_store_is_unavailable_with_its_cause() {
-        let e = DomainError::from(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
+        let e = DomainError::from(StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)));
         assert!(matches!(e, DomainError::Unavailable { .. }));
         assert_eq!(
             Chain(&e).to_string(),

@@ -39,6 +39,94 @@ pub(super) const THROTTLE_COLS: &str = "key, failures, window_start, last_failur
 pub(super) const APPLIED_MIGRATION: &str =
     "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
 
+/// The statements of the request path (token grants, userinfo, every check of an access
+/// token), written once: PostgreSQL runs them through sqlx, SQLite on the calling thread
+/// (see `direct`), each with its own binding code.
+pub(super) mod hot {
+    use std::sync::LazyLock;
+
+    use super::{CLIENT_COLS, CODE_COLS, SESSION_COLS, USER_COLS};
+
+    /// A user by id.
+    pub(in crate::store) static USER_BY_ID: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {USER_COLS} FROM users WHERE id = $1"));
+    /// A session by id.
+    pub(in crate::store) static SESSION: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"));
+    /// A relying party or other client by id.
+    pub(in crate::store) static CLIENT: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {CLIENT_COLS} FROM clients WHERE id = $1"));
+    /// A new session, its columns in [`SESSION_COLS`] order.
+    pub(in crate::store) static INSERT_SESSION: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO sessions ({SESSION_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        )
+    });
+    /// A refresh token's hash: hash, session, generation, created at.
+    pub(in crate::store) const INSERT_REFRESH: &str =
+        "INSERT INTO refresh_tokens (hash, session_id, generation, created_at) \
+         VALUES ($1, $2, $3, $4)";
+    /// The session and generation of a refresh token's hash.
+    pub(in crate::store) const REFRESH_TOKEN: &str =
+        "SELECT session_id, generation FROM refresh_tokens WHERE hash = $1";
+    /// A rotation: now, session, the generation expected. PostgreSQL, under READ
+    /// COMMITTED: a concurrent rotation of the same session waits for this row lock, then
+    /// re-checks the generation on the new row version and matches nothing. SQLite has one
+    /// writer at a time. Either way exactly one caller wins.
+    pub(in crate::store) const ROTATE: &str =
+        "UPDATE sessions SET generation = generation + 1, rotated_at = $1, last_used_at = $1 \
+         WHERE id = $2 AND generation = $3 AND revoked_at IS NULL";
+    /// Whether a token has ended: a revocation record that covers it (now, jti, sid, sub,
+    /// iat, iat in ms), or, for a user token, a session that is gone, revoked or another
+    /// user's. One round trip.
+    pub(in crate::store) const TOKEN_ENDED: &str =
+        "SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $1 AND ( \
+           (kind = 'jti' AND value = $2) OR (kind = 'sid' AND value = $3) OR \
+           (kind = 'sub' AND value = $4 AND CASE \
+             WHEN before_ms IS NOT NULL AND CAST($6 AS BIGINT) IS NOT NULL \
+             THEN before_ms >= CAST($6 AS BIGINT) ELSE before >= $5 END))) \
+         OR (CAST($3 AS TEXT) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sessions \
+           WHERE id = $3 AND revoked_at IS NULL AND user_id = $4))";
+    /// An opaque access token: its hash, then the record's fields in order.
+    pub(in crate::store) const INSERT_OPAQUE: &str =
+        "INSERT INTO opaque_tokens (hash, jti, sub, client_id, aud, scope, role, sid, iat, \
+         iat_ms, exp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    /// An opaque access token by hash.
+    pub(in crate::store) const OPAQUE: &str =
+        "SELECT jti, sub, client_id, aud, scope, role, sid, iat, iat_ms, exp \
+         FROM opaque_tokens WHERE hash = $1";
+    /// One use of an authorization code (now, the new child session, the hash), in one
+    /// statement: the first use sets `used_at` and the child session, a later one writes
+    /// the row back as it is. The SET expressions read the row before the update,
+    /// RETURNING the row after, so the first use is the call that finds its own (fresh,
+    /// random) child session id. PostgreSQL: a concurrent use waits for this row lock,
+    /// then evaluates the SET on the new row version (used by then) and keeps the first
+    /// child. SQLite has one writer at a time.
+    pub(in crate::store) static USE_CODE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE oidc_codes SET used_at = COALESCE(used_at, $1), \
+             child_session_id = CASE WHEN used_at IS NULL THEN $2 ELSE child_session_id END \
+             WHERE hash = $3 RETURNING {CODE_COLS}"
+        )
+    });
+
+    /// What [`Store::use_auth_code`](crate::store::Store::use_auth_code) returns of the
+    /// row: a first use (the row holds the child session this call chose) as unused.
+    pub(in crate::store) fn first_use_as_unused(
+        code: Option<crate::store::AuthCodeRecord>,
+        child_session_id: &str,
+    ) -> Option<crate::store::AuthCodeRecord> {
+        code.map(|mut c| {
+            if c.child_session_id.as_deref() == Some(child_session_id) {
+                c.used_at = None;
+                c.child_session_id = None;
+            }
+            c
+        })
+    }
+}
+
 /// Maps a database error to a [`StoreError`], keeping it as the source. `unavailable` is
 /// the engine's word on which of its errors mean "try again later", beyond a lost pool
 /// or connection.
@@ -48,10 +136,12 @@ pub(super) fn map_sqlx(e: sqlx::Error, unavailable: fn(&sqlx::Error) -> bool) ->
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
-        _ if unavailable(&e) => StoreError::Unavailable(e),
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt(e),
-        _ => StoreError::Database(e),
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
+        _ if unavailable(&e) => StoreError::Unavailable(Box::new(e)),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Corrupt(Box::new(e))
+        }
+        _ => StoreError::Database(Box::new(e)),
     }
 }
 
@@ -161,10 +251,6 @@ macro_rules! impl_store {
                     self.one(&sql, &username.to_ascii_lowercase()).await
                 }
 
-                async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-                    self.one(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"), id).await
-                }
-
                 async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
                     let order = concat!("username", $bytes);
                     self.all(&format!("SELECT {USER_COLS} FROM users ORDER BY {order}")).await
@@ -185,69 +271,6 @@ macro_rules! impl_store {
                 async fn set_role(&self, id: &str, role: &str, now: i64) -> StoreResult<bool> {
                     let sql = "UPDATE users SET role = $1, updated_at = $2 WHERE id = $3";
                     self.update_user(sql, role, id, now).await
-                }
-
-                async fn create_session(&self, s: &SessionRecord, token_hash: &[u8])
-                    -> StoreResult<()> {
-                    let mut tx = self.begin().await?;
-                    let sql = format!(
-                        "INSERT INTO sessions ({SESSION_COLS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                    );
-                    let query = sqlx::query(&sql);
-                    let query = query.bind(&s.id).bind(&s.user_id).bind(&s.client_id);
-                    let query = query.bind(s.created_at).bind(s.last_used_at);
-                    let query = query.bind(s.absolute_expires_at).bind(s.generation);
-                    let query = query.bind(s.rotated_at).bind(s.revoked_at);
-                    let query = query.bind(&s.user_agent).bind(&s.ip);
-                    let query = query.bind(&s.parent_id).bind(s.offline).bind(&s.scope);
-                    changed_in(&mut tx, query).await?;
-                    let query = sqlx::query(
-                        "INSERT INTO refresh_tokens (hash, session_id, generation, created_at) \
-                         VALUES ($1, $2, $3, $4)",
-                    );
-                    let query = query.bind(token_hash).bind(&s.id).bind(s.generation);
-                    changed_in(&mut tx, query.bind(s.created_at)).await?;
-                    tx.commit().await.map_err(map_err)
-                }
-
-                async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
-                    let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1");
-                    self.one(&sql, id).await
-                }
-
-                async fn refresh_token(&self, token_hash: &[u8])
-                    -> StoreResult<Option<RefreshRecord>> {
-                    let sql = "SELECT session_id, generation FROM refresh_tokens WHERE hash = $1";
-                    let query = sqlx::query_as(sql).bind(token_hash);
-                    query.fetch_optional(&self.pool).await.map_err(map_err)
-                }
-
-                async fn rotate(&self, session_id: &str, expected_generation: i64, new_hash: &[u8],
-                    now: i64) -> StoreResult<bool> {
-                    let mut tx = self.begin().await?;
-                    // PostgreSQL, under READ COMMITTED: a concurrent rotation of the same
-                    // session waits for this row lock, then re-checks the generation on the
-                    // new row version and matches nothing. SQLite has one writer at a time.
-                    // Either way exactly one caller wins.
-                    let query = sqlx::query(
-                        "UPDATE sessions SET generation = generation + 1, rotated_at = $1, \
-                         last_used_at = $1 \
-                         WHERE id = $2 AND generation = $3 AND revoked_at IS NULL",
-                    );
-                    let query = query.bind(now).bind(session_id).bind(expected_generation);
-                    if changed_in(&mut tx, query).await? != 1 {
-                        tx.rollback().await.map_err(map_err)?;
-                        return Ok(false);
-                    }
-                    let query = sqlx::query(
-                        "INSERT INTO refresh_tokens (hash, session_id, generation, created_at) \
-                         VALUES ($1, $2, $3, $4)",
-                    );
-                    let query = query.bind(new_hash).bind(session_id);
-                    changed_in(&mut tx, query.bind(expected_generation + 1).bind(now)).await?;
-                    tx.commit().await.map_err(map_err)?;
-                    Ok(true)
                 }
 
                 async fn touch_session(&self, session_id: &str, now: i64) -> StoreResult<()> {
@@ -416,23 +439,6 @@ macro_rules! impl_store {
                     query.fetch_one(&self.pool).await.map_err(map_err)
                 }
 
-                async fn token_ended(&self, jti: &str, sid: Option<&str>, sub: &str, iat: i64,
-                    iat_ms: Option<i64>, now: i64) -> StoreResult<bool> {
-                    // `is_revoked`'s condition, or the session check, in one round trip.
-                    let query = sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $1 AND ( \
-                           (kind = 'jti' AND value = $2) OR (kind = 'sid' AND value = $3) OR \
-                           (kind = 'sub' AND value = $4 AND CASE \
-                             WHEN before_ms IS NOT NULL AND CAST($6 AS BIGINT) IS NOT NULL \
-                             THEN before_ms >= CAST($6 AS BIGINT) ELSE before >= $5 END))) \
-                         OR (CAST($3 AS TEXT) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sessions \
-                           WHERE id = $3 AND revoked_at IS NULL AND user_id = $4))",
-                    );
-                    let query = query.bind(now).bind(jti).bind(sid).bind(sub);
-                    let query = query.bind(iat).bind(iat_ms);
-                    query.fetch_one(&self.pool).await.map_err(map_err)
-                }
-
                 async fn prune(&self, now: i64) -> StoreResult<u64> {
                     let revocations = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1");
                     let tokens = sqlx::query("DELETE FROM opaque_tokens WHERE exp <= $1");
@@ -471,10 +477,6 @@ macro_rules! impl_store {
                     Ok(self.changed(query.bind(&c.id)).await? == 1)
                 }
 
-                async fn client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
-                    self.one(&format!("SELECT {CLIENT_COLS} FROM clients WHERE id = $1"), id).await
-                }
-
                 async fn client_by_name(&self, name: &str) -> StoreResult<Option<ClientRecord>> {
                     let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE name = $1");
                     self.one(&sql, name).await
@@ -501,27 +503,6 @@ macro_rules! impl_store {
                     Ok(self.changed(query.bind(secret_hash).bind(id)).await? == 1)
                 }
 
-                async fn put_opaque_token(&self, hash: &[u8], t: &OpaqueTokenRecord)
-                    -> StoreResult<()> {
-                    let query = sqlx::query(
-                        "INSERT INTO opaque_tokens (hash, jti, sub, client_id, aud, scope, role, \
-                         sid, iat, iat_ms, exp) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    );
-                    let query = query.bind(hash).bind(&t.jti).bind(&t.sub).bind(&t.client_id);
-                    let query = query.bind(&t.aud).bind(&t.scope).bind(&t.role).bind(&t.sid);
-                    self.changed(query.bind(t.iat).bind(t.iat_ms).bind(t.exp)).await.map(drop)
-                }
-
-                async fn opaque_token(&self, hash: &[u8])
-                    -> StoreResult<Option<OpaqueTokenRecord>> {
-                    sqlx::query_as(
-                        "SELECT jti, sub, client_id, aud, scope, role, sid, iat, iat_ms, exp \
-                         FROM opaque_tokens WHERE hash = $1",
-                    )
-                    .bind(hash).fetch_optional(&self.pool).await.map_err(map_err)
-                }
-
                 async fn put_auth_code(&self, hash: &[u8], c: &AuthCodeRecord)
                     -> StoreResult<()> {
                     let sql = format!(
@@ -534,33 +515,6 @@ macro_rules! impl_store {
                     let query = query.bind(&c.amr).bind(c.created_at).bind(c.expires_at);
                     let query = query.bind(c.used_at).bind(&c.child_session_id);
                     self.changed(query).await.map(drop)
-                }
-
-                async fn use_auth_code(&self, hash: &[u8], child_session_id: &str, now: i64)
-                    -> StoreResult<Option<AuthCodeRecord>> {
-                    // One statement (one round trip): the first use sets `used_at` and the
-                    // child session, a later one writes the row back as it is. The SET
-                    // expressions read the row before the update, RETURNING the row after,
-                    // so the first use is the call that finds its own (fresh, random) child
-                    // session id. PostgreSQL: a concurrent use waits for this row lock, then
-                    // evaluates the SET on the new row version (used by then) and keeps the
-                    // first child. SQLite has one writer at a time.
-                    let sql = format!(
-                        "UPDATE oidc_codes SET used_at = COALESCE(used_at, $1), \
-                         child_session_id = CASE WHEN used_at IS NULL THEN $2 \
-                           ELSE child_session_id END \
-                         WHERE hash = $3 RETURNING {CODE_COLS}"
-                    );
-                    let query = sqlx::query_as(&sql).bind(now).bind(child_session_id).bind(hash);
-                    let found: Option<AuthCodeRecord> =
-                        query.fetch_optional(&self.pool).await.map_err(map_err)?;
-                    Ok(found.map(|mut c| {
-                        if c.child_session_id.as_deref() == Some(child_session_id) {
-                            c.used_at = None;
-                            c.child_session_id = None;
-                        }
-                        c
-                    }))
                 }
 
                 async fn put_consent(&self, c: &ConsentRecord) -> StoreResult<()> {

@@ -7,6 +7,7 @@ use wristband_jose::Algorithm;
 use crate::config::TokenFormat;
 
 mod core;
+mod direct;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -39,6 +40,10 @@ macro_rules! text_enum {
     };
 }
 
+/// The database driver's error behind a [`StoreError`] (sqlx's, or rusqlite's on SQLite's
+/// request path).
+pub type DbError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A storage failure, as the domain sees it. The database's own error, when there is one,
 /// is the [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
@@ -49,14 +54,14 @@ pub enum StoreError {
     Conflict,
     /// The database cannot be reached or is overloaded; the caller may retry later.
     #[error("store unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] DbError),
     /// A stored row holds a value this version cannot read, such as an unknown algorithm:
     /// the row is corrupt (its column and value are in the source).
     #[error("a stored row cannot be read")]
-    Corrupt(#[source] sqlx::Error),
+    Corrupt(#[source] DbError),
     /// The database refused a statement, for a reason other than the ones above.
     #[error("store error")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] DbError),
     /// A migration failed.
     #[error("store error")]
     Migrate(#[source] sqlx::migrate::MigrateError),

@@ -14,7 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::core;
+use super::core::{self, hot};
 use super::{StoreError, StoreResult};
 
 /// Connections per pool.
@@ -325,5 +325,97 @@ core::impl_store! {
 
     fn revocation_wakeups(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
         Some(self.listen_revocations())
+    }
+
+    // The request path's statements (shared text in `core::hot`), through sqlx.
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+        self.one(&hot::USER_BY_ID, id).await
+    }
+
+    async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+        self.one(&hot::SESSION, id).await
+    }
+
+    async fn client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
+        self.one(&hot::CLIENT, id).await
+    }
+
+    async fn create_session(&self, s: &SessionRecord, token_hash: &[u8]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let query = sqlx::query(&hot::INSERT_SESSION);
+        let query = query.bind(&s.id).bind(&s.user_id).bind(&s.client_id);
+        let query = query.bind(s.created_at).bind(s.last_used_at);
+        let query = query.bind(s.absolute_expires_at).bind(s.generation);
+        let query = query.bind(s.rotated_at).bind(s.revoked_at);
+        let query = query.bind(&s.user_agent).bind(&s.ip);
+        let query = query.bind(&s.parent_id).bind(s.offline).bind(&s.scope);
+        changed_in(&mut tx, query).await?;
+        let query = sqlx::query(hot::INSERT_REFRESH);
+        let query = query.bind(token_hash).bind(&s.id).bind(s.generation);
+        changed_in(&mut tx, query.bind(s.created_at)).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshRecord>> {
+        let query = sqlx::query_as(hot::REFRESH_TOKEN).bind(token_hash);
+        query.fetch_optional(&self.pool).await.map_err(map_err)
+    }
+
+    async fn rotate(
+        &self,
+        session_id: &str,
+        expected_generation: i64,
+        new_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let query = sqlx::query(hot::ROTATE).bind(now).bind(session_id);
+        if changed_in(&mut tx, query.bind(expected_generation)).await? != 1 {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(false);
+        }
+        let query = sqlx::query(hot::INSERT_REFRESH).bind(new_hash).bind(session_id);
+        changed_in(&mut tx, query.bind(expected_generation + 1).bind(now)).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn token_ended(
+        &self,
+        jti: &str,
+        sid: Option<&str>,
+        sub: &str,
+        iat: i64,
+        iat_ms: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let query = sqlx::query_scalar(hot::TOKEN_ENDED);
+        let query = query.bind(now).bind(jti).bind(sid).bind(sub);
+        let query = query.bind(iat).bind(iat_ms);
+        query.fetch_one(&self.pool).await.map_err(map_err)
+    }
+
+    async fn put_opaque_token(&self, hash: &[u8], t: &OpaqueTokenRecord) -> StoreResult<()> {
+        let query = sqlx::query(hot::INSERT_OPAQUE);
+        let query = query.bind(hash).bind(&t.jti).bind(&t.sub).bind(&t.client_id);
+        let query = query.bind(&t.aud).bind(&t.scope).bind(&t.role).bind(&t.sid);
+        self.changed(query.bind(t.iat).bind(t.iat_ms).bind(t.exp)).await.map(drop)
+    }
+
+    async fn opaque_token(&self, hash: &[u8]) -> StoreResult<Option<OpaqueTokenRecord>> {
+        let query = sqlx::query_as(hot::OPAQUE).bind(hash);
+        query.fetch_optional(&self.pool).await.map_err(map_err)
+    }
+
+    async fn use_auth_code(
+        &self,
+        hash: &[u8],
+        child_session_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<AuthCodeRecord>> {
+        let query = sqlx::query_as(&hot::USE_CODE).bind(now).bind(child_session_id);
+        let found = query.bind(hash).fetch_optional(&self.pool).await.map_err(map_err)?;
+        Ok(hot::first_use_as_unused(found, child_session_id))
     }
 }

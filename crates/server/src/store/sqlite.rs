@@ -2,18 +2,22 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::core;
+use super::direct::Direct;
 use super::{StoreError, StoreResult};
 
-/// SQLite-backed [`Store`](super::Store).
+/// SQLite-backed [`Store`](super::Store). The request path's statements run on the calling
+/// thread (`direct`), the rest through sqlx's pool; both on the same file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    direct: Arc<Direct>,
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -68,6 +72,7 @@ impl SqliteStore {
     async fn connect_read_only(options: SqliteConnectOptions) -> StoreResult<Self> {
         // The journal mode is left as the file has it (WAL, set by the writers).
         let options = options.read_only(true).create_if_missing(false);
+        let direct = Arc::new(Direct::new(options.get_filename(), true));
         let pool = Self::pool(options, 1).await?;
         super::check_schema_version(
             sqlx::query_scalar(core::APPLIED_MIGRATION)
@@ -77,7 +82,7 @@ impl SqliteStore {
             map_err,
             &sqlx::migrate!("./migrations/sqlite"),
         )?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, direct })
     }
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
@@ -87,13 +92,15 @@ impl SqliteStore {
             // WAL + NORMAL survives a process crash (SIGKILL) without losing committed
             // transactions; FULL also survives power loss at a cost per commit.
             .synchronous(SqliteSynchronous::Normal);
+        let direct = Arc::new(Direct::new(options.get_filename(), false));
         let pool = Self::pool(options, 8).await?;
         Self::check_username_collisions(&pool).await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|e| core::map_migrate(e, map_err))?;
-        Ok(SqliteStore { pool })
+        Direct::start_checkpoints(&direct).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(SqliteStore { pool, direct })
     }
 
     /// Before migration 0004 makes usernames unique regardless of case: refuses a database
@@ -129,8 +136,10 @@ impl SqliteStore {
             .map_err(map_err)
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Closes the pool and the request path's connections, checkpointing the WAL; later
+    /// calls fail as unavailable.
     pub async fn close(&self) {
+        self.direct.close();
         self.pool.close().await;
     }
 
@@ -145,4 +154,65 @@ core::impl_store! {
     database: Sqlite,
     byte_order: "",
     greatest: "max",
+
+    // The request path's statements (shared text in `core::hot`), on the calling thread.
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+        self.direct.user_by_id(id)
+    }
+
+    async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+        self.direct.session(id)
+    }
+
+    async fn client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
+        self.direct.client(id)
+    }
+
+    async fn create_session(&self, s: &SessionRecord, token_hash: &[u8]) -> StoreResult<()> {
+        self.direct.create_session(s, token_hash)
+    }
+
+    async fn refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshRecord>> {
+        self.direct.refresh_token(token_hash)
+    }
+
+    async fn rotate(
+        &self,
+        session_id: &str,
+        expected_generation: i64,
+        new_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.direct.rotate(session_id, expected_generation, new_hash, now)
+    }
+
+    async fn token_ended(
+        &self,
+        jti: &str,
+        sid: Option<&str>,
+        sub: &str,
+        iat: i64,
+        iat_ms: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.direct.token_ended(jti, sid, sub, iat, iat_ms, now)
+    }
+
+    async fn put_opaque_token(&self, hash: &[u8], t: &OpaqueTokenRecord) -> StoreResult<()> {
+        self.direct.put_opaque_token(hash, t)
+    }
+
+    async fn opaque_token(&self, hash: &[u8]) -> StoreResult<Option<OpaqueTokenRecord>> {
+        self.direct.opaque_token(hash)
+    }
+
+    async fn use_auth_code(
+        &self,
+        hash: &[u8],
+        child_session_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<AuthCodeRecord>> {
+        self.direct.use_auth_code(hash, child_session_id, now)
+    }
 }

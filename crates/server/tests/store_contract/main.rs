@@ -23,6 +23,7 @@ mod keys;
 mod oidc;
 mod revocations;
 mod sessions;
+mod sqlite_only;
 mod throttle;
 mod upgrade;
 mod users;
