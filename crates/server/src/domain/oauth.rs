@@ -535,8 +535,9 @@ impl std::fmt::Debug for FeedReader {
 
 impl AuthService {
     /// Verifies a client's token issued for one of that client's registered audiences
-    /// (rather than the service's own), or for a resource server, for the feed audience. `None` when the token names no registered client
-    /// with audiences, so that the original refusal stands.
+    /// (rather than the service's own), or for a resource server, for the feed audience.
+    /// `None` when the token names the first-party client, or no registered client with
+    /// audiences: the service's own audience is then the one to check.
     pub(super) async fn verify_for_client_audiences(
         &self,
         token: &str,
@@ -547,7 +548,7 @@ impl AuthService {
         let client_id = dangerous::decode_without_verification(token)
             .ok()
             .and_then(|d| d.payload.get("client_id")?.as_str().map(str::to_owned));
-        let Some(client_id) = client_id else {
+        let Some(client_id) = client_id.filter(|id| *id != self.config.client_id) else {
             return Ok(None);
         };
         let Some(client) = self.store.client(&client_id).await? else {

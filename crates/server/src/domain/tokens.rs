@@ -138,15 +138,18 @@ impl AuthService {
             }
         } else {
             let ring = self.keys.ring();
-            let verified = match UnverifiedToken::parse(token)
-                .and_then(|t| t.verify(ring.keyset(), ring.policy(), now_t))
-            {
-                Err(e) if e.kind() == ErrorKind::WrongAudience => self
-                    .verify_for_client_audiences(token, now_t)
-                    .await?
-                    .ok_or(e)
-                    .and_then(|r| r),
-                other => other,
+            let own = || {
+                UnverifiedToken::parse(token)
+                    .and_then(|t| t.verify(ring.keyset(), ring.policy(), now_t))
+            };
+            // A registered client's token (a relying party's, a service's) is checked
+            // against that client's audiences first, so that its signature is checked
+            // once; the server's own audience is the fallback, as it is the whole check
+            // for first-party tokens.
+            let verified = match self.verify_for_client_audiences(token, now_t).await? {
+                None => own(),
+                Some(Err(e)) if e.kind() == ErrorKind::WrongAudience => own().map_err(|_| e),
+                Some(checked) => checked,
             };
             let c = match verified {
                 Ok(v) => v.into_claims(),
