@@ -30,6 +30,7 @@ pub mod revoke;
 pub mod seal;
 mod throttle;
 pub mod tokens;
+pub mod totp;
 pub mod users;
 
 pub use error::{Chain, DomainError, Source};
