@@ -97,8 +97,10 @@ pub async fn feed_one_tail_and_a_ring(store: Arc<dyn Store>) {
         }
         per_count.push(reads(&svc) - before);
     }
+    // A read per subscription would be 50 or more. How many wake-ups the tail gets for one
+    // record (the notification, PostgreSQL's NOTIFY, a poll) varies with timing: a few.
     assert!(
-        per_count[1] <= per_count[0] + 1 && per_count[1] <= 3,
+        per_count.iter().all(|r| (1..=3).contains(r)),
         "store reads for one revocation, 1 and 50 subscriptions: {per_count:?}"
     );
 
