@@ -17,6 +17,15 @@ pub enum DomainError {
     /// Unknown user, wrong password or disabled account: deliberately indistinguishable.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The password was right and a second factor is due: the second step to take.
+    #[error("a second factor is required")]
+    MfaRequired(Box<super::mfa::MfaChallenge>),
+    /// The `mfa_token` of a second step is unknown, finished, expired or exhausted.
+    #[error("invalid mfa_token")]
+    InvalidMfaToken,
+    /// A second factor's code is wrong or spent.
+    #[error("invalid code")]
+    InvalidCode,
     /// Too many failed logins; retry after this many seconds.
     #[error("too many attempts")]
     Throttled {

@@ -21,6 +21,7 @@ mod device;
 mod error;
 pub mod feed;
 pub mod keys;
+pub mod mfa;
 pub mod oauth;
 pub mod oidc;
 pub mod password;
@@ -417,8 +418,27 @@ impl AuthService {
             self.store.set_password_hash(&user.id, &hash, now).await?;
             audit!("password_rehashed", user_id = %user.id);
         }
-        let pair = self.start_session(&user, client, now).await?;
+        if let Some(challenge) = self.second_step(&user, now).await? {
+            self.metrics.login("mfa_required");
+            audit!("login_mfa_required", user_id = %user.id, ip = client.ip.as_deref());
+            return Err(DomainError::MfaRequired(Box::new(challenge)));
+        }
+        let login = self.begin_session(&user, client, now, "pwd").await?;
         self.metrics.login("ok");
+        Ok(login)
+    }
+
+    /// Starts a sign-in session for `user`, who signed in with the methods `amr`: its
+    /// tokens, and a fresh device token.
+    async fn begin_session(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+        now: i64,
+        amr: &str,
+    ) -> Result<DeviceLogin, DomainError> {
+        let pair = self.start_session(user, client, now, amr).await?;
+        let folded = users::fold_username(&user.username);
         Ok(DeviceLogin {
             pair,
             device_token: device::issue(self.keys.device_key(), &folded, now)?,
@@ -430,6 +450,7 @@ impl AuthService {
         user: &UserRecord,
         client: &ClientInfo,
         now: i64,
+        amr: &str,
     ) -> Result<TokenPair, DomainError> {
         let refresh_token = new_refresh_token()?;
         let absolute = wristband_jose::secs_i64(self.config.refresh_absolute_ttl);
@@ -451,6 +472,8 @@ impl AuthService {
             parent_id: None,
             offline: false,
             scope: None,
+            amr: amr.to_owned(),
+            auth_time: now,
         };
         self.store
             .create_session(&session, &token_hash(&refresh_token))
@@ -504,6 +527,7 @@ impl AuthService {
                 scope: None,
                 role: Some(user.role.clone()),
                 sid: Some(session_id.to_owned()),
+                authn: tokens::Grant::authn_of(session),
             };
             (grant, self.config.access_token_format)
         };

@@ -331,6 +331,7 @@ impl AuthService {
                     scope: scope.clone(),
                     role: None,
                     sid: None,
+                    authn: None,
                 },
                 format,
                 now,
@@ -597,6 +598,8 @@ mod tests {
                 iat_ms: Some(1_000_500),
                 exp: 1_900,
                 amr: None,
+                acr: None,
+                auth_time: None,
             }),
         }
     }

@@ -123,6 +123,8 @@ mod tests {
             iat_ms: None,
             exp: 20,
             amr: None,
+            acr: None,
+            auth_time: None,
         }
     }
 

@@ -67,6 +67,21 @@ impl Keys {
         }
     }
 
+    /// The second step of a sign-in (or another check of a second factor) of the user
+    /// `user_id`: limited per (user, IP), per user and per IP, with the same free failures
+    /// and delays as passwords, on keys of its own.
+    pub(super) fn second_factor(user_id: &str, ip: Option<&str>) -> Self {
+        let ip = ip.unwrap_or("-");
+        Keys {
+            keys: vec![
+                (key("mfa-pair", &format!("{user_id}|{ip}")), Kind::Pair),
+                (key("mfa-acct", user_id), Kind::Account),
+                (key("mfa-ip", ip), Kind::Ip),
+            ],
+            clear_failures: true,
+        }
+    }
+
     /// A known device (its device token verified for the account): its own budget only,
     /// whatever the account-wide and per-address keys say.
     pub(super) fn device(token: &str) -> Self {

@@ -33,6 +33,10 @@ pub struct TokenInfo {
     pub exp: i64,
     /// How the user authenticated (`amr`, RFC 8176), when the token says.
     pub amr: Option<Vec<String>>,
+    /// The authentication context class the sign-in reached, when the token says.
+    pub acr: Option<String>,
+    /// When the user signed in, when the token says.
+    pub auth_time: Option<i64>,
 }
 
 /// What to put into a new access token.
@@ -44,6 +48,16 @@ pub(crate) struct Grant {
     pub(crate) scope: Option<String>,
     pub(crate) role: Option<String>,
     pub(crate) sid: Option<String>,
+    /// How and when the user signed in: `amr` (space-separated) and `auth_time`; `None`
+    /// for a service token.
+    pub(crate) authn: Option<(String, i64)>,
+}
+
+impl Grant {
+    /// How and when the user of `session` signed in.
+    pub(crate) fn authn_of(session: &crate::store::SessionRecord) -> Option<(String, i64)> {
+        Some((session.amr.clone(), session.auth_time))
+    }
 }
 
 /// Opaque tokens are 43 base64url characters with this prefix, so that they can never be
@@ -81,6 +95,11 @@ impl AuthService {
         claims.scope = grant.scope;
         claims.role = grant.role;
         claims.sid = grant.sid;
+        if let Some((amr, auth_time)) = &grant.authn {
+            let amr: Vec<&str> = amr.split_whitespace().collect();
+            let auth_time = UnixTime::from_secs(u64::try_from(*auth_time).unwrap_or(0));
+            claims = claims.with_authentication(&amr, super::mfa::acr_of(&amr), auth_time);
+        }
         let token = match format {
             TokenFormat::Jwt => sign(self.keys.ring().signing(), &claims)
                 .map_err(|e| DomainError::internal_because("signing an access token", e))?,
@@ -133,6 +152,8 @@ impl AuthService {
                     iat_ms: r.iat_ms.filter(|ms| ms.div_euclid(1000) == r.iat),
                     exp: r.exp,
                     amr: None,
+                    acr: None,
+                    auth_time: None,
                 },
                 _ => return Ok(None),
             }
@@ -163,14 +184,13 @@ impl AuthService {
                 }
             };
             let iat_ms = c.issued_at_millis().map(wristband_jose::millis_i64);
-            let amr = c.extra.get("amr").and_then(|v| {
-                v.as_array()?
-                    .iter()
-                    .map(|m| m.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-            });
+            let amr = c
+                .amr()
+                .map(|m| m.into_iter().map(str::to_owned).collect::<Vec<_>>());
             TokenInfo {
                 amr,
+                acr: c.acr().map(str::to_owned),
+                auth_time: c.auth_time().map(UnixTime::as_i64),
                 iat_ms,
                 sub: c.sub,
                 client_id: c.client_id.unwrap_or_default(),
@@ -198,6 +218,20 @@ impl AuthService {
             .await?
         {
             return Ok(None);
+        }
+        let mut info = info;
+        if token.starts_with(OPAQUE_PREFIX) {
+            // An opaque token's record does not repeat how the user signed in: its session
+            // says (the session is live, as token_ended just found).
+            if let Some(session) = match info.sid.as_deref() {
+                Some(sid) => self.store.session(sid).await?,
+                None => None,
+            } {
+                let amr: Vec<&str> = session.amr.split_whitespace().collect();
+                info.acr = Some(super::mfa::acr_of(&amr).to_owned());
+                info.amr = Some(amr.into_iter().map(str::to_owned).collect());
+                info.auth_time = Some(session.auth_time);
+            }
         }
         Ok(Some(info))
     }

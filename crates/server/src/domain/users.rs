@@ -70,7 +70,7 @@ pub async fn add_user(
     Ok(user)
 }
 
-async fn find(store: &dyn Store, username: &str) -> Result<UserRecord, DomainError> {
+pub(crate) async fn find(store: &dyn Store, username: &str) -> Result<UserRecord, DomainError> {
     store
         .user_by_name(username)
         .await?

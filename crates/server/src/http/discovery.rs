@@ -125,7 +125,11 @@ pub(super) async fn openid_configuration(State(s): State<AppState>) -> Json<Open
             "preferred_username",
             "role",
         ],
-        acr_values_supported: vec![crate::domain::oidc::ACR_PASSWORD],
+        acr_values_supported: vec![
+            wristband_jose::authn::ACR_PWD,
+            wristband_jose::authn::ACR_MFA,
+            wristband_jose::authn::ACR_PHR,
+        ],
         claims_parameter_supported: false,
         request_parameter_supported: false,
         request_uri_parameter_supported: false,

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::templates::{base, html, render};
 use super::AppState;
+use crate::domain::mfa::MfaChallenge;
 use crate::domain::oauth::OAuthError;
 use crate::domain::{Chain, DomainError};
 
@@ -80,6 +81,13 @@ pub struct ErrorBody<'a> {
     /// For internal errors: the id under which the details were logged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<&'a str>,
+    /// With `mfa_required`: the single-use token of the second step (`POST /v1/login/mfa`),
+    /// valid for 5 minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<&'a str>,
+    /// With `mfa_required`: the second factors the user can finish with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<&'a [&'static str]>,
 }
 
 /// An error described: status, stable code, safe text and extra headers. Rendered as JSON
@@ -96,6 +104,8 @@ pub struct Described {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
     /// For internal errors: the id under which the details were logged.
     pub correlation_id: Option<String>,
+    /// With `mfa_required`: the second step to take.
+    pub challenge: Option<Box<MfaChallenge>>,
 }
 
 impl Described {
@@ -109,6 +119,8 @@ impl Described {
             error: &self.code,
             error_description: &self.description,
             correlation_id: self.correlation_id.as_deref(),
+            mfa_token: self.challenge.as_ref().map(|c| c.mfa_token.as_str()),
+            methods: self.challenge.as_ref().map(|c| c.methods.as_slice()),
         };
         let mut r = (self.status, axum::Json(body)).into_response();
         for (name, value) in self.headers {
@@ -125,6 +137,7 @@ fn json(status: StatusCode, error: &str, description: &str) -> Described {
         description: description.to_owned(),
         headers: Vec::new(),
         correlation_id: None,
+        challenge: None,
     }
 }
 
@@ -231,6 +244,24 @@ fn describe_domain(e: DomainError) -> Described {
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
             "invalid username or password",
+        ),
+        D::MfaRequired(challenge) => Described {
+            challenge: Some(challenge),
+            ..json(
+                StatusCode::UNAUTHORIZED,
+                "mfa_required",
+                "the password is right; a second factor is required",
+            )
+        },
+        D::InvalidMfaToken => json(
+            StatusCode::UNAUTHORIZED,
+            "invalid_mfa_token",
+            "the mfa_token is unknown, used, expired or spent: sign in again",
+        ),
+        D::InvalidCode => json(
+            StatusCode::UNAUTHORIZED,
+            "invalid_code",
+            "the code is wrong or was used already",
         ),
         D::Throttled { retry_after } => json(
             StatusCode::TOO_MANY_REQUESTS,

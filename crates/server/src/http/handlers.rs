@@ -14,7 +14,7 @@ use super::cookies;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, Bearer, Client};
 use super::AppState;
-use crate::domain::{Principal, TokenPair};
+use crate::domain::{DeviceLogin, Principal, TokenPair};
 use crate::store::UserRecord;
 
 /// `POST /v1/login` and `POST /v1/users` body.
@@ -87,6 +87,9 @@ pub(super) struct TokenResponse {
     /// Only in login answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     device_token: Option<String>,
+    /// Only after a sign-in with a recovery code: how many unused codes are left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_codes_left: Option<i64>,
 }
 
 /// The answer of `POST /v1/login`: tokens in the body, or (with `delivery: cookie`) only
@@ -108,6 +111,7 @@ impl From<TokenPair> for TokenResponse {
             expires_in: p.expires_in,
             refresh_token: p.refresh_token,
             device_token: None,
+            recovery_codes_left: None,
         }
     }
 }
@@ -185,7 +189,7 @@ pub(super) fn no_store(body: impl IntoResponse) -> Response {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "The body is not valid JSON of this shape, or the user name is malformed", body = ErrorBody),
-        (status = 401, description = "Invalid user name or password", body = ErrorBody),
+        (status = 401, description = "Invalid user name or password (`invalid_credentials`), or a right password of a user with a second factor (`mfa_required`, with `mfa_token` and `methods`: finish with `POST /v1/login/mfa`)", body = ErrorBody),
         (status = 403, description = "Cookie delivery from an origin that is not allowed", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
@@ -208,18 +212,29 @@ pub(super) async fn login(
         .service
         .login_device(&body.username, body.password, device.as_deref(), &client)
         .await?;
-    // Body delivery sets no cookie: the device token is in the answer instead.
-    Ok(match body.delivery {
+    Ok(login_answer(&s, body.delivery, done, None))
+}
+
+/// The answer to a finished sign-in (password, or password and second factor). Body
+/// delivery sets no cookie: the device token is in the answer instead.
+pub(super) fn login_answer(
+    s: &AppState,
+    delivery: Delivery,
+    done: DeviceLogin,
+    recovery_codes_left: Option<i64>,
+) -> Response {
+    match delivery {
         Delivery::Body => no_store(Json(LoginResponse::Body(TokenResponse {
             device_token: Some(done.device_token),
+            recovery_codes_left,
             ..TokenResponse::from(done.pair)
         }))),
         Delivery::Cookie => {
-            let mut r = cookie_response(&s, &done.pair, true);
+            let mut r = cookie_response(s, &done.pair, true);
             super::cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
             r
         }
-    })
+    }
 }
 
 #[utoipa::path(post, path = "/v1/refresh", tag = "sessions",

@@ -26,6 +26,7 @@ pub mod extract;
 pub mod feed;
 mod handlers;
 mod logout;
+mod mfa;
 mod oauth;
 mod oidc;
 pub mod openapi;
@@ -55,6 +56,14 @@ pub fn router(state: AppState) -> Router {
     let tls = config.tls();
     let router = Router::new()
         .route("/v1/login", post(handlers::login))
+        .route("/v1/login/mfa", post(mfa::login))
+        .route("/v1/mfa", get(mfa::status))
+        .route(
+            "/v1/mfa/totp",
+            post(mfa::begin_totp).delete(mfa::remove_totp),
+        )
+        .route("/v1/mfa/totp/confirm", post(mfa::confirm_totp))
+        .route("/v1/mfa/recovery-codes", post(mfa::recovery_codes))
         .route("/v1/session/refresh", post(session::refresh))
         .route("/v1/session/logout", post(session::logout))
         .route("/v1/refresh", post(handlers::refresh))

@@ -130,6 +130,15 @@ pub(super) struct Introspection {
     /// Session id.
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
+    /// How the user signed in (RFC 8176 method names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr: Option<Vec<String>>,
+    /// The authentication context class the sign-in reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<String>,
+    /// When the user signed in (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
 }
 
 fn form<T>(f: Result<Form<T>, FormRejection>) -> Result<T, ApiError> {
@@ -308,6 +317,9 @@ pub(super) async fn introspect(
             scope: info.scope,
             role: info.role,
             sid: info.sid,
+            amr: info.amr,
+            acr: info.acr,
+            auth_time: info.auth_time,
         },
     };
     Ok(no_store(Json(body)))

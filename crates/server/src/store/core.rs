@@ -14,7 +14,7 @@ pub(super) const USER_COLS: &str = "id, username, password_hash, role, disabled,
 /// The columns of a [`SessionRecord`](super::SessionRecord).
 pub(super) const SESSION_COLS: &str = "id, user_id, client_id, created_at, last_used_at, \
      absolute_expires_at, generation, rotated_at, revoked_at, user_agent, ip, parent_id, offline, \
-     scope";
+     scope, amr, auth_time";
 /// The columns of a [`RevocationRecord`](super::RevocationRecord).
 pub(super) const REVOCATION_COLS: &str =
     "id, kind, value, before, before_ms, created_at, expires_at";
@@ -60,7 +60,7 @@ pub(super) mod hot {
     pub(in crate::store) static INSERT_SESSION: LazyLock<String> = LazyLock::new(|| {
         format!(
             "INSERT INTO sessions ({SESSION_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         )
     });
     /// A refresh token's hash: hash, session, generation, created at.
@@ -181,7 +181,7 @@ macro_rules! impl_store {
             use $crate::store::rows::{in_key_order, KeyedThrottle};
             use $crate::store::{
                 AuthCodeRecord, BackchannelRecord, ClientRecord, ConsentRecord, KeyChange, KeyRecord,
-                KeyState, OpaqueTokenRecord, RefreshRecord,
+                KeyState, MfaTokenRecord, OpaqueTokenRecord, RefreshRecord, TotpRecord,
                 RevocationKind, RevocationRecord, SessionRecord, Store, StoreError, StoreResult,
                 ThrottleRecord, UserRecord,
             };
@@ -443,9 +443,11 @@ macro_rules! impl_store {
                     let revocations = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1");
                     let tokens = sqlx::query("DELETE FROM opaque_tokens WHERE exp <= $1");
                     let codes = sqlx::query("DELETE FROM oidc_codes WHERE expires_at <= $1");
+                    let steps = sqlx::query("DELETE FROM mfa_tokens WHERE expires_at <= $1");
                     let revocations = self.changed(revocations.bind(now)).await?;
                     let tokens = self.changed(tokens.bind(now)).await?;
-                    Ok(revocations + tokens + self.changed(codes.bind(now)).await?)
+                    let codes = self.changed(codes.bind(now)).await?;
+                    Ok(revocations + tokens + codes + self.changed(steps.bind(now)).await?)
                 }
 
                 async fn create_client(&self, c: &ClientRecord) -> StoreResult<()> {
@@ -757,6 +759,126 @@ macro_rules! impl_store {
                          WHERE delivered_at <= $1 OR gave_up_at <= $1",
                     );
                     self.changed(query.bind(before)).await
+                }
+
+                async fn begin_totp(&self, user_id: &str, sealed_secret: &[u8], now: i64)
+                    -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "INSERT INTO mfa_totp (user_id, secret, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, \
+                         created_at = excluded.created_at, last_step = NULL \
+                         WHERE mfa_totp.confirmed_at IS NULL",
+                    );
+                    Ok(self.changed(query.bind(user_id).bind(sealed_secret).bind(now)).await? == 1)
+                }
+
+                async fn totp(&self, user_id: &str) -> StoreResult<Option<TotpRecord>> {
+                    let sql = "SELECT user_id, secret, created_at, confirmed_at, last_step \
+                               FROM mfa_totp WHERE user_id = $1";
+                    self.one(sql, user_id).await
+                }
+
+                async fn use_totp_step(&self, user_id: &str, step: i64, now: i64)
+                    -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "UPDATE mfa_totp SET last_step = $1, \
+                         confirmed_at = COALESCE(confirmed_at, $2) \
+                         WHERE user_id = $3 AND (last_step IS NULL OR last_step < $1)",
+                    );
+                    Ok(self.changed(query.bind(step).bind(now).bind(user_id)).await? == 1)
+                }
+
+                async fn remove_totp(&self, user_id: &str) -> StoreResult<bool> {
+                    let query = sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1");
+                    Ok(self.changed(query.bind(user_id)).await? == 1)
+                }
+
+                async fn replace_recovery_codes(&self, user_id: &str, hashes: &[Vec<u8>],
+                    now: i64) -> StoreResult<()> {
+                    let mut tx = self.begin().await?;
+                    let query = sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1");
+                    changed_in(&mut tx, query.bind(user_id)).await?;
+                    for hash in hashes {
+                        let query = sqlx::query(
+                            "INSERT INTO recovery_codes (user_id, hash, created_at) \
+                             VALUES ($1, $2, $3)",
+                        );
+                        changed_in(&mut tx, query.bind(user_id).bind(hash).bind(now)).await?;
+                    }
+                    tx.commit().await.map_err(map_err)
+                }
+
+                async fn use_recovery_code(&self, user_id: &str, hash: &[u8], now: i64)
+                    -> StoreResult<Option<i64>> {
+                    let mut tx = self.begin().await?;
+                    let query = sqlx::query(
+                        "UPDATE recovery_codes SET used_at = $1 \
+                         WHERE user_id = $2 AND hash = $3 AND used_at IS NULL",
+                    );
+                    if changed_in(&mut tx, query.bind(now).bind(user_id).bind(hash)).await? != 1 {
+                        tx.rollback().await.map_err(map_err)?;
+                        return Ok(None);
+                    }
+                    let left: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+                    )
+                    .bind(user_id).fetch_one(&mut *tx).await.map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(Some(left))
+                }
+
+                async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<i64> {
+                    sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+                    )
+                    .bind(user_id).fetch_one(&self.pool).await.map_err(map_err)
+                }
+
+                async fn put_mfa_token(&self, hash: &[u8], t: &MfaTokenRecord) -> StoreResult<()> {
+                    let query = sqlx::query(
+                        "INSERT INTO mfa_tokens (hash, user_id, amr, created_at, expires_at, \
+                         failures, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    );
+                    let query = query.bind(hash).bind(&t.user_id).bind(&t.amr);
+                    let query = query.bind(t.created_at).bind(t.expires_at);
+                    self.changed(query.bind(t.failures).bind(t.used_at)).await.map(drop)
+                }
+
+                async fn mfa_token(&self, hash: &[u8]) -> StoreResult<Option<MfaTokenRecord>> {
+                    sqlx::query_as(
+                        "SELECT user_id, amr, created_at, expires_at, failures, used_at \
+                         FROM mfa_tokens WHERE hash = $1",
+                    )
+                    .bind(hash).fetch_optional(&self.pool).await.map_err(map_err)
+                }
+
+                async fn fail_mfa_token(&self, hash: &[u8]) -> StoreResult<i64> {
+                    let failures: Option<i64> = sqlx::query_scalar(
+                        "UPDATE mfa_tokens SET failures = failures + 1 \
+                         WHERE hash = $1 AND used_at IS NULL RETURNING failures",
+                    )
+                    .bind(hash).fetch_optional(&self.pool).await.map_err(map_err)?;
+                    Ok(failures.unwrap_or(0))
+                }
+
+                async fn finish_mfa_token(&self, hash: &[u8], now: i64, max_failures: i64)
+                    -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "UPDATE mfa_tokens SET used_at = $1 WHERE hash = $2 \
+                         AND used_at IS NULL AND expires_at > $1 AND failures < $3",
+                    );
+                    Ok(self.changed(query.bind(now).bind(hash).bind(max_failures)).await? == 1)
+                }
+
+                async fn reset_mfa(&self, user_id: &str) -> StoreResult<u64> {
+                    let mut tx = self.begin().await?;
+                    let mut gone = 0;
+                    for table in ["mfa_totp", "recovery_codes", "mfa_tokens"] {
+                        let sql = format!("DELETE FROM {table} WHERE user_id = $1");
+                        gone += changed_in(&mut tx, sqlx::query(&sql).bind(user_id)).await?;
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                    Ok(gone)
                 }
 
                 $($engine)*

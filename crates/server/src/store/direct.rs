@@ -312,6 +312,8 @@ impl Direct {
                     s.parent_id,
                     s.offline,
                     s.scope,
+                    s.amr,
+                    s.auth_time,
                 ])?;
             insert_refresh(tx, token_hash, &s.id, s.generation, s.created_at)
         })
@@ -452,6 +454,8 @@ fn session(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         parent_id: r.get(11)?,
         offline: r.get(12)?,
         scope: r.get(13)?,
+        amr: r.get(14)?,
+        auth_time: r.get(15)?,
     })
 }
 

@@ -171,6 +171,11 @@ pub struct SessionRecord {
     /// For a child session: the scopes granted to the relying party, space-separated
     /// (what its refreshed access tokens carry). `None` for a sign-in session.
     pub scope: Option<String>,
+    /// How the user signed in: RFC 8176 method names, space-separated (`pwd`, `otp`,
+    /// `hwk`, `swk`, `mfa`). Every token of the session carries them, refreshed or not.
+    pub amr: String,
+    /// When the user signed in (for a child session, the sign-in it came from).
+    pub auth_time: i64,
 }
 
 /// Where a refresh-token hash sits in its family.
@@ -492,6 +497,49 @@ pub struct BackchannelRecord {
     pub next_attempt_at: i64,
 }
 
+/// A user's TOTP authenticator (RFC 6238).
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TotpRecord {
+    /// Owner.
+    pub user_id: String,
+    /// The shared secret, sealed under the master key.
+    pub secret: Vec<u8>,
+    /// When the enrolment began.
+    pub created_at: i64,
+    /// When the first code was entered; until then the authenticator is no factor.
+    pub confirmed_at: Option<i64>,
+    /// The time step of the last code accepted.
+    pub last_step: Option<i64>,
+}
+
+impl std::fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("user_id", &self.user_id)
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The second step of a sign-in: the password was right, a second factor is due. Stored
+/// under the SHA-256 hash of the token the client holds.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MfaTokenRecord {
+    /// Who is signing in.
+    pub user_id: String,
+    /// The methods passed so far (RFC 8176, space-separated): `pwd`.
+    pub amr: String,
+    /// When the first step passed.
+    pub created_at: i64,
+    /// The token is refused from this time on.
+    pub expires_at: i64,
+    /// Wrong codes entered with it.
+    pub failures: i64,
+    /// When a second factor finished it.
+    pub used_at: Option<i64>,
+}
+
 /// Everything the auth service keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -628,8 +676,8 @@ pub trait Store: Send + Sync + 'static {
             Some(s) if s.revoked_at.is_none() && s.user_id == sub
         ))
     }
-    /// Drops expired revocations, opaque tokens and authorization codes; returns how many
-    /// rows went.
+    /// Drops expired revocations, opaque tokens, authorization codes and second steps of
+    /// sign-ins; returns how many rows went.
     async fn prune(&self, now: i64) -> StoreResult<u64>;
 
     /// Registers a client; [`StoreError::Conflict`] when the name is taken.
@@ -702,6 +750,51 @@ pub trait Store: Send + Sync + 'static {
     /// created at or before `at`, not revoked before `at`, not past their absolute expiry
     /// at `at`. Oldest first.
     async fn sign_in_sessions_at(&self, user_id: &str, at: i64) -> StoreResult<Vec<SessionRecord>>;
+
+    /// Starts (or restarts) a user's TOTP enrolment with a sealed secret. False, and no
+    /// change, when the user has a confirmed authenticator already.
+    async fn begin_totp(&self, user_id: &str, sealed_secret: &[u8], now: i64) -> StoreResult<bool>;
+    /// A user's TOTP authenticator, confirmed or not.
+    async fn totp(&self, user_id: &str) -> StoreResult<Option<TotpRecord>>;
+    /// Accepts a code of time step `step`: records the step as the last used, and confirms
+    /// the authenticator at `now` when it was not. False, and no change, when a code of
+    /// this step or a later one was accepted already: of concurrent callers with the same
+    /// step exactly one wins.
+    async fn use_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool>;
+    /// Removes a user's TOTP authenticator. False when there was none.
+    async fn remove_totp(&self, user_id: &str) -> StoreResult<bool>;
+    /// Replaces a user's recovery codes (their hashes), in one transaction.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        hashes: &[Vec<u8>],
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Uses one of a user's recovery codes, by hash: the number of unused codes left
+    /// after it, or `None` when the hash is no unused code of this user. Of concurrent
+    /// callers with the same code exactly one gets `Some`.
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// How many unused recovery codes a user has.
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<i64>;
+    /// Stores the second step of a sign-in under the hash of its token.
+    async fn put_mfa_token(&self, hash: &[u8], token: &MfaTokenRecord) -> StoreResult<()>;
+    /// The second step of a sign-in, by hash.
+    async fn mfa_token(&self, hash: &[u8]) -> StoreResult<Option<MfaTokenRecord>>;
+    /// Counts a wrong code against an unfinished second step; the failures after it (0
+    /// for an unknown or finished one).
+    async fn fail_mfa_token(&self, hash: &[u8]) -> StoreResult<i64>;
+    /// Finishes a second step at `now`: true for the one caller that finds it unused,
+    /// unexpired and with fewer than `max_failures` wrong codes.
+    async fn finish_mfa_token(&self, hash: &[u8], now: i64, max_failures: i64)
+        -> StoreResult<bool>;
+    /// Removes a user's second factors (TOTP, recovery codes) and unfinished second steps,
+    /// in one transaction; how many rows went.
+    async fn reset_mfa(&self, user_id: &str) -> StoreResult<u64>;
 
     /// The back-channel follower's durable cursor: the id of the last revocation record it
     /// handled.

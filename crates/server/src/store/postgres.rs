@@ -350,6 +350,7 @@ core::impl_store! {
         let query = query.bind(s.rotated_at).bind(s.revoked_at);
         let query = query.bind(&s.user_agent).bind(&s.ip);
         let query = query.bind(&s.parent_id).bind(s.offline).bind(&s.scope);
+        let query = query.bind(&s.amr).bind(s.auth_time);
         changed_in(&mut tx, query).await?;
         let query = sqlx::query(hot::INSERT_REFRESH);
         let query = query.bind(token_hash).bind(&s.id).bind(s.generation);

@@ -59,6 +59,9 @@ async fn login_issues_rfc9068_tokens_that_verify_with_the_published_jwks() {
         "client_id",
         "role",
         "sid",
+        "amr",
+        "acr",
+        "auth_time",
     ]
     .into_iter()
     .map(String::from)

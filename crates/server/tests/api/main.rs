@@ -18,6 +18,7 @@ mod helpers;
 mod introspect;
 mod keys;
 mod metrics;
+mod mfa;
 mod mount;
 mod oauth_token;
 mod oidc;

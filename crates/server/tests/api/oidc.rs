@@ -294,7 +294,7 @@ async fn full_flow(kind: ClientKind) {
     let raw = crate::helpers::claims(&id_token.to_string());
     let sign_in_sid = raw["sid"].as_str().unwrap().to_owned();
     assert_eq!(raw["amr"], serde_json::json!(["pwd"]));
-    assert_eq!(raw["acr"], "1");
+    assert_eq!(raw["acr"], "urn:wristband:acr:pwd");
     // The access token: RFC 9068, for the child session, not the sign-in session.
     let at = crate::helpers::claims(tokens.access_token().secret());
     assert_eq!(at["client_id"], id);

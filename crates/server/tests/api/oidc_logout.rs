@@ -147,6 +147,8 @@ async fn child(t: &TestApp, parent: &str, client: &str, offline: bool) -> String
         parent_id: Some(parent.id),
         offline,
         scope: Some("openid".to_owned()),
+        amr: parent.amr,
+        auth_time: parent.auth_time,
     };
     t.store.create_session(&s, &token_hash(&id)).await.unwrap();
     id
@@ -917,6 +919,8 @@ async fn two_instances_on_one_postgresql_deliver_each_token_once() {
             parent_id: Some(sid.clone()),
             offline: false,
             scope: Some("openid".to_owned()),
+            amr: "pwd".to_owned(),
+            auth_time: now,
         };
         admin.create_session(&s, &token_hash(&s.id)).await.unwrap();
         sids.push(sid);

@@ -11,7 +11,7 @@ use crate::fixtures::{hash, session, user};
 const N: usize = 16;
 
 /// Runs `n` copies of `f(i)` as separate tasks and collects their results in order.
-async fn race<T, F, Fut>(n: usize, f: F) -> Vec<T>
+pub async fn race<T, F, Fut>(n: usize, f: F) -> Vec<T>
 where
     T: Send + 'static,
     F: Fn(usize) -> Fut,

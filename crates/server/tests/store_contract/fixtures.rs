@@ -34,6 +34,8 @@ pub fn session(id: &str, user_id: &str, created_at: i64) -> SessionRecord {
         parent_id: None,
         offline: false,
         scope: None,
+        amr: "pwd".to_owned(),
+        auth_time: created_at,
     }
 }
 

@@ -20,6 +20,7 @@ mod feed;
 mod fixtures;
 mod harness;
 mod keys;
+mod mfa;
 mod oidc;
 mod revocations;
 mod sessions;
@@ -113,6 +114,11 @@ contract! {
     oidc::auth_codes_single_use,
     oidc::auth_codes_concurrent_use_one_winner,
     oidc::consents_put_list_remove,
+    mfa::mfa_totp_enrolment_and_steps,
+    mfa::mfa_totp_concurrent_step_one_winner,
+    mfa::mfa_recovery_codes_single_use,
+    mfa::mfa_tokens_finish_once,
+    mfa::mfa_reset_removes_every_factor,
 }
 
 mod postgres_only;

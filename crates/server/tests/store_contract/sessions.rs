@@ -20,6 +20,8 @@ pub async fn sessions_create_and_lookup(store: Arc<dyn Store>) {
     s2.user_agent = None;
     s2.ip = None;
     s2.client_id = "cli".to_owned();
+    s2.amr = "pwd otp mfa".to_owned();
+    s2.auth_time = 990;
     store.create_session(&s1, &hash("s1-g0")).await.unwrap();
     store.create_session(&s2, &hash("s2-g0")).await.unwrap();
 

@@ -34,6 +34,11 @@ pub use ring::{KeyRing, PolicyTemplate};
 const REFRESH_SECRET: &str = "refresh-hmac";
 /// What the device-token key is derived from the refresh secret with.
 const DEVICE_KEY_LABEL: &[u8] = b"wristband device-token key v1";
+/// What the key that seals second factors' secrets is derived from the refresh secret
+/// with. The refresh secret is sealed under the master key (and re-sealed when the master
+/// key changes), so the factors' secrets stay under the master key without being re-sealed
+/// one by one.
+const FACTOR_KEY_LABEL: &[u8] = b"wristband second-factor sealing key v1";
 /// Name of the value that proves the master key opens this store's secrets.
 const MASTER_CHECK: &str = "master-key-check";
 /// Plaintext of the master-key check.
@@ -75,6 +80,8 @@ pub struct KeyManager {
     refresh: hmac::Key,
     /// Signs device tokens: derived from the refresh secret, never used for anything else.
     device: hmac::Key,
+    /// Seals TOTP secrets: derived from the refresh secret, never used for anything else.
+    factors: MasterKey,
     ring: RwLock<Arc<KeyRing>>,
     /// Opened private keys by kid, so that a reload does not parse them again.
     opened: RwLock<HashMap<String, Arc<SigningKey>>>,
@@ -171,6 +178,7 @@ impl KeyManager {
             hmac::HMAC_SHA256,
             hmac::sign(&refresh, DEVICE_KEY_LABEL).as_ref(),
         );
+        let factors = MasterKey::from_bytes(hmac::sign(&refresh, FACTOR_KEY_LABEL).as_ref())?;
         let placeholder = Arc::new(hs_or_placeholder(&mode, &template)?);
         let manager = KeyManager {
             store,
@@ -180,6 +188,7 @@ impl KeyManager {
             mode,
             refresh,
             device,
+            factors,
             ring: RwLock::new(placeholder),
             opened: RwLock::new(HashMap::new()),
         };
@@ -224,6 +233,11 @@ impl KeyManager {
     /// The key that signs device tokens (see [`crate::domain::device`]).
     pub(crate) fn device_key(&self) -> &hmac::Key {
         &self.device
+    }
+
+    /// The key that seals second factors' secrets (see [`crate::domain::mfa`]).
+    pub(crate) fn factor_key(&self) -> &MasterKey {
+        &self.factors
     }
 
     /// Whether `token` is the CSRF token of `session_id`, checked in constant time.

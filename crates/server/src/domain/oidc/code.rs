@@ -8,7 +8,7 @@ use serde::Serialize;
 use wristband_jose::{sign_claims, Algorithm};
 
 use super::request::{SignIn, Valid};
-use super::{has_scope, ACR_PASSWORD, CODE_TTL_SECS, SCOPE_OFFLINE};
+use super::{has_scope, CODE_TTL_SECS, SCOPE_OFFLINE};
 use crate::domain::oauth::{server_side, ClientCredentials, IssuedToken, OAuthError};
 use crate::domain::tokens::Grant;
 use crate::domain::{audit, random_id, revoke, token_hash, AuthService, DomainError};
@@ -96,8 +96,8 @@ impl AuthService {
             scope: valid.scopes.join(" "),
             nonce: valid.nonce.clone(),
             code_challenge: valid.challenge.clone(),
-            auth_time: sign_in.session.created_at,
-            amr: sign_in.amr.join(" "),
+            auth_time: sign_in.session.auth_time,
+            amr: sign_in.session.amr.clone(),
             created_at: now,
             expires_at: now.saturating_add(CODE_TTL_SECS),
             used_at: None,
@@ -246,6 +246,8 @@ impl AuthService {
             parent_id: Some(parent.id.clone()),
             offline,
             scope: Some(code.scope.clone()),
+            amr: code.amr.clone(),
+            auth_time: code.auth_time,
         };
         self.store
             .create_session(&child, &token_hash(&refresh_token))
@@ -285,6 +287,7 @@ impl AuthService {
             scope: session.scope.clone(),
             role: None,
             sid: Some(session.id.clone()),
+            authn: Grant::authn_of(session),
         }
     }
 
@@ -307,8 +310,8 @@ impl AuthService {
             iat: now,
             auth_time: code.auth_time,
             nonce: code.nonce.as_deref(),
-            amr: code.amr.split(' ').filter(|w| !w.is_empty()).collect(),
-            acr: ACR_PASSWORD,
+            amr: code.amr.split_whitespace().collect(),
+            acr: crate::domain::mfa::acr_of(&code.amr.split_whitespace().collect::<Vec<_>>()),
             sid: &code.session_id,
             at_hash: at_hash(key.algorithm(), access_token),
         };

@@ -34,8 +34,6 @@ pub const SCOPE_OFFLINE: &str = "offline_access";
 pub const SCOPES_SUPPORTED: [&str; 4] = [SCOPE_OPENID, SCOPE_PROFILE, SCOPE_EMAIL, SCOPE_OFFLINE];
 /// How long an authorization code is valid, in seconds.
 pub const CODE_TTL_SECS: i64 = 60;
-/// The `acr` of a password sign-in (single factor).
-pub const ACR_PASSWORD: &str = "1";
 /// The path of the authorization endpoint.
 pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 /// The path of the userinfo endpoint.

@@ -157,7 +157,6 @@ pub(super) struct Back(pub(super) &'static str, pub(super) &'static str);
 /// The signed-in user, as the authorization endpoint sees them.
 pub(super) struct SignIn {
     pub(super) session: SessionRecord,
-    pub(super) amr: Vec<String>,
 }
 
 fn is_challenge(s: &str) -> bool {
@@ -353,11 +352,7 @@ impl AuthService {
         };
         match self.store.session(sid).await? {
             Some(s) if s.revoked_at.is_none() && s.parent_id.is_none() && s.user_id == user_id => {
-                let amr = caller
-                    .amr()
-                    .map(<[String]>::to_vec)
-                    .unwrap_or_else(|| vec!["pwd".to_owned()]);
-                Ok(Some(SignIn { session: s, amr }))
+                Ok(Some(SignIn { session: s }))
             }
             _ => Ok(None),
         }
@@ -386,7 +381,7 @@ impl AuthService {
         let fresh = sign_in.as_ref().filter(|s| {
             valid
                 .max_age
-                .is_none_or(|max| now.saturating_sub(s.session.created_at) <= max)
+                .is_none_or(|max| now.saturating_sub(s.session.auth_time) <= max)
         });
         let login = |force| Authorize::Login {
             return_to: format!(

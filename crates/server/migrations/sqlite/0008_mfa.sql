@@ -1,0 +1,43 @@
+-- Second factors (issue 16).
+--
+-- A session remembers how the user signed in (RFC 8176 method names, space-separated) and
+-- when, so that every token of the session, refreshed or not, carries `amr`, `acr` and
+-- `auth_time`. Sessions from before this migration signed in with a password.
+ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
+ALTER TABLE sessions ADD COLUMN auth_time INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET auth_time = created_at;
+
+-- A user's TOTP authenticator (RFC 6238). `secret` is sealed under the master key.
+-- `confirmed_at` is NULL until the first code is entered: until then it is no factor.
+-- `last_step` is the time step of the last code accepted: a code of that step or an
+-- earlier one is refused (no replay).
+CREATE TABLE mfa_totp (
+    user_id      TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    secret       BLOB NOT NULL,
+    created_at   INTEGER NOT NULL,
+    confirmed_at INTEGER,
+    last_step    INTEGER
+) WITHOUT ROWID;
+
+-- Recovery codes, only as SHA-256 hashes; each works once.
+CREATE TABLE recovery_codes (
+    user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    hash       BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    used_at    INTEGER,
+    PRIMARY KEY (user_id, hash)
+) WITHOUT ROWID;
+
+-- The second step of a sign-in: a password was right, a second factor is due. Stored as a
+-- SHA-256 hash; finished once (`used_at`), refused after `expires_at` or too many wrong
+-- codes (`failures`).
+CREATE TABLE mfa_tokens (
+    hash       BLOB PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    amr        TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    failures   INTEGER NOT NULL DEFAULT 0,
+    used_at    INTEGER
+) WITHOUT ROWID;
+CREATE INDEX mfa_tokens_expires ON mfa_tokens(expires_at);
