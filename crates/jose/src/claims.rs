@@ -34,6 +34,36 @@ pub const REGISTERED: &[&str] = &[
 /// after it, from one issued before it.
 pub const IAT_MS: &str = "iat_ms";
 
+/// How and when the user signed in (OpenID Connect Core §2, RFC 9068 §2.2.1): the names of
+/// the `amr`, `acr` and `auth_time` claims, and Wristband's `acr` values, strongest last.
+pub mod authn {
+    /// Authentication methods (RFC 8176): an array of strings.
+    pub const AMR: &str = "amr";
+    /// Authentication context class: a string.
+    pub const ACR: &str = "acr";
+    /// When the user signed in: a NumericDate.
+    pub const AUTH_TIME: &str = "auth_time";
+    /// Signed in with a password alone.
+    pub const ACR_PWD: &str = "urn:wristband:acr:pwd";
+    /// Signed in with a password and a second factor, or a passkey that is not bound to
+    /// this device's hardware.
+    pub const ACR_MFA: &str = "urn:wristband:acr:mfa";
+    /// Signed in with a phishing-resistant factor (a passkey).
+    pub const ACR_PHR: &str = "urn:wristband:acr:phr";
+
+    /// The `acr` values that satisfy a requirement of `required` in the order
+    /// pwd < mfa < phr: `required` itself and the stronger ones. An `acr` outside these
+    /// three satisfies only itself.
+    pub fn at_least(required: &str) -> &'static [&'static str] {
+        match required {
+            ACR_PWD => &[ACR_PWD, ACR_MFA, ACR_PHR],
+            ACR_MFA => &[ACR_MFA, ACR_PHR],
+            ACR_PHR => &[ACR_PHR],
+            _ => &[],
+        }
+    }
+}
+
 /// The `aud` claim: one audience or several. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audience(Vec<String>);
@@ -190,6 +220,51 @@ impl Claims {
     pub fn issued_at_millis(&self) -> Option<u64> {
         let ms = self.extra.get(IAT_MS)?.as_u64()?;
         (ms / 1000 == self.iat.as_secs()).then_some(ms)
+    }
+
+    /// Sets how the user signed in: `amr` (RFC 8176 method names), `acr` and `auth_time`.
+    pub fn with_authentication(mut self, amr: &[&str], acr: &str, auth_time: UnixTime) -> Self {
+        self.extra.insert(
+            authn::AMR.to_owned(),
+            Value::Array(amr.iter().map(|m| Value::from(*m)).collect()),
+        );
+        self.extra
+            .insert(authn::ACR.to_owned(), Value::from(acr.to_owned()));
+        self.extra.insert(
+            authn::AUTH_TIME.to_owned(),
+            Value::from(auth_time.as_secs()),
+        );
+        self
+    }
+
+    /// The `amr` claim's method names. `None` when it is absent or not an array of
+    /// strings: a requirement on it then fails closed.
+    pub fn amr(&self) -> Option<Vec<&str>> {
+        self.extra
+            .get(authn::AMR)?
+            .as_array()?
+            .iter()
+            .map(Value::as_str)
+            .collect()
+    }
+
+    /// The `acr` claim, when it is a string.
+    pub fn acr(&self) -> Option<&str> {
+        self.extra.get(authn::ACR)?.as_str()
+    }
+
+    /// The `auth_time` claim, when it is a NumericDate within range.
+    pub fn auth_time(&self) -> Option<UnixTime> {
+        let secs = self.extra.get(authn::AUTH_TIME)?.as_u64()?;
+        (secs <= MAX_NUMERIC_DATE).then(|| UnixTime::from_secs(secs))
+    }
+
+    /// True when the user signed in with more than a password: `acr` is Wristband's
+    /// `mfa` or `phr`, or `amr` holds `mfa`.
+    pub fn is_multi_factor(&self) -> bool {
+        self.acr()
+            .is_some_and(|a| authn::at_least(authn::ACR_MFA).contains(&a))
+            || self.amr().is_some_and(|m| m.contains(&"mfa"))
     }
 
     /// True when the space-separated `scope` contains `scope`.
@@ -452,6 +527,56 @@ impl RawClaims {
 mod tests {
     use super::*;
     use crate::flat::tests::mutants;
+
+    fn base() -> Claims {
+        Claims::new(
+            "https://a",
+            "u",
+            "api",
+            UnixTime::from_secs(1_800_000_000),
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn authentication_claims_round_trip_and_rank() {
+        let c = base().with_authentication(
+            &["pwd", "otp", "mfa"],
+            authn::ACR_MFA,
+            UnixTime::from_secs(1_799_999_000),
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+        assert_eq!(json["acr"], "urn:wristband:acr:mfa");
+        assert_eq!(json["auth_time"], 1_799_999_000);
+        assert_eq!(c.amr(), Some(vec!["pwd", "otp", "mfa"]));
+        assert_eq!(c.acr(), Some(authn::ACR_MFA));
+        assert_eq!(c.auth_time(), Some(UnixTime::from_secs(1_799_999_000)));
+        assert!(c.is_multi_factor());
+        let pwd = base().with_authentication(&["pwd"], authn::ACR_PWD, UnixTime::from_secs(1));
+        assert!(!pwd.is_multi_factor());
+        assert!(!base().is_multi_factor());
+        assert!(authn::at_least(authn::ACR_MFA).contains(&authn::ACR_PHR));
+        assert!(!authn::at_least(authn::ACR_PHR).contains(&authn::ACR_MFA));
+        assert!(authn::at_least("urn:other").is_empty());
+    }
+
+    #[test]
+    fn malformed_authentication_claims_read_as_absent() {
+        let mut c = base();
+        c.extra.insert("amr".into(), serde_json::json!(["pwd", 7]));
+        c.extra.insert("acr".into(), serde_json::json!(3));
+        c.extra.insert("auth_time".into(), serde_json::json!(-5));
+        assert_eq!(c.amr(), None);
+        assert_eq!(c.acr(), None);
+        assert_eq!(c.auth_time(), None);
+        assert!(!c.is_multi_factor());
+        c.extra.insert("amr".into(), serde_json::json!("mfa"));
+        assert!(!c.is_multi_factor(), "amr must be an array");
+        c.extra
+            .insert("auth_time".into(), serde_json::json!(MAX_NUMERIC_DATE + 1));
+        assert_eq!(c.auth_time(), None);
+    }
 
     #[test]
     fn registered_index_matches_the_list() {

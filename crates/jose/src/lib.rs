@@ -53,7 +53,7 @@ mod time;
 mod token;
 
 pub use alg::Algorithm;
-pub use claims::{Audience, Claims, IAT_MS, REGISTERED};
+pub use claims::{authn, Audience, Claims, IAT_MS, REGISTERED};
 pub use error::{Error, ErrorKind, Result};
 pub use jwk::{Jwk, Jwks};
 pub use key::{SigningKey, VerifyingKey};
