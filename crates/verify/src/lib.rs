@@ -158,6 +158,7 @@ mod layer;
 pub mod relay;
 mod remote;
 mod revocation;
+mod stepup;
 mod verifier;
 
 pub use builder::{metadata_url, BuildError, VerifierBuilder, METADATA_SUFFIX};
@@ -165,7 +166,8 @@ pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use cookie::{CookieSource, ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER};
 pub use error::token_digest;
 pub use error::{
-    AuthError, AuthErrorKind, Realm, VerifyError, CSRF_FAILED_BODY, EXPIRED_BODY, INVALID_BODY,
+    step_up_body, AuthError, AuthErrorKind, Realm, VerifyError, CSRF_FAILED_BODY, EXPIRED_BODY,
+    INVALID_BODY, STEP_UP_DESCRIPTION,
 };
 pub use extract::{Claims, Custom, HasRole, HasScope, RoleName, ScopeName};
 pub use feed::{
@@ -184,4 +186,5 @@ pub use remote::{
     RemoteOptions, DEFAULT_REFETCH_COOLDOWN, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH,
 };
 pub use revocation::{NoRevocations, RevocationView};
+pub use stepup::{AuthnFuture, AuthnRequirement, InvalidAcrValue, RequireAuthn, RequireAuthnLayer};
 pub use verifier::Verifier;
