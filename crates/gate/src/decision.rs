@@ -12,7 +12,7 @@ use wristband_verify::{AuthError, AuthErrorKind, Verifier};
 use crate::metrics::Metrics;
 use crate::original::{Original, OriginalError};
 use crate::path::{normalise, PathError};
-use crate::policy::{Policy, Require, Rule, MFA_ACR};
+use crate::policy::{Policy, Require, Rule};
 
 /// The policy in force, shared between the gate and the file watcher that replaces it.
 #[derive(Debug, Clone)]
@@ -45,9 +45,11 @@ pub enum Denial {
     Path(PathError),
     /// No rule matches: default deny.
     NoRule,
-    /// The credential is missing or refused, sent twice, or failed the CSRF rule.
+    /// The credential is missing or refused, sent twice, or failed the CSRF rule; or it is
+    /// valid but the user's sign-in is not strong or recent enough for the rule or the
+    /// verifier (step-up: [`AuthErrorKind::InsufficientUserAuthentication`]).
     Credential(AuthError),
-    /// The token is valid but does not meet the rule's requirement.
+    /// The token is valid but lacks the rule's role or scope.
     Insufficient(AuthError),
 }
 
@@ -205,13 +207,19 @@ impl Gate {
             (Require::Anonymous, Err(_)) => Verdict::Allow(None),
             (_, Err(e)) => Verdict::Deny(Denial::Credential(e)),
             (require, Ok(verified)) => {
-                if meets(require, &verified) {
-                    Verdict::Allow(Some(verified))
-                } else {
+                // The role or scope first: stepping up would not give the user those.
+                if !meets(require, &verified) {
                     Verdict::Deny(Denial::Insufficient(AuthError::new(
                         AuthErrorKind::InsufficientScope,
                         verifier.realm().clone(),
                     )))
+                } else if let Some(Err(e)) = rule
+                    .authn()
+                    .map(|r| verifier.check_authn(r, verified.claims()))
+                {
+                    Verdict::Deny(Denial::Credential(e))
+                } else {
+                    Verdict::Allow(Some(verified))
                 }
             }
         };
@@ -231,26 +239,20 @@ fn deny(policy: Arc<Policy>, rule: Option<usize>, denial: Denial) -> Decision {
     }
 }
 
-/// True when the verified claims meet `require`.
+/// True when the verified claims meet `require`'s role or scope. The sign-in level of
+/// `mfa` and `phr` is the rule's step-up requirement ([`Rule::authn`]), checked after.
 fn meets(require: &Require, claims: &Claims) -> bool {
     match require {
-        Require::Anonymous | Require::Authenticated => true,
+        Require::Anonymous | Require::Authenticated | Require::Mfa | Require::Phr => true,
         Require::Role(role) => claims.has_role(role),
         Require::Scope(scope) => claims.has_scope(scope),
-        Require::Mfa => {
-            let amr = claims
-                .extra
-                .get("amr")
-                .and_then(|v| v.as_array())
-                .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("mfa")));
-            amr || claims.extra.get("acr").and_then(|v| v.as_str()) == Some(MFA_ACR)
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::MFA_ACR;
     use std::time::Duration;
     use wristband_jose::UnixTime;
 
@@ -272,19 +274,41 @@ mod tests {
         assert!(!meets(&Require::Role("admin".into()), &plain));
         assert!(meets(&Require::Scope("write".into()), &plain));
         assert!(!meets(&Require::Scope("wri".into()), &plain));
-        assert!(!meets(&Require::Mfa, &plain));
+        // The sign-in level is the rule's step-up requirement, not a role or scope.
+        assert!(meets(&Require::Mfa, &plain));
+        assert!(meets(&Require::Phr, &plain));
+    }
+
+    #[test]
+    fn mfa_and_phr_rules_step_up_by_the_claims() {
+        let policy = Policy::parse(
+            "[[rule]]\npath = \"/m\"\nrequire = \"mfa\"\n\
+             [[rule]]\npath = \"/p\"\nrequire = \"phr\"\n",
+        )
+        .unwrap();
+        let (mfa, phr) = (&policy.rules()[0], &policy.rules()[1]);
+        let now = UnixTime::from_secs(30);
+        let met = |rule: &Rule, c: &Claims| rule.authn().unwrap().is_met_by(c, now);
         let amr = claims()
             .with_claim("amr", serde_json::json!(["pwd", "mfa"]))
             .unwrap();
-        assert!(meets(&Require::Mfa, &amr));
+        assert!(met(mfa, &amr) && !met(phr, &amr));
         let acr = claims()
             .with_claim("acr", serde_json::json!(MFA_ACR))
             .unwrap();
-        assert!(meets(&Require::Mfa, &acr));
+        assert!(met(mfa, &acr) && !met(phr, &acr));
+        let passkey = claims()
+            .with_claim("acr", serde_json::json!(wristband_jose::authn::ACR_PHR))
+            .unwrap();
+        assert!(met(mfa, &passkey) && met(phr, &passkey));
         let pwd = claims()
             .with_claim("amr", serde_json::json!(["pwd"]))
             .unwrap();
-        assert!(!meets(&Require::Mfa, &pwd));
+        assert!(!met(mfa, &pwd) && !met(phr, &pwd));
+        let malformed = claims()
+            .with_claim("amr", serde_json::json!("mfa"))
+            .unwrap();
+        assert!(!met(mfa, &malformed));
     }
 
     #[test]

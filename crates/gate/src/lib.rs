@@ -63,7 +63,7 @@ pub use original::{Original, Protocol};
 pub use policy::{Policy, PolicyError, Require, Rule};
 pub use reload::POLL_INTERVAL;
 pub use response::{
-    login_location, INSUFFICIENT_BODY, MISSING_BODY, NO_RULE_BODY, ORIGINAL_BODY, PATH_BODY,
-    TWICE_BODY,
+    login_location, step_up_location, INSUFFICIENT_BODY, MISSING_BODY, NO_RULE_BODY, ORIGINAL_BODY,
+    PATH_BODY, TWICE_BODY,
 };
 pub use router::router;

@@ -5,6 +5,8 @@
 //! | allow | 200 + decision headers | 200 + decision headers |
 //! | no or bad credential, navigation | 401 + `Location` + challenge | 302 (GET/HEAD) or 303 to the login URL |
 //! | no or bad credential, otherwise | 401 + challenge | 401 + challenge |
+//! | valid token, sign-in too weak or too old (step-up), navigation | 401 + `Location` + challenge | 302 (GET/HEAD) or 303 to the login URL with `acr_values` and `max_age` |
+//! | valid token, sign-in too weak or too old (step-up), otherwise | 401 + RFC 9470 challenge | 401 + RFC 9470 challenge |
 //! | credential sent twice | 401 `invalid_request` (nginx makes any other status a 500) | 400 `invalid_request` |
 //! | role or scope missing | 403 `insufficient_scope` | 403 `insufficient_scope` |
 //! | CSRF failure, no rule, refused path, untrusted or missing original request | 403 | 403 |
@@ -25,8 +27,8 @@ use crate::Gate;
 /// The body of a 401 without any credential.
 pub const MISSING_BODY: &str =
     r#"{"error":"unauthorized","error_description":"authentication required"}"#;
-/// The body of a 403 for a valid token without the required role, scope or factor.
-pub const INSUFFICIENT_BODY: &str = r#"{"error":"insufficient_scope","error_description":"the token lacks the role, scope or factor this route requires"}"#;
+/// The body of a 403 for a valid token without the required role or scope.
+pub const INSUFFICIENT_BODY: &str = r#"{"error":"insufficient_scope","error_description":"the token lacks the role or scope this route requires"}"#;
 /// The body of an answer to a token sent more than once.
 pub const TWICE_BODY: &str =
     r#"{"error":"invalid_request","error_description":"the token was sent more than once"}"#;
@@ -68,7 +70,22 @@ pub(crate) fn answer(
         }
         Verdict::Deny(Denial::Credential(e)) => match e.kind() {
             AuthErrorKind::MissingToken | AuthErrorKind::InvalidToken(_) => {
-                unauthenticated(gate, protocol, e, original, headers)
+                let body = match e.kind() {
+                    AuthErrorKind::InvalidToken(v) if v.is_expired() => EXPIRED_BODY,
+                    AuthErrorKind::InvalidToken(_) => INVALID_BODY,
+                    _ => MISSING_BODY,
+                };
+                let login = |o: &Original<'_>| login_location(&gate.0.options.login_url, o);
+                unauthenticated(protocol, e, Body::from(body), original, headers, login)
+            }
+            AuthErrorKind::InsufficientUserAuthentication {
+                acr_values,
+                max_age,
+            } => {
+                let login = |o: &Original<'_>| {
+                    step_up_location(&gate.0.options.login_url, o, acr_values, *max_age)
+                };
+                unauthenticated(protocol, e, Body::from(e.body()), original, headers, login)
             }
             AuthErrorKind::CsrfFailed => (
                 json(StatusCode::FORBIDDEN, CSRF_FAILED_BODY),
@@ -107,32 +124,28 @@ pub(crate) fn answer(
     }
 }
 
-/// No valid credential: a browser navigation goes to the login page, anything else gets
-/// the RFC 6750 challenge.
+/// No valid credential, or one from too weak a sign-in: a browser navigation goes to the
+/// login page (`login` makes its URL), anything else gets the challenge and `body` (JSON).
 fn unauthenticated(
-    gate: &Gate,
     protocol: Protocol,
     e: &AuthError,
+    body: Body,
     original: Option<&Original<'_>>,
     headers: &HeaderMap,
+    login: impl FnOnce(&Original<'_>) -> String,
 ) -> (Response, Outcome) {
-    let body = match e.kind() {
-        AuthErrorKind::InvalidToken(v) if v.is_expired() => EXPIRED_BODY,
-        AuthErrorKind::InvalidToken(_) => INVALID_BODY,
-        _ => MISSING_BODY,
-    };
-    let login = original
+    let location = original
         .filter(|_| is_navigation(headers))
-        .and_then(|o| HeaderValue::try_from(login_location(&gate.0.options.login_url, o)).ok());
-    match (login, protocol) {
+        .and_then(|o| HeaderValue::try_from(login(o)).ok());
+    match (location, protocol) {
         (None, _) => (
-            challenge(json(StatusCode::UNAUTHORIZED, body), e),
+            challenge(json_body(StatusCode::UNAUTHORIZED, body), e),
             Outcome::Unauthenticated,
         ),
         (Some(location), Protocol::AuthRequest) => {
             // nginx turns anything but 2xx, 401 and 403 into a 500: the redirect is left
             // to `error_page 401 =302`, which copies this Location.
-            let mut r = challenge(json(StatusCode::UNAUTHORIZED, body), e);
+            let mut r = challenge(json_body(StatusCode::UNAUTHORIZED, body), e);
             r.headers_mut().insert(LOCATION, location);
             (r, Outcome::Redirect)
         }
@@ -158,7 +171,46 @@ pub fn login_location(login_url: &str, original: &Original<'_>) -> String {
     out.push_str(login_url);
     out.push(if login_url.contains('?') { '&' } else { '?' });
     out.push_str("return_to=");
-    for b in url.bytes() {
+    push_encoded(&mut out, &url);
+    out
+}
+
+/// [`login_location`] for a step-up (RFC 9470): the sign-in must meet the rule's
+/// requirement, so `acr_values` (space-separated, percent-encoded) and `max_age`
+/// (seconds) follow `return_to` when required, as the authorization request of OpenID
+/// Connect Core §3.1.2.1 carries them:
+///
+/// ```
+/// # use http::Method;
+/// # use wristband_gate::{step_up_location, Original};
+/// let o = Original::from_url(Method::GET, "https://app.example.com/vault").unwrap();
+/// let acr = ["urn:wristband:acr:mfa".to_owned(), "urn:wristband:acr:phr".to_owned()];
+/// assert_eq!(
+///     step_up_location("https://auth.example/v1/session/resume", &o, &acr, Some(300)),
+///     "https://auth.example/v1/session/resume?return_to=https%3A%2F%2Fapp.example.com%2Fvault\
+///      &acr_values=urn%3Awristband%3Aacr%3Amfa%20urn%3Awristband%3Aacr%3Aphr&max_age=300"
+/// );
+/// ```
+pub fn step_up_location(
+    login_url: &str,
+    original: &Original<'_>,
+    acr_values: &[String],
+    max_age: Option<u64>,
+) -> String {
+    let mut out = login_location(login_url, original);
+    if !acr_values.is_empty() {
+        out.push_str("&acr_values=");
+        push_encoded(&mut out, &acr_values.join(" "));
+    }
+    if let Some(max_age) = max_age {
+        out.push_str(&format!("&max_age={max_age}"));
+    }
+    out
+}
+
+/// Appends `text` percent-encoded: everything but RFC 3986 unreserved characters.
+fn push_encoded(out: &mut String, text: &str) {
+    for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(char::from(b));
         } else {
@@ -167,17 +219,20 @@ pub fn login_location(login_url: &str, original: &Original<'_>) -> String {
             out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
         }
     }
-    out
 }
 
-fn json(status: StatusCode, body: &'static str) -> Response {
-    let mut r = Response::new(Body::from(body));
+fn json_body(status: StatusCode, body: Body) -> Response {
+    let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+fn json(status: StatusCode, body: &'static str) -> Response {
+    json_body(status, Body::from(body))
 }
 
 fn challenge(mut r: Response, e: &AuthError) -> Response {

@@ -63,6 +63,18 @@ impl Minter {
         self.sign(&claims)
     }
 
+    /// A valid token for `sub`, issued now, from a sign-in `ago` earlier with these `amr`
+    /// (RFC 8176 method names) and `acr`: the claims of step-up authentication.
+    pub fn signed_in(&self, sub: &str, amr: &[&str], acr: &str, ago: Duration) -> String {
+        let now = wristband_jose::SystemClock.now();
+        let auth_time = UnixTime::from_secs(now.as_secs().saturating_sub(ago.as_secs()));
+        self.sign(
+            &self
+                .claims_at(sub, now)
+                .with_authentication(amr, acr, auth_time),
+        )
+    }
+
     /// A token that expired an hour ago (issued two hours ago, for one hour).
     pub fn expired(&self, sub: &str) -> String {
         let now = wristband_jose::SystemClock.now().as_secs();

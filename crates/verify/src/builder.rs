@@ -28,6 +28,7 @@ use crate::introspect::{
 };
 use crate::remote::{load_jwks, RemoteKeys, RemoteOptions};
 use crate::revocation::{NoRevocations, RevocationView};
+use crate::stepup::AuthnRequirement;
 use crate::verifier::{Inner, Keys, Verifier};
 
 /// The RFC 8414 well-known suffix.
@@ -59,6 +60,7 @@ pub struct VerifierBuilder {
     introspection_capacity: usize,
     cookies: Option<CookieSource>,
     ca_pem: Option<Vec<u8>>,
+    authn: Option<AuthnRequirement>,
 }
 
 impl VerifierBuilder {
@@ -80,6 +82,7 @@ impl VerifierBuilder {
             introspection_capacity: DEFAULT_INTROSPECTION_CAPACITY,
             cookies: None,
             ca_pem: None,
+            authn: None,
         }
     }
 
@@ -258,6 +261,18 @@ impl VerifierBuilder {
         self
     }
 
+    /// Step-up for the whole service (RFC 9470): every token that
+    /// [`crate::RequireTokenLayer`] and [`Verifier::authenticate`] accept must also meet
+    /// `requirement`, checked on every request (cache hits included) by the verifier's
+    /// clock. A valid token that does not is refused with 401
+    /// `insufficient_user_authentication` and a challenge naming the `acr_values` and
+    /// `max_age` to ask for. [`Verifier::verify`] checks the token alone. For some routes
+    /// only, use [`Verifier::require_authn`] instead. Default: no requirement.
+    pub fn require_authn(mut self, requirement: AuthnRequirement) -> Self {
+        self.authn = Some(requirement);
+        self
+    }
+
     /// The realm named in `WWW-Authenticate` challenges. Default `wristband`.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = realm.into();
@@ -381,6 +396,7 @@ impl VerifierBuilder {
             introspector,
             single_key: loaded.single_key,
             cookies: self.cookies,
+            authn: self.authn.filter(|r| !r.is_empty()),
         })))
     }
 }

@@ -107,7 +107,22 @@ pub enum AuthErrorKind {
     /// A state-changing request authenticated by the access cookie failed the CSRF rule:
     /// no `X-CSRF-Token` equal to the CSRF cookie, or a cross-site `Sec-Fetch-Site`.
     CsrfFailed,
+    /// The token is valid, but the user's sign-in was not strong or recent enough for the
+    /// request (RFC 9470 step-up): see [`crate::AuthnRequirement`]. The client should send
+    /// the user to sign in again with these `acr_values` and `max_age`, then retry with
+    /// the new token.
+    InsufficientUserAuthentication {
+        /// The acceptable `acr` values, in order of preference; empty when the requirement
+        /// names no `acr`.
+        acr_values: Vec<String>,
+        /// The longest time since the sign-in, in seconds, when the requirement has one.
+        max_age: Option<u64>,
+    },
 }
+
+/// The `error_description` of an [`AuthErrorKind::InsufficientUserAuthentication`]
+/// response, as RFC 9470 §3 words it.
+pub const STEP_UP_DESCRIPTION: &str = "A different authentication level is required";
 
 /// The error of the tower layer and the axum extractors. Its [`IntoResponse`] is the only
 /// place where a credential failure becomes an HTTP response:
@@ -119,6 +134,17 @@ pub enum AuthErrorKind {
 /// | [`AuthErrorKind::InsufficientScope`] | 403 | `Bearer realm="…", error="insufficient_scope"` | empty |
 /// | [`AuthErrorKind::InvalidRequest`] | 400 | `Bearer realm="…", error="invalid_request"` | empty |
 /// | [`AuthErrorKind::CsrfFailed`] | 403 | none | [`CSRF_FAILED_BODY`] |
+/// | [`AuthErrorKind::InsufficientUserAuthentication`] | 401 | `Bearer realm="…", error="insufficient_user_authentication", error_description="…"`, then `acr_values="…"` and `max_age=N` when required | [`step_up_body`] |
+///
+/// The step-up challenge follows RFC 9470 §3, for example:
+///
+/// ```text
+/// Bearer realm="wristband", error="insufficient_user_authentication",
+///   error_description="A different authentication level is required",
+///   acr_values="urn:wristband:acr:mfa urn:wristband:acr:phr", max_age=300
+/// ```
+///
+/// (one line in the header).
 #[derive(Debug)]
 pub struct AuthError {
     kind: AuthErrorKind,
@@ -139,9 +165,9 @@ impl AuthError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            AuthErrorKind::MissingToken | AuthErrorKind::InvalidToken(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            AuthErrorKind::MissingToken
+            | AuthErrorKind::InvalidToken(_)
+            | AuthErrorKind::InsufficientUserAuthentication { .. } => StatusCode::UNAUTHORIZED,
             AuthErrorKind::InsufficientScope | AuthErrorKind::CsrfFailed => StatusCode::FORBIDDEN,
             AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
         }
@@ -153,15 +179,57 @@ impl AuthError {
             AuthErrorKind::InvalidToken(_) => Some("invalid_token"),
             AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
             AuthErrorKind::InvalidRequest => Some("invalid_request"),
+            AuthErrorKind::InsufficientUserAuthentication { .. } => {
+                Some("insufficient_user_authentication")
+            }
         }
     }
 
     /// The `WWW-Authenticate` challenge (not sent with [`AuthErrorKind::CsrfFailed`]: the
     /// token was fine, the request was not).
     pub fn challenge(&self) -> String {
+        if let AuthErrorKind::InsufficientUserAuthentication {
+            acr_values,
+            max_age,
+        } = &self.kind
+        {
+            // RFC 9470 §3. The acr values were checked when the requirement was made:
+            // printable ASCII without spaces, `"` or `\`.
+            let mut out = format!(
+                "Bearer realm=\"{}\", error=\"insufficient_user_authentication\", \
+                 error_description=\"{STEP_UP_DESCRIPTION}\"",
+                self.realm
+            );
+            if !acr_values.is_empty() {
+                out.push_str(", acr_values=\"");
+                out.push_str(&acr_values.join(" "));
+                out.push('"');
+            }
+            if let Some(max_age) = max_age {
+                out.push_str(&format!(", max_age={max_age}"));
+            }
+            return out;
+        }
         match self.error_code() {
             Some(code) => format!("Bearer realm=\"{}\", error=\"{code}\"", self.realm),
             None => format!("Bearer realm=\"{}\"", self.realm),
+        }
+    }
+
+    /// The body this error answers with: JSON for an invalid token, a CSRF failure and a
+    /// step-up, empty otherwise (see the table on [`AuthError`]).
+    pub fn body(&self) -> Bytes {
+        match &self.kind {
+            AuthErrorKind::InvalidToken(e) if e.is_expired() => {
+                Bytes::from_static(EXPIRED_BODY.as_bytes())
+            }
+            AuthErrorKind::InvalidToken(_) => Bytes::from_static(INVALID_BODY.as_bytes()),
+            AuthErrorKind::CsrfFailed => Bytes::from_static(CSRF_FAILED_BODY.as_bytes()),
+            AuthErrorKind::InsufficientUserAuthentication {
+                acr_values,
+                max_age,
+            } => Bytes::from(step_up_body(acr_values, *max_age)),
+            _ => Bytes::new(),
         }
     }
 }
@@ -174,6 +242,9 @@ impl fmt::Display for AuthError {
             AuthErrorKind::InsufficientScope => f.write_str("insufficient scope"),
             AuthErrorKind::InvalidRequest => f.write_str("invalid request"),
             AuthErrorKind::CsrfFailed => f.write_str("CSRF check failed"),
+            AuthErrorKind::InsufficientUserAuthentication { .. } => {
+                f.write_str("insufficient user authentication (step-up required)")
+            }
         }
     }
 }
@@ -189,14 +260,7 @@ impl std::error::Error for AuthError {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        let body = match &self.kind {
-            AuthErrorKind::InvalidToken(e) if e.is_expired() => {
-                Bytes::from_static(EXPIRED_BODY.as_bytes())
-            }
-            AuthErrorKind::InvalidToken(_) => Bytes::from_static(INVALID_BODY.as_bytes()),
-            AuthErrorKind::CsrfFailed => Bytes::from_static(CSRF_FAILED_BODY.as_bytes()),
-            _ => Bytes::new(),
-        };
+        let body = self.body();
         let json = !body.is_empty();
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
@@ -213,6 +277,31 @@ impl IntoResponse for AuthError {
         }
         response
     }
+}
+
+/// The JSON body of a step-up refusal ([`AuthErrorKind::InsufficientUserAuthentication`]):
+/// `error` and `error_description` always, then `acr_values` (space-separated, as in the
+/// challenge) when not empty and `max_age` (seconds) when given, in that order:
+///
+/// ```
+/// assert_eq!(
+///     wristband_verify::step_up_body(&["urn:wristband:acr:phr".into()], Some(300)),
+///     r#"{"error":"insufficient_user_authentication","error_description":"A different authentication level is required","acr_values":"urn:wristband:acr:phr","max_age":300}"#
+/// );
+/// ```
+pub fn step_up_body(acr_values: &[String], max_age: Option<u64>) -> String {
+    let mut out = format!(
+        r#"{{"error":"insufficient_user_authentication","error_description":"{STEP_UP_DESCRIPTION}""#
+    );
+    if !acr_values.is_empty() {
+        let joined = serde_json::Value::from(acr_values.join(" "));
+        out.push_str(&format!(r#","acr_values":{joined}"#));
+    }
+    if let Some(max_age) = max_age {
+        out.push_str(&format!(r#","max_age":{max_age}"#));
+    }
+    out.push('}');
+    out
 }
 
 /// Hex SHA-256 of a token, for logs. Oversized input is hashed only up to the cap plus one
@@ -333,6 +422,67 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"], "csrf_failed");
         assert!(json["error_description"].is_string());
+    }
+
+    #[tokio::test]
+    async fn step_up_is_401_with_the_rfc9470_challenge() {
+        let realm = Realm::new("orders").unwrap();
+        let kind = AuthErrorKind::InsufficientUserAuthentication {
+            acr_values: vec![
+                "urn:wristband:acr:mfa".into(),
+                "urn:wristband:acr:phr".into(),
+            ],
+            max_age: Some(300),
+        };
+        let e = AuthError::new(kind, realm.clone());
+        assert_eq!(
+            e.to_string(),
+            "insufficient user authentication (step-up required)"
+        );
+        let (s, www, ct, body) = parts(e).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            www,
+            "Bearer realm=\"orders\", error=\"insufficient_user_authentication\", \
+             error_description=\"A different authentication level is required\", \
+             acr_values=\"urn:wristband:acr:mfa urn:wristband:acr:phr\", max_age=300"
+        );
+        assert_eq!(ct.as_deref(), Some("application/json"));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "error": "insufficient_user_authentication",
+                "error_description": "A different authentication level is required",
+                "acr_values": "urn:wristband:acr:mfa urn:wristband:acr:phr",
+                "max_age": 300,
+            })
+        );
+
+        // Only what is required is named.
+        let age_only = AuthErrorKind::InsufficientUserAuthentication {
+            acr_values: Vec::new(),
+            max_age: Some(60),
+        };
+        let (_, www, _, body) = parts(AuthError::new(age_only, realm.clone())).await;
+        assert_eq!(
+            www,
+            "Bearer realm=\"orders\", error=\"insufficient_user_authentication\", \
+             error_description=\"A different authentication level is required\", max_age=60"
+        );
+        assert_eq!(
+            body,
+            br#"{"error":"insufficient_user_authentication","error_description":"A different authentication level is required","max_age":60}"#
+        );
+        let acr_only = AuthErrorKind::InsufficientUserAuthentication {
+            acr_values: vec!["urn:wristband:acr:phr".into()],
+            max_age: None,
+        };
+        let (_, www, _, _) = parts(AuthError::new(acr_only, realm)).await;
+        assert!(
+            www.ends_with(", acr_values=\"urn:wristband:acr:phr\""),
+            "{www}"
+        );
     }
 
     #[test]

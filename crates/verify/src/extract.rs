@@ -67,6 +67,11 @@ impl Claims {
         }
     }
 
+    /// The realm of this request's challenges.
+    pub(crate) fn realm(&self) -> &Realm {
+        &self.realm
+    }
+
     fn error(&self, kind: AuthErrorKind) -> AuthError {
         AuthError::new(kind, self.realm.clone())
     }

@@ -1,5 +1,6 @@
 //! [`RequireTokenLayer`]: a tower layer that admits only requests with a valid bearer
-//! token and puts the verified [`Claims`] into the request extensions. A verifier
+//! token (meeting the verifier-wide step-up requirement, if any) and puts the verified
+//! [`Claims`] into the request extensions. A verifier
 //! configured with [`crate::VerifierBuilder::access_cookie`] also takes the token from
 //! the access cookie when there is no bearer header, under the CSRF rule.
 //!
@@ -196,7 +197,9 @@ impl Verifier {
     /// of [`RequireTokenLayer`] for callers that see only a description of the request,
     /// such as a forward-auth gate; a form body is not scanned for a second token.
     ///
-    /// The verified-token cache is asked first, with no allocation on a hit.
+    /// The verified-token cache is asked first, with no allocation on a hit. A valid token
+    /// that does not meet the requirement of [`crate::VerifierBuilder::require_authn`] is
+    /// refused with [`AuthErrorKind::InsufficientUserAuthentication`].
     pub async fn authenticate(
         &self,
         method: &Method,
@@ -220,7 +223,10 @@ impl Verifier {
             Some(Ok(verified)) => Ok(verified),
             None => self.verify(token).await,
         };
-        result.map_err(|e| AuthError::new(AuthErrorKind::InvalidToken(e), realm()))
+        let verified =
+            result.map_err(|e| AuthError::new(AuthErrorKind::InvalidToken(e), realm()))?;
+        self.check_policy_authn(verified.claims())?;
+        Ok(verified)
     }
 }
 
@@ -258,6 +264,9 @@ where
                 Ok(Credential::Bearer(token) | Credential::Cookie(token)) => {
                     match verifier.verify_cached(token) {
                         Some(Ok(verified)) => {
+                            if let Err(e) = verifier.check_policy_authn(verified.claims()) {
+                                return ResponseFuture::done(e.into_response());
+                            }
                             let claims = Claims::new(verified, verifier.realm().clone());
                             req.extensions_mut().insert(claims);
                             return ResponseFuture::inner(self.inner.call(req), None);
@@ -284,6 +293,7 @@ where
                     let verified = verifier.verify(&token).await.map_err(|e| {
                         AuthError::new(AuthErrorKind::InvalidToken(e), realm.clone())
                     })?;
+                    verifier.check_policy_authn(verified.claims())?;
                     req.extensions_mut().insert(Claims::new(verified, realm));
                     Ok(req)
                 }),
@@ -307,6 +317,7 @@ where
                     .verify(&token)
                     .await
                     .map_err(|e| err(AuthErrorKind::InvalidToken(e)))?;
+                verifier.check_policy_authn(verified.claims())?;
                 req.extensions_mut().insert(Claims::new(verified, realm));
                 Ok(req)
             }),

@@ -29,7 +29,11 @@
 //!   which follow it with [`VerifierBuilder::revocation_feed_url`], so that a fleet forms
 //!   a tree of relays.
 //! - [`Claims`], [`Custom`], [`HasRole`], [`HasScope`]: axum extractors.
-//! - [`AuthError`]: the one error type, answered as RFC 6750 prescribes.
+//! - [`AuthnRequirement`]: step-up authentication (RFC 9470), what a route needs of how
+//!   and when the user signed in (`acr`, `amr`, `auth_time`), enforced for every token
+//!   ([`VerifierBuilder::require_authn`]), per route ([`Verifier::require_authn`],
+//!   [`RequireAuthnLayer`]) or in a handler ([`Claims::require_authn`]).
+//! - [`AuthError`]: the one error type, answered as RFC 6750 and RFC 9470 prescribe.
 //!
 //! `examples/api_service/` is a whole API service built on this crate (the walkthrough's
 //! "API Service"), served through `wristband-serve`.
@@ -109,6 +113,69 @@
 //! default) keeps accepting tokens and logs errors, and [`StalenessPolicy::FailClosed`]
 //! refuses tokens issued before the last sync; see [`FeedRevocations`].
 //!
+//! # Step-up (RFC 9470)
+//!
+//! Access tokens carry how and when the user signed in: `amr` (RFC 8176 method names),
+//! `acr` ([`wristband_jose::authn::ACR_PWD`], [`ACR_MFA`](wristband_jose::authn::ACR_MFA)
+//! or [`ACR_PHR`](wristband_jose::authn::ACR_PHR), weakest first) and `auth_time`. A route
+//! that needs more than a valid token puts an [`AuthnRequirement`] behind the token layer;
+//! a valid token that falls short gets 401 `insufficient_user_authentication`, whose
+//! challenge names the `acr_values` and `max_age` the client should ask for when it sends
+//! the user to sign in again:
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{routing::get, Router};
+//! use tower::ServiceExt;
+//! use wristband_jose::{authn, sign, Algorithm, Clock, KeySet, SigningKey, SystemClock};
+//! use wristband_verify::{AuthnRequirement, Claims, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let key = SigningKey::generate(Algorithm::ES256)?;
+//! let verifier = Verifier::builder("https://auth.example", "api://orders")
+//!     .keys(KeySet::from_keys([key.verifying_key().clone()])?)
+//!     .build()
+//!     .await?;
+//! // /admin: a second factor (or a passkey), signed in within the last 5 minutes.
+//! let admin = Router::new()
+//!     .route("/admin", get(|c: Claims| async move { c.sub.clone() }))
+//!     .route_layer(verifier.require_authn(AuthnRequirement::mfa().max_age(Duration::from_secs(300))));
+//! let app = Router::new()
+//!     .route("/orders", get(|| async { "orders" }))
+//!     .merge(admin)
+//!     .layer(verifier.layer());
+//!
+//! // A password-only sign-in: fine for /orders, refused on /admin.
+//! let now = SystemClock.now();
+//! let claims = wristband_jose::Claims::new(
+//!     "https://auth.example", "user-7f3a", "api://orders", now, Duration::from_secs(900),
+//! )
+//! .with_client_id("web")
+//! .with_authentication(&["pwd"], authn::ACR_PWD, now);
+//! let token = sign(&key, &claims)?;
+//! let request = |path: &str| {
+//!     http::Request::get(path)
+//!         .header("authorization", format!("Bearer {token}"))
+//!         .body(axum::body::Body::empty())
+//! };
+//! assert_eq!(app.clone().oneshot(request("/orders")?).await?.status(), 200);
+//! let response = app.oneshot(request("/admin")?).await?;
+//! assert_eq!(response.status(), 401);
+//! assert_eq!(
+//!     response.headers()["www-authenticate"],
+//!     "Bearer realm=\"wristband\", error=\"insufficient_user_authentication\", \
+//!      error_description=\"A different authentication level is required\", \
+//!      acr_values=\"urn:wristband:acr:mfa urn:wristband:acr:phr\", max_age=300"
+//! );
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`VerifierBuilder::require_authn`] applies one requirement to every token the layer and
+//! [`Verifier::authenticate`] accept; the `max_age` of any requirement is measured by the
+//! verifier's clock ([`Verifier::now`]).
+//!
 //! # Key rotation, removal and emergency revocation
 //!
 //! - A key that is retired but still published keeps verifying; a token under a new `kid`
@@ -158,6 +225,7 @@ mod layer;
 pub mod relay;
 mod remote;
 mod revocation;
+mod stepup;
 mod verifier;
 
 pub use builder::{metadata_url, BuildError, VerifierBuilder, METADATA_SUFFIX};
@@ -165,7 +233,8 @@ pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use cookie::{CookieSource, ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER};
 pub use error::token_digest;
 pub use error::{
-    AuthError, AuthErrorKind, Realm, VerifyError, CSRF_FAILED_BODY, EXPIRED_BODY, INVALID_BODY,
+    step_up_body, AuthError, AuthErrorKind, Realm, VerifyError, CSRF_FAILED_BODY, EXPIRED_BODY,
+    INVALID_BODY, STEP_UP_DESCRIPTION,
 };
 pub use extract::{Claims, Custom, HasRole, HasScope, RoleName, ScopeName};
 pub use feed::{
@@ -184,4 +253,5 @@ pub use remote::{
     RemoteOptions, DEFAULT_REFETCH_COOLDOWN, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH,
 };
 pub use revocation::{NoRevocations, RevocationView};
+pub use stepup::{AuthnFuture, AuthnRequirement, InvalidAcrValue, RequireAuthn, RequireAuthnLayer};
 pub use verifier::Verifier;

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     pub(crate) single_key: Option<VerifyingKey>,
     /// Where the access cookie is read from, when cookies are accepted at all.
     pub(crate) cookies: Option<CookieSource>,
+    /// What every token the layer accepts must show of the user's sign-in (step-up).
+    pub(crate) authn: Option<crate::stepup::AuthnRequirement>,
 }
 
 impl Inner {

@@ -11,18 +11,30 @@
 //! host = "app.example.com"  # optional: exact, or "*.example.com"
 //! path = "/health"          # prefix on whole segments; or `glob = "/files/*.pdf"`
 //! methods = ["GET", "HEAD"] # optional; default all
-//! require = "anonymous"     # anonymous | authenticated | role:R | scope:S | mfa
+//! require = "anonymous"     # anonymous | authenticated | role:R | scope:S | mfa | phr
+//! authn = "mfa"             # optional step-up on top of require: mfa | phr
+//! max_auth_age = "5m"       # optional step-up: signed in at most this long ago
 //! ```
 //!
 //! The first rule that matches decides; when none does, the request is denied.
+//!
+//! `require = "mfa"` and `require = "phr"` are `authenticated` with `authn` set.
+//! `authn` and `max_auth_age` ask for step-up authentication (RFC 9470): `mfa` is a
+//! multi-factor sign-in (`acr` of `urn:wristband:acr:mfa` or `urn:wristband:acr:phr`, or
+//! `mfa` in `amr`), `phr` a phishing-resistant one (`acr` of `urn:wristband:acr:phr`), and
+//! `max_auth_age` (`90s`, `5m`, `1h`, `1d` or seconds) bounds the time since `auth_time`.
+//! A valid token that falls short is refused with 401 `insufficient_user_authentication`,
+//! or on a browser navigation sent to sign in again with `acr_values` and `max_age`.
 
 mod glob;
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use http::Method;
 use serde::Deserialize;
+use wristband_verify::AuthnRequirement;
 
 use crate::headers::{HeaderNames, HeadersFile};
 use crate::path::normalise;
@@ -39,13 +51,17 @@ pub enum Require {
     Role(String),
     /// A valid token whose `scope` holds this.
     Scope(String),
-    /// A valid token from a multi-factor login: `amr` holds `mfa`, or `acr` is
-    /// [`MFA_ACR`].
+    /// A valid token from a multi-factor sign-in: `amr` holds `mfa`, or `acr` is
+    /// [`MFA_ACR`] or stronger ([`wristband_jose::Claims::is_multi_factor`]). A weaker one
+    /// is refused for step-up (401 `insufficient_user_authentication`), not with 403.
     Mfa,
+    /// A valid token from a phishing-resistant sign-in: `acr` is
+    /// [`wristband_jose::authn::ACR_PHR`]. A weaker one is refused for step-up.
+    Phr,
 }
 
 /// The `acr` value of a multi-factor login.
-pub const MFA_ACR: &str = "urn:wristband:acr:mfa";
+pub const MFA_ACR: &str = wristband_jose::authn::ACR_MFA;
 
 impl Require {
     fn parse(text: &str) -> Result<Self, String> {
@@ -60,6 +76,7 @@ impl Require {
             "anonymous" => Ok(Require::Anonymous),
             "authenticated" => Ok(Require::Authenticated),
             "mfa" => Ok(Require::Mfa),
+            "phr" => Ok(Require::Phr),
             _ => {
                 if let Some(role) = text.strip_prefix("role:") {
                     Ok(Require::Role(nonempty(role, "role")?))
@@ -67,7 +84,7 @@ impl Require {
                     Ok(Require::Scope(nonempty(scope, "scope")?))
                 } else {
                     Err(format!(
-                        "require = {text:?}: expected anonymous, authenticated, role:R, scope:S or mfa"
+                        "require = {text:?}: expected anonymous, authenticated, role:R, scope:S, mfa or phr"
                     ))
                 }
             }
@@ -83,6 +100,7 @@ impl fmt::Display for Require {
             Require::Role(r) => write!(f, "role:{r}"),
             Require::Scope(s) => write!(f, "scope:{s}"),
             Require::Mfa => f.write_str("mfa"),
+            Require::Phr => f.write_str("phr"),
         }
     }
 }
@@ -142,6 +160,9 @@ pub struct Rule {
     /// Empty: every method.
     methods: Vec<Method>,
     require: Require,
+    /// The step-up requirement: from `require = "mfa" | "phr"`, `authn` and
+    /// `max_auth_age`.
+    authn: Option<AuthnRequirement>,
 }
 
 impl Rule {
@@ -153,6 +174,12 @@ impl Rule {
     /// What the rule requires.
     pub fn require(&self) -> &Require {
         &self.require
+    }
+
+    /// What the rule requires of the user's sign-in (step-up), if anything: from
+    /// `require = "mfa"` or `"phr"`, `authn` and `max_auth_age`.
+    pub fn authn(&self) -> Option<&AuthnRequirement> {
+        self.authn.as_ref()
     }
 
     fn matches(&self, host: &str, method: &Method, path: &str) -> bool {
@@ -218,6 +245,8 @@ struct RuleFile {
     glob: Option<String>,
     methods: Option<Vec<String>>,
     require: String,
+    authn: Option<String>,
+    max_auth_age: Option<String>,
 }
 
 impl RuleFile {
@@ -270,13 +299,71 @@ impl RuleFile {
             ));
         }
         let require = Require::parse(&self.require).map_err(&fail)?;
+        let authn = compile_authn(
+            &require,
+            self.authn.as_deref(),
+            self.max_auth_age.as_deref(),
+        )
+        .map_err(&fail)?;
         Ok(Rule {
             name,
             host,
             path,
             methods,
             require,
+            authn,
         })
+    }
+}
+
+/// The step-up requirement of a rule: its `require` (`mfa`, `phr`), `authn` and
+/// `max_auth_age` together.
+fn compile_authn(
+    require: &Require,
+    authn: Option<&str>,
+    max_auth_age: Option<&str>,
+) -> Result<Option<AuthnRequirement>, String> {
+    if matches!(require, Require::Anonymous) && (authn.is_some() || max_auth_age.is_some()) {
+        return Err("an anonymous rule cannot ask for authn or max_auth_age".into());
+    }
+    let level = match (require, authn) {
+        (Require::Mfa | Require::Phr, Some(_)) => {
+            return Err(format!(
+                "require = \"{require}\" already sets the sign-in level: leave out authn"
+            ))
+        }
+        (Require::Mfa, None) | (_, Some("mfa")) => Some(AuthnRequirement::mfa()),
+        (Require::Phr, None) | (_, Some("phr")) => Some(AuthnRequirement::phr()),
+        (_, Some(other)) => return Err(format!("authn = {other:?}: expected mfa or phr")),
+        (_, None) => None,
+    };
+    let Some(age) = max_auth_age else {
+        return Ok(level);
+    };
+    let max_age = parse_age(age)?;
+    Ok(Some(level.unwrap_or_default().max_age(max_age)))
+}
+
+/// `90s`, `5m`, `1h`, `1d` or a bare number of seconds; positive.
+fn parse_age(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!("max_auth_age = {text:?}: expected a positive duration such as 30s, 5m, 1h or 1d")
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(unit) {
+        Some(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+        _ => Err(bad()),
     }
 }
 
@@ -336,6 +423,7 @@ impl Policy {
                 path: PathMatch::Prefix("/".into()),
                 methods: Vec::new(),
                 require: Require::Authenticated,
+                authn: None,
             }],
             headers: HeaderNames::default(),
         }
@@ -441,6 +529,99 @@ require = "authenticated"
                 "authenticated"
             ]
         );
+    }
+
+    #[test]
+    fn step_up_rules_compile_to_authn_requirements() {
+        let p = Policy::parse(
+            r#"
+[[rule]]
+path = "/vault"
+require = "mfa"
+
+[[rule]]
+path = "/payments"
+require = "phr"
+max_auth_age = "5m"
+
+[[rule]]
+path = "/admin"
+require = "role:admin"
+authn = "mfa"
+max_auth_age = "90"
+
+[[rule]]
+path = "/settings"
+require = "authenticated"
+max_auth_age = "1h"
+
+[[rule]]
+path = "/"
+require = "scope:x"
+authn = "phr"
+"#,
+        )
+        .unwrap();
+        let authn: Vec<Option<String>> = p
+            .rules()
+            .iter()
+            .map(|r| r.authn().map(ToString::to_string))
+            .collect();
+        assert_eq!(
+            authn,
+            [
+                Some("mfa".to_owned()),
+                Some("acr in [urn:wristband:acr:phr], max_age 300s".to_owned()),
+                Some("mfa, max_age 90s".to_owned()),
+                Some("max_age 3600s".to_owned()),
+                Some("acr in [urn:wristband:acr:phr]".to_owned()),
+            ]
+        );
+        assert_eq!(p.rules()[0].authn(), Some(&AuthnRequirement::mfa()));
+        assert_eq!(p.rules()[1].require().to_string(), "phr");
+        assert_eq!(p.rules()[2].require().to_string(), "role:admin");
+        assert_eq!(Policy::parse(SAMPLE).unwrap().rules()[0].authn(), None);
+    }
+
+    #[test]
+    fn bad_step_up_rules_name_the_error() {
+        for (rule, needle) in [
+            ("require = \"anonymous\"\nauthn = \"mfa\"", "anonymous rule"),
+            (
+                "require = \"anonymous\"\nmax_auth_age = \"5m\"",
+                "anonymous rule",
+            ),
+            ("require = \"mfa\"\nauthn = \"phr\"", "leave out authn"),
+            (
+                "require = \"authenticated\"\nauthn = \"otp\"",
+                "expected mfa or phr",
+            ),
+            (
+                "require = \"authenticated\"\nmax_auth_age = \"0s\"",
+                "positive duration",
+            ),
+            (
+                "require = \"authenticated\"\nmax_auth_age = \"5 m\"",
+                "positive duration",
+            ),
+            (
+                "require = \"authenticated\"\nmax_auth_age = \"5w\"",
+                "positive duration",
+            ),
+            (
+                "require = \"authenticated\"\nmax_auth_age = \"\"",
+                "positive duration",
+            ),
+            (
+                "require = \"authenticated\"\nmax_auth_age = 300",
+                "invalid type",
+            ),
+            ("require = \"pwd\"", "mfa or phr"),
+        ] {
+            let text = format!("[[rule]]\npath = \"/\"\n{rule}\n");
+            let e = Policy::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{rule:?}: {e}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod protocols;
 mod relay;
 mod reload;
 mod spoofing;
+mod stepup;
 
 use std::net::SocketAddr;
 

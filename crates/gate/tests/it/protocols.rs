@@ -190,6 +190,7 @@ async fn scope_and_mfa_rules_and_methods() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("x-auth-request-amr"), Some("pwd,mfa"));
     assert_eq!(r.header("x-auth-request-session"), Some("s-1"));
+    // A password-only sign-in is asked to step up (RFC 9470), not refused with 403.
     let r = nginx(
         &app,
         "GET",
@@ -197,7 +198,15 @@ async fn scope_and_mfa_rules_and_methods() {
         &[("authorization", &bearer(&pwd))],
     )
     .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            "Bearer realm=\"wristband\", error=\"insufficient_user_authentication\", \
+             error_description=\"A different authentication level is required\", \
+             acr_values=\"urn:wristband:acr:mfa urn:wristband:acr:phr\""
+        )
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //!
 //! - `GET /resource`: 200 with the verified `sub`, `role` and claims;
 //! - `POST /resource`: the same check for a state-changing request (200 with the `sub`);
-//! - `GET /admin`: 200 for the role `admin`, 403 otherwise;
+//! - `GET /admin`: 200 for the role `admin`, 403 otherwise; with `--admin-requires-mfa`,
+//!   also only after a multi-factor sign-in (see below);
 //! - `GET /health`: 200 without a token;
 //! - `GET /metrics`: Prometheus text, with `wristband_verifier_revocation_staleness_seconds`
 //!   when the revocation feed is followed.
@@ -50,6 +51,14 @@
 //! token in the `__Host-wb_at` cookie; a state-changing one then needs `X-CSRF-Token`
 //! equal to the `__Host-wb_csrf` cookie and no cross-site `Sec-Fetch-Site`, or it is
 //! refused with 403 `csrf_failed`.
+//!
+//! With `--admin-requires-mfa`, `GET /admin` asks for step-up authentication (RFC 9470):
+//! a valid token whose sign-in was not multi-factor (its `acr` is not
+//! `urn:wristband:acr:mfa` or `urn:wristband:acr:phr` and its `amr` holds no `mfa`) gets
+//! 401 with `WWW-Authenticate: Bearer realm="wristband",
+//! error="insufficient_user_authentication", error_description="A different
+//! authentication level is required", acr_values="urn:wristband:acr:mfa
+//! urn:wristband:acr:phr"`; the role `admin` is still required after that.
 
 #![allow(clippy::print_stdout)]
 
@@ -61,7 +70,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use router::api_service_router;
+use router::api_service_router_with;
 use wristband_jose::{FixedClock, SecretString, UnixTime};
 use wristband_serve::{shutdown_signal, ServeLimits};
 use wristband_verify::relay::Relay;
@@ -130,6 +139,11 @@ struct Args {
     /// state-changing requests. Off by default: cookies are ignored.
     #[arg(long)]
     access_cookie: bool,
+    /// Step-up on `GET /admin`: besides the role `admin`, require a multi-factor sign-in
+    /// (`acr` mfa or phr, or `mfa` in `amr`); otherwise 401
+    /// `insufficient_user_authentication` (RFC 9470).
+    #[arg(long)]
+    admin_requires_mfa: bool,
     /// Close a connection that has not sent a complete request header this long after it
     /// was accepted or began its next request (`10s`, `1m`, or seconds).
     #[arg(long, env = "WRISTBAND_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
@@ -263,7 +277,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut app = api_service_router(verifier);
+    let mut app = api_service_router_with(verifier, args.admin_requires_mfa);
     if let Some(relay) = &relay {
         app = app.merge(relay.router());
     }

@@ -5,7 +5,10 @@
 //! - `GET /resource`: 200 with the verified `sub`, `role` and all the claims.
 //! - `POST /resource`: a state-changing request (nothing is stored): 200 with the verified
 //!   `sub`. With the access cookie it is where the CSRF rule shows.
-//! - `GET /admin`: 200 only for the role `admin`, 403 otherwise.
+//! - `GET /admin`: 200 only for the role `admin`, 403 otherwise. With `admin_requires_mfa`
+//!   (the binary's `--admin-requires-mfa`) it also needs a multi-factor sign-in: a token
+//!   without one gets 401 `insufficient_user_authentication` (RFC 9470 step-up) before
+//!   the role is looked at.
 //! - `GET /health`: 200 without a token (the unauthenticated baseline).
 //! - `GET /metrics`: Prometheus text without a token; with a revocation feed, the gauge
 //!   `wristband_verifier_revocation_staleness_seconds`.
@@ -16,7 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use wristband_verify::{Claims, HasRole, RequireTokenLayer, RoleName, Verifier};
+use wristband_verify::{AuthnRequirement, Claims, HasRole, RequireTokenLayer, RoleName, Verifier};
 
 /// The `admin` role.
 #[derive(Debug)]
@@ -65,10 +68,23 @@ pub(crate) struct HealthResponse {
 /// The API service's routes: `/resource` (GET and POST) and `/admin` behind
 /// [`RequireTokenLayer`],
 /// `/health` and `/metrics` open.
+// The binary calls `api_service_router_with`; the crate's tests call both.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn api_service_router(verifier: Verifier) -> Router {
+    api_service_router_with(verifier, false)
+}
+
+/// [`api_service_router`], where `/admin` also requires a multi-factor sign-in when
+/// `admin_requires_mfa` is set ([`Verifier::require_authn`] with
+/// [`AuthnRequirement::mfa`], on the `/admin` route only).
+pub(crate) fn api_service_router_with(verifier: Verifier, admin_requires_mfa: bool) -> Router {
+    let mut admin = Router::new().route("/admin", get(admin));
+    if admin_requires_mfa {
+        admin = admin.route_layer(verifier.require_authn(AuthnRequirement::mfa()));
+    }
     let protected = Router::new()
         .route("/resource", get(resource).post(update_resource))
-        .route("/admin", get(admin))
+        .merge(admin)
         .layer(RequireTokenLayer::new(verifier.clone()));
     Router::new()
         .route("/health", get(health))

@@ -143,6 +143,8 @@ impl Readers {
             introspector: None,
             single_key: verifier.0.single_key.clone(),
             cookies: None,
+            // Readers are services with client-credentials tokens: no user signed in.
+            authn: None,
         };
         Ok(Readers {
             verifier: Verifier(Arc::new(inner)),

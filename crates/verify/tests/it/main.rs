@@ -23,6 +23,7 @@ mod processes;
 mod relay;
 mod remote;
 mod revocation;
+mod stepup;
 
 use std::sync::Arc;
 use std::time::Duration;
