@@ -27,6 +27,7 @@ pub mod feed;
 mod handlers;
 mod logout;
 mod mfa;
+mod mfa_pages;
 mod oauth;
 mod oidc;
 pub mod openapi;

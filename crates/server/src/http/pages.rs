@@ -23,13 +23,14 @@ use super::error::{ApiError, PageError};
 use super::extract::{AccessCookie, ApiBytes, ApiPath, ApiQuery, Client};
 use super::templates::{base, html, render, see_other};
 use super::AppState;
-use crate::domain::{AuthService, DomainError, Principal, ReturnTarget};
+use crate::domain::mfa::{StepUp, Strength};
+use crate::domain::{AuthService, DeviceLogin, DomainError, Principal, ReturnTarget};
 
 const SESSION_JS: &str = include_str!("../../static/session.js");
 const STYLE_CSS: &str = include_str!("../../static/style.css");
 
 /// A 303 to a page of this service: `path` under the public URL's prefix.
-fn see_page(service: &AuthService, path: &str) -> Response {
+pub(super) fn see_page(service: &AuthService, path: &str) -> Response {
     see_other(&service.public_url().path(path))
 }
 
@@ -44,6 +45,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/account/logout", post(logout))
         .route("/account/password", post(change_password))
         .route("/account/apps/{client_id}/withdraw", post(withdraw_consent))
+        .merge(super::mfa_pages::routes())
         // A navigation, answered with redirects and error pages like the pages are.
         .route("/v1/session/resume", get(super::session::resume))
         .route("/static/session.js", get(session_js))
@@ -74,24 +76,32 @@ async fn style_css() -> Response {
 }
 
 /// The fields of a form post.
-struct Form(HashMap<String, String>);
+pub(super) struct Form(HashMap<String, String>);
 
 impl Form {
-    fn parse(body: &Bytes) -> Self {
+    pub(super) fn parse(body: &Bytes) -> Self {
         Form(url::form_urlencoded::parse(body).into_owned().collect())
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
-    fn required(&self, name: &'static str) -> Result<&str, PageError> {
+    pub(super) fn required(&self, name: &'static str) -> Result<&str, PageError> {
         self.get(name).ok_or(PageError(ApiError::InvalidForm(name)))
+    }
+
+    /// The strength a login form carries on (hidden `acr_values` and `max_age`).
+    pub(super) fn strength(&self) -> Result<Strength, PageError> {
+        Ok(Strength::parse(
+            self.get("acr_values"),
+            self.get("max_age"),
+        )?)
     }
 }
 
 /// A form post's body; a body that cannot be read is an error page.
-struct PageBody(Bytes);
+pub(super) struct PageBody(pub(super) Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for PageBody {
     type Rejection = PageError;
@@ -107,19 +117,34 @@ struct LoginQuery {
     return_to: Option<String>,
     /// A username to prefill (OpenID Connect `login_hint`).
     login_hint: Option<String>,
+    /// How strongly the user must sign in (a gate's step-up, RFC 9470).
+    acr_values: Option<String>,
+    /// How recent the sign-in must be, in seconds.
+    max_age: Option<String>,
 }
 
 /// What the login page shows besides the form.
 #[derive(Default)]
-struct LoginView<'a> {
-    username: &'a str,
-    error: Option<&'a str>,
-    notice: Option<&'a str>,
+pub(super) struct LoginView<'a> {
+    pub(super) username: &'a str,
+    pub(super) error: Option<&'a str>,
+    pub(super) notice: Option<&'a str>,
     /// Kept in a hidden field, and checked again when the form comes back.
-    return_to: Option<&'a ReturnTarget>,
+    pub(super) return_to: Option<&'a ReturnTarget>,
+    /// Kept in hidden fields: the strength the sign-in must reach.
+    pub(super) strength: Option<&'a Strength>,
 }
 
-fn login_html(
+/// The strength's fields for a template: `acr_values` (space-separated) and `max_age`.
+pub(super) fn strength_context(strength: Option<&Strength>) -> minijinja::Value {
+    let strength = strength.filter(|s| !s.is_empty());
+    context! {
+        acr_values => strength.map(|s| s.acr_values.join(" ")).filter(|v| !v.is_empty()),
+        max_age => strength.and_then(|s| s.max_age),
+    }
+}
+
+pub(super) fn login_html(
     service: &AuthService,
     status: StatusCode,
     view: LoginView<'_>,
@@ -130,8 +155,36 @@ fn login_html(
         error => view.error,
         notice => view.notice,
         return_to => view.return_to.map(ReturnTarget::as_str),
+        strength => strength_context(view.strength),
     };
     Ok(html(status, render("login.html", ctx)?))
+}
+
+/// Where a finished sign-in goes, with its cookies set: back to the return target, or to
+/// the account page, which says why, when the sign-in is still too weak for the strength
+/// asked (the user has no factor that reaches it).
+pub(super) async fn signed_in(
+    s: &AppState,
+    done: &DeviceLogin,
+    return_to: Option<&ReturnTarget>,
+    strength: &Strength,
+) -> Result<Response, PageError> {
+    let weak = !strength.is_empty()
+        && s.service.step_up(&done.pair.session_id, strength).await? != StepUp::Met;
+    let mut r = match return_to {
+        _ if weak => see_page(&s.service, "/account?need=mfa"),
+        // Back to an authorization request: from a page of this origin rather than by a
+        // redirect, so that the redirect to the client that follows is not part of the
+        // form submission (`form-action 'self'` would block it).
+        Some(target) if is_authorize(&s.service, target) => {
+            super::oidc::bounce(&s.service, target.as_str())?
+        }
+        Some(target) => see_other(target.as_str()),
+        None => see_page(&s.service, "/account"),
+    };
+    cookies::set(r.headers_mut(), &s.service, &done.pair);
+    cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
+    Ok(r)
 }
 
 async fn login_page(
@@ -148,10 +201,16 @@ async fn login_page(
     // A target that is not allowed is dropped: the login then leads to the account page.
     let return_to = q.return_to.and_then(|raw| s.service.return_target(&raw));
     let hint = q.login_hint.filter(|h| h.len() <= 64);
+    let strength = Strength::parse(q.acr_values.as_deref(), q.max_age.as_deref())?;
+    let notice = notice.or_else(|| {
+        (!strength.is_empty())
+            .then_some("The page you asked for needs a stronger or more recent sign-in.")
+    });
     let view = LoginView {
         notice,
         return_to: return_to.as_ref(),
         username: hint.as_deref().unwrap_or_default(),
+        strength: Some(&strength),
         ..LoginView::default()
     };
     login_html(&s.service, StatusCode::OK, view)
@@ -171,33 +230,29 @@ async fn login_form(
     let return_to = form
         .get("return_to")
         .and_then(|raw| s.service.return_target(raw));
+    let strength = form.strength()?;
     let device = cookies::get(&headers, cookies::DEVICE_COOKIE);
     let again = |username, error| LoginView {
         username,
         error: Some(error),
         notice: None,
         return_to: return_to.as_ref(),
+        strength: Some(&strength),
     };
     match s
         .service
         .login_device(username, password, device.as_deref(), &client)
         .await
     {
-        Ok(done) => {
-            let mut r = match &return_to {
-                // Back to an authorization request: from a page of this origin rather than
-                // by a redirect, so that the redirect to the client that follows is not
-                // part of the form submission (`form-action 'self'` would block it).
-                Some(target) if is_authorize(&s.service, target) => {
-                    super::oidc::bounce(&s.service, target.as_str())?
-                }
-                Some(target) => see_other(target.as_str()),
-                None => see_page(&s.service, "/account"),
-            };
-            cookies::set(r.headers_mut(), &s.service, &done.pair);
-            cookies::set_device(r.headers_mut(), &s.service, &done.device_token);
-            Ok(r)
-        }
+        Ok(done) => signed_in(&s, &done, return_to.as_ref(), &strength).await,
+        Err(DomainError::MfaRequired(challenge)) => super::mfa_pages::second_step_html(
+            &s.service,
+            StatusCode::OK,
+            &challenge,
+            return_to.as_ref(),
+            &strength,
+            None,
+        ),
         Err(DomainError::InvalidRequest { .. }) => login_html(
             &s.service,
             StatusCode::BAD_REQUEST,
@@ -239,7 +294,9 @@ fn is_authorize(service: &AuthService, target: &ReturnTarget) -> bool {
 
 /// The logged-in browser: the caller of its access cookie, when that is a user's live
 /// token. `None` when there is no cookie or the token is no longer valid.
-fn page_session(access: Result<AccessCookie, ApiError>) -> Result<Option<Principal>, PageError> {
+pub(super) fn page_session(
+    access: Result<AccessCookie, ApiError>,
+) -> Result<Option<Principal>, PageError> {
     let AccessCookie(caller) = access?;
     Ok(caller.filter(|c| c.session_id().is_some()))
 }
@@ -269,13 +326,39 @@ struct AppRow {
     since: String,
 }
 
-async fn account_html(
+/// What the account page says besides its content.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Said<'a> {
+    /// Something went wrong (an alert).
+    pub(super) error: Option<&'a str>,
+    /// Something to know (a status).
+    pub(super) notice: Option<&'a str>,
+}
+
+impl<'a> Said<'a> {
+    pub(super) fn error(text: &'a str) -> Self {
+        Said {
+            error: Some(text),
+            notice: None,
+        }
+    }
+
+    pub(super) fn notice(text: &'a str) -> Self {
+        Said {
+            error: None,
+            notice: Some(text),
+        }
+    }
+}
+
+pub(super) async fn account_html(
     s: &AppState,
     caller: &Principal,
     status: StatusCode,
-    error: Option<&str>,
+    said: Said<'_>,
 ) -> Result<Response, PageError> {
     let user = s.service.me(caller).await?;
+    let mfa = s.service.mfa_status(&user.id).await?;
     let current = sid(caller);
     let sessions: Vec<SessionRow> = s
         .service
@@ -312,23 +395,44 @@ async fn account_html(
         csrf_cookie => cookies::CSRF_COOKIE,
         expires_at => caller.expires_at(),
         server_time => s.service.now(),
-        error,
+        mfa => context! {
+            totp => mfa.totp,
+            since => mfa.totp_confirmed_at.map(utc),
+            recovery_left => mfa.recovery_codes_left,
+        },
+        error => said.error,
+        notice => said.notice,
     };
     Ok(html(status, render("account.html", ctx)?))
 }
 
+#[derive(serde::Deserialize)]
+struct AccountQuery {
+    /// `mfa`: the page the user wanted needs a second factor they do not have.
+    need: Option<String>,
+}
+
 async fn account(
     State(s): State<AppState>,
+    query: Result<ApiQuery<AccountQuery>, ApiError>,
     access: Result<AccessCookie, ApiError>,
 ) -> Result<Response, PageError> {
+    let ApiQuery(q) = query?;
+    let said = match q.need.as_deref() {
+        Some("mfa") => Said::notice(
+            "The page you asked for needs a second factor. Set up an authenticator app \
+             below, then go back to it.",
+        ),
+        _ => Said::default(),
+    };
     match page_session(access)? {
-        Some(caller) => account_html(&s, &caller, StatusCode::OK, None).await,
+        Some(caller) => account_html(&s, &caller, StatusCode::OK, said).await,
         None => Ok(see_page(&s.service, "/login")),
     }
 }
 
 /// The session of a form post, after both CSRF checks; `None`: not logged in.
-async fn form_session(
+pub(super) async fn form_session(
     s: &AppState,
     headers: &HeaderMap,
     access: Result<AccessCookie, ApiError>,
@@ -441,20 +545,20 @@ async fn change_password(
                 &s,
                 &caller,
                 StatusCode::FORBIDDEN,
-                Some("The current password is wrong; the password was not changed."),
+                Said::error("The current password is wrong; the password was not changed."),
             )
             .await
         }
         Err(DomainError::InvalidRequest { message, .. }) => {
             let text = format!("The new password was refused: {message}.");
-            account_html(&s, &caller, StatusCode::BAD_REQUEST, Some(&text)).await
+            account_html(&s, &caller, StatusCode::BAD_REQUEST, Said::error(&text)).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
 /// `YYYY-MM-DD HH:MM UTC` of Unix seconds.
-fn utc(secs: i64) -> String {
+pub(super) fn utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).

@@ -13,6 +13,7 @@ use super::extract::{AccessCookie, ApiQuery, Client};
 use super::handlers::{cookie_response, CookieSession};
 use super::templates::see_other;
 use super::AppState;
+use crate::domain::mfa::{StepUp, Strength};
 use crate::domain::DomainError;
 
 /// An error response that also deletes the session cookies.
@@ -100,6 +101,10 @@ pub(super) struct ResumeQuery {
     return_to: Option<String>,
     /// A username for the login page to prefill (OpenID Connect `login_hint`).
     login_hint: Option<String>,
+    /// Step-up (RFC 9470, as a gate asks): acceptable `acr` values, space-separated.
+    acr_values: Option<String>,
+    /// Step-up: the sign-in must be at most this many seconds old.
+    max_age: Option<String>,
 }
 
 /// `GET /v1/session/resume?return_to=URL`, a browser navigation (the login URL a gate sends
@@ -109,6 +114,12 @@ pub(super) struct ResumeQuery {
 /// with a spent or expired one (the cookies are then cleared), it is sent to the login page
 /// with the same `return_to`. A `return_to` that is not an allowed target is a 400 page,
 /// never a redirect; without one the target is the account page.
+///
+/// With `acr_values` or `max_age` (a gate's step-up, RFC 9470) the session must also be
+/// strong and recent enough: if not, the browser goes to the login page with them, to sign
+/// in again (a user with a second factor then gives it); a user who has no factor that
+/// reaches the `acr` asked is sent to the account page, which says so, rather than round
+/// in circles.
 ///
 /// No CSRF token is asked: the refresh cookie is `SameSite=Strict`, so a navigation started
 /// by another site never carries it, and the only place this sends a browser is an
@@ -120,6 +131,7 @@ pub(super) async fn resume(
     query: Result<ApiQuery<ResumeQuery>, ApiError>,
 ) -> Result<Response, PageError> {
     let ApiQuery(q) = query?;
+    let strength = Strength::parse(q.acr_values.as_deref(), q.max_age.as_deref())?;
     let public = s.service.public_url();
     let target = match q.return_to.as_deref() {
         Some(raw) => Some(s.service.return_target(raw).ok_or(PageError(
@@ -131,25 +143,36 @@ pub(super) async fn resume(
         let login = public.path("/login");
         let encode =
             |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let hint = q
-            .login_hint
-            .as_deref()
-            .map(|h| format!("login_hint={}", encode(h)));
-        match (&target, hint) {
-            (Some(t), Some(h)) => {
-                see_other(&format!("{login}?return_to={}&{h}", encode(t.as_str())))
-            }
-            (Some(t), None) => see_other(&format!("{login}?return_to={}", encode(t.as_str()))),
-            (None, Some(h)) => see_other(&format!("{login}?{h}")),
-            (None, None) => see_other(&login),
+        let mut query = String::new();
+        if let Some(t) = &target {
+            query.push_str(&format!("&return_to={}", encode(t.as_str())));
+        }
+        if let Some(h) = q.login_hint.as_deref() {
+            query.push_str(&format!("&login_hint={}", encode(h)));
+        }
+        query.push_str(&strength.to_query());
+        match query.strip_prefix('&') {
+            Some(query) => see_other(&format!("{login}?{query}")),
+            None => see_other(&login),
         }
     };
     let Some(rt) = cookies::get(&headers, cookies::REFRESH_COOKIE) else {
         return Ok(to_login());
     };
+    let mut enrol_first = false;
+    if !strength.is_empty() {
+        if let Some(sid) = s.service.refresh_session_id(&rt).await? {
+            match s.service.step_up(&sid, &strength).await? {
+                StepUp::Met => {}
+                StepUp::SignInAgain => return Ok(to_login()),
+                StepUp::EnrolFirst => enrol_first = true,
+            }
+        }
+    }
     match s.service.refresh(&rt, &client).await {
         Ok(pair) => {
             let mut r = match &target {
+                _ if enrol_first => see_other(&public.path("/account?need=mfa")),
                 Some(t) => see_other(t.as_str()),
                 None => see_other(&public.path("/account")),
             };

@@ -8,7 +8,7 @@ use minijinja::Environment;
 
 use crate::domain::DomainError;
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("account.html", include_str!("../../templates/account.html")),
@@ -19,6 +19,18 @@ const TEMPLATES: [(&str, &str); 7] = [
         include_str!("../../templates/continue.html"),
     ),
     ("logout.html", include_str!("../../templates/logout.html")),
+    (
+        "login_mfa.html",
+        include_str!("../../templates/login_mfa.html"),
+    ),
+    (
+        "mfa_enrol.html",
+        include_str!("../../templates/mfa_enrol.html"),
+    ),
+    (
+        "recovery_codes.html",
+        include_str!("../../templates/recovery_codes.html"),
+    ),
 ];
 
 static ENV: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(|| {

@@ -19,6 +19,7 @@ mod introspect;
 mod keys;
 mod metrics;
 mod mfa;
+mod mfa_pages;
 mod mount;
 mod oauth_token;
 mod oidc;

@@ -16,7 +16,12 @@ fn bearer(at: &str) -> String {
 }
 
 impl TestApp {
-    async fn post_bearer(&self, path: &str, at: &str, body: Option<&Value>) -> TestResponse {
+    pub(crate) async fn post_bearer(
+        &self,
+        path: &str,
+        at: &str,
+        body: Option<&Value>,
+    ) -> TestResponse {
         let auth = bearer(at);
         match body {
             Some(b) => self.post_json(path, b, &[("authorization", &auth)]).await,
@@ -35,7 +40,7 @@ impl TestApp {
 
     /// Enrols a TOTP authenticator for the holder of `at` and confirms it; returns it,
     /// and advances the clock one step so that the next code is fresh.
-    async fn enrol_totp(&self, at: &str) -> Totp {
+    pub(crate) async fn enrol_totp(&self, at: &str) -> Totp {
         let r = self.post_bearer("/v1/mfa/totp", at, None).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -55,7 +60,7 @@ impl TestApp {
         totp
     }
 
-    async fn recovery_codes(&self, at: &str) -> Vec<String> {
+    pub(crate) async fn recovery_codes(&self, at: &str) -> Vec<String> {
         let r = self.post_bearer("/v1/mfa/recovery-codes", at, None).await;
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()["codes"]

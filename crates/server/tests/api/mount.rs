@@ -12,10 +12,10 @@ use wristband_testkit::http::TestResponse;
 use crate::cookies::{browser_post, cookie_login, set_cookies, Jar, AT, CSRF, RT};
 use crate::helpers::{claims, form, TestApp, PASSWORD};
 
-const PUBLIC: &str = "https://app.example.com/auth";
-const ORIGIN: &str = "https://app.example.com";
+pub const PUBLIC: &str = "https://app.example.com/auth";
+pub const ORIGIN: &str = "https://app.example.com";
 
-async fn mounted() -> TestApp {
+pub async fn mounted() -> TestApp {
     TestApp::spawn_with(|c| c.public_url = Some(PUBLIC.into())).await
 }
 
@@ -26,7 +26,7 @@ async fn get(app: &TestApp, jar: &Jar, path: &str) -> TestResponse {
 }
 
 /// A form post as the browser sends it from a page on `origin`.
-async fn post_form_from(
+pub async fn post_form_from(
     app: &TestApp,
     origin: &str,
     jar: &Jar,
@@ -89,12 +89,12 @@ async fn login_returning_to(app: &TestApp, password: &str, target: &str) -> Test
     .await
 }
 
-fn location(r: &TestResponse) -> &str {
+pub fn location(r: &TestResponse) -> &str {
     r.header("location")
         .unwrap_or_else(|| panic!("no Location: {} {}", r.status, r.text()))
 }
 
-fn enc(s: &str) -> String {
+pub fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -425,7 +425,7 @@ async fn by_default_only_the_public_origin_is_a_return_target() {
     }
 }
 
-async fn resume(app: &TestApp, jar: &Jar, return_to: Option<&str>) -> TestResponse {
+pub async fn resume(app: &TestApp, jar: &Jar, return_to: Option<&str>) -> TestResponse {
     let path = match return_to {
         Some(t) => format!("/v1/session/resume?return_to={}", enc(t)),
         None => "/v1/session/resume".to_owned(),

@@ -5,11 +5,12 @@ use url::Url;
 
 use super::redirect;
 use super::{scope_words, AUTHORIZE_PATH, SCOPE_OPENID};
+use crate::domain::mfa::{StepUp, Strength};
 use crate::domain::{audit, AuthService, DomainError, Principal};
 use crate::store::{ClientRecord, ConsentRecord, SessionRecord};
 
 /// The parameters read from an authorization request; others are ignored.
-const NAMES: [&str; 15] = [
+const NAMES: [&str; 16] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -20,6 +21,7 @@ const NAMES: [&str; 15] = [
     "code_challenge_method",
     "prompt",
     "max_age",
+    "acr_values",
     "login_hint",
     "ui_locales",
     "request",
@@ -147,6 +149,9 @@ pub(super) struct Valid {
     pub(super) challenge: String,
     prompt: Prompt,
     max_age: Option<i64>,
+    /// The `acr` values asked for (voluntary, OpenID Connect Core §3.1.2.1): a session
+    /// below them signs in again when the user has a factor that reaches them.
+    acr: Strength,
     login_hint: Option<String>,
 }
 
@@ -333,6 +338,8 @@ impl AuthService {
             challenge,
             prompt,
             max_age,
+            // Voluntary: values it cannot read are ignored rather than refused.
+            acr: Strength::parse(p.get("acr_values"), None).unwrap_or_default(),
             login_hint: p.get("login_hint").map(str::to_owned),
             checked,
         })
@@ -400,6 +407,12 @@ impl AuthService {
             return Ok(login(sign_in.is_some()));
         };
         if valid.prompt.login {
+            return Ok(login(true));
+        }
+        if !valid.acr.is_empty()
+            && !valid.prompt.none
+            && self.step_up(&sign_in.session.id, &valid.acr).await? == StepUp::SignInAgain
+        {
             return Ok(login(true));
         }
         if !valid.checked.client.first_party {
