@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use wristband_jose::SecretString;
 use wristband_server::config::Overrides;
-use wristband_server::domain::{users, Passwords, RecordLifetime};
+use wristband_server::domain::{mfa, users, Passwords, RecordLifetime};
 use wristband_server::startup::open_store_read_only;
 
 use crate::settings::{current_thread_runtime, init_logging, StoreArgs};
@@ -68,6 +68,24 @@ enum UserCommand {
         /// New role.
         role: String,
     },
+    /// A user's second factors.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MfaCommand {
+    /// Show a user's second factors.
+    Status {
+        /// Login name.
+        name: String,
+    },
+    /// Remove every second factor of a user (a lost phone) and end all their sessions;
+    /// audited. The user signs in with the password alone next time and can enrol again.
+    Reset {
+        /// Login name.
+        name: String,
+    },
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
@@ -111,7 +129,11 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
     let rt = current_thread_runtime()?;
     rt.block_on(async {
         // Listing never writes: no migrations, read-only where the database allows it.
-        let store = if matches!(args.command, UserCommand::List) {
+        let read_only = matches!(
+            args.command,
+            UserCommand::List | UserCommand::Mfa(MfaCommand::Status { .. })
+        );
+        let store = if read_only {
             open_store_read_only(&config).await
         } else {
             let create = matches!(args.command, UserCommand::Add { .. });
@@ -178,6 +200,36 @@ pub(crate) fn run(args: &UserArgs, out: &mut impl Write) -> anyhow::Result<Outco
             UserCommand::SetRole { name, role } => {
                 users::set_role(store, life, name, role, now_ms()).await?;
                 writeln!(out, "{name} now has role {role}")?;
+            }
+            UserCommand::Mfa(MfaCommand::Status { name }) => {
+                let user = users::find(store, name).await?;
+                let s = mfa::status(store, &user.id).await?;
+                let totp = match (s.totp_confirmed_at, s.totp_pending) {
+                    (Some(at), _) => format!(
+                        "on since {}",
+                        crate::timefmt::rfc3339(u64::try_from(at).unwrap_or(0))
+                    ),
+                    (None, true) => "enrolment started, not confirmed".to_owned(),
+                    (None, false) => "off".to_owned(),
+                };
+                writeln!(out, "user:            {} ({})", user.username, user.id)?;
+                writeln!(out, "totp:            {totp}")?;
+                writeln!(out, "recovery codes:  {} left", s.recovery_codes_left)?;
+                let methods = s.methods();
+                let methods = if methods.is_empty() {
+                    "password only".to_owned()
+                } else {
+                    methods.join(", ")
+                };
+                writeln!(out, "second step:     {methods}")?;
+            }
+            UserCommand::Mfa(MfaCommand::Reset { name }) => {
+                let (_, rows) = mfa::reset(store, life, name, now_ms()).await?;
+                writeln!(
+                    out,
+                    "removed the second factors of {name} ({rows} records); their sessions \
+                     are revoked"
+                )?;
             }
         }
         Ok(Outcome::Success)

@@ -16,6 +16,7 @@ mod connections;
 mod fetch;
 mod gate;
 mod keys;
+mod mfa;
 mod mounted;
 mod relay_tree;
 mod revocation;

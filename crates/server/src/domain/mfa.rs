@@ -292,19 +292,7 @@ fn totp_context(user_id: &str) -> String {
 impl AuthService {
     /// A user's second factors.
     pub async fn mfa_status(&self, user_id: &str) -> Result<MfaStatus, DomainError> {
-        let totp = self.store.totp(user_id).await?;
-        let confirmed_at = totp.as_ref().and_then(|t| t.confirmed_at);
-        let recovery_codes_left = if totp.is_some() {
-            self.store.recovery_codes_left(user_id).await?
-        } else {
-            0
-        };
-        Ok(MfaStatus {
-            totp: confirmed_at.is_some(),
-            totp_pending: totp.is_some() && confirmed_at.is_none(),
-            totp_confirmed_at: confirmed_at,
-            recovery_codes_left,
-        })
+        status(&*self.store, user_id).await
     }
 
     /// What the session `session_id` (of `user_id`) lacks for `strength`, at `now`. An
@@ -614,6 +602,26 @@ impl AuthService {
         audit!("mfa_totp_removed", user_id = %user.id, ip = client.ip.as_deref());
         Ok(())
     }
+}
+
+/// A user's second factors.
+pub async fn status(
+    store: &dyn crate::store::Store,
+    user_id: &str,
+) -> Result<MfaStatus, DomainError> {
+    let totp = store.totp(user_id).await?;
+    let confirmed_at = totp.as_ref().and_then(|t| t.confirmed_at);
+    let recovery_codes_left = if totp.is_some() {
+        store.recovery_codes_left(user_id).await?
+    } else {
+        0
+    };
+    Ok(MfaStatus {
+        totp: confirmed_at.is_some(),
+        totp_pending: totp.is_some() && confirmed_at.is_none(),
+        totp_confirmed_at: confirmed_at,
+        recovery_codes_left,
+    })
 }
 
 /// Removes every second factor of a user (an administrator's reset, for a lost phone) and

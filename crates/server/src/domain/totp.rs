@@ -122,6 +122,19 @@ impl Totp {
         }
     }
 
+    /// A secret typed in base32 (as [`Totp::secret_base32`] writes it, padding and case
+    /// optional); `None` when it is not base32.
+    pub fn from_base32(text: &str, settings: Settings) -> Option<Self> {
+        let clean: String = text
+            .trim_end_matches('=')
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let secret = data_encoding::BASE32_NOPAD.decode(clean.as_bytes()).ok()?;
+        Some(Totp::new(secret, settings))
+    }
+
     /// A new random secret with [`Settings::STANDARD`].
     pub fn generate() -> Result<Self, DomainError> {
         let mut secret = Zeroizing::new(vec![0u8; SECRET_BYTES]);

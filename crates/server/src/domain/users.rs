@@ -70,7 +70,8 @@ pub async fn add_user(
     Ok(user)
 }
 
-pub(crate) async fn find(store: &dyn Store, username: &str) -> Result<UserRecord, DomainError> {
+/// A user by name; [`DomainError::NotFound`] when there is none.
+pub async fn find(store: &dyn Store, username: &str) -> Result<UserRecord, DomainError> {
     store
         .user_by_name(username)
         .await?
