@@ -132,6 +132,15 @@ pub(crate) struct ServeArgs {
     /// [default: 0].
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Users of this role must sign in with a second factor: one without enrols an
+    /// authenticator app at the next sign-in, before getting a token; repeatable
+    /// (environment: comma-separated) [default: none].
+    #[arg(
+        long = "require-mfa-for-role",
+        value_name = "ROLE",
+        value_delimiter = ','
+    )]
+    require_mfa_for_roles: Vec<String>,
 }
 
 impl StoreArgs {
@@ -181,6 +190,8 @@ impl ServeArgs {
             idle_timeout: self.idle_timeout,
             request_body_timeout: self.request_body_timeout,
             max_connections: self.max_connections,
+            require_mfa_for_roles: (!self.require_mfa_for_roles.is_empty())
+                .then(|| self.require_mfa_for_roles.clone()),
             ..Overrides::default()
         })
     }

@@ -210,6 +210,9 @@ pub struct Config {
     /// it is given up.
     #[serde(with = "duration_str")]
     pub backchannel_retry_window: Duration,
+    /// Roles whose users must sign in with a second factor: one without a factor enrols at
+    /// the next sign-in before getting a token.
+    pub require_mfa_for_roles: Vec<String>,
 }
 
 impl Default for Config {
@@ -250,6 +253,7 @@ impl Default for Config {
             request_body_timeout: Duration::from_secs(30),
             max_connections: 0,
             backchannel_retry_window: Duration::from_secs(3600),
+            require_mfa_for_roles: Vec::new(),
         }
     }
 }
@@ -316,7 +320,8 @@ impl Config {
             idle_timeout,
             request_body_timeout,
             max_connections,
-            backchannel_retry_window
+            backchannel_retry_window,
+            require_mfa_for_roles
         );
         macro_rules! set_opt {
             ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };

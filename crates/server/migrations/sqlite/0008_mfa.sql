@@ -30,7 +30,8 @@ CREATE TABLE recovery_codes (
 
 -- The second step of a sign-in: a password was right, a second factor is due. Stored as a
 -- SHA-256 hash; finished once (`used_at`), refused after `expires_at` or too many wrong
--- codes (`failures`).
+-- codes (`failures`). `enrol`: the user has no factor yet but their role needs one, so the
+-- second step enrols an authenticator first.
 CREATE TABLE mfa_tokens (
     hash       BLOB PRIMARY KEY,
     user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -38,6 +39,7 @@ CREATE TABLE mfa_tokens (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     failures   INTEGER NOT NULL DEFAULT 0,
+    enrol      INTEGER NOT NULL DEFAULT 0,
     used_at    INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX mfa_tokens_expires ON mfa_tokens(expires_at);

@@ -42,6 +42,7 @@ pub struct Overrides {
     pub request_body_timeout: Option<Duration>,
     pub max_connections: Option<usize>,
     pub backchannel_retry_window: Option<Duration>,
+    pub require_mfa_for_roles: Option<Vec<String>>,
 }
 
 /// The environment variable naming the configuration file.
@@ -139,6 +140,7 @@ impl Overrides {
             request_body_timeout: duration("WRISTBAND_REQUEST_BODY_TIMEOUT")?,
             max_connections,
             backchannel_retry_window: duration("WRISTBAND_BACKCHANNEL_RETRY_WINDOW")?,
+            require_mfa_for_roles: list("WRISTBAND_REQUIRE_MFA_FOR_ROLE"),
         })
     }
 }

@@ -59,6 +59,7 @@ fn the_example_file_lists_the_defaults() {
         "request_body_timeout",
         "max_connections",
         "backchannel_retry_window",
+        "require_mfa_for_roles",
     ] {
         assert!(
             text.contains(&format!("{key} =")),

@@ -65,6 +65,9 @@ pub struct MfaChallenge {
     pub methods: Vec<&'static str>,
     /// Seconds the token lives.
     pub expires_in: i64,
+    /// The user has no factor but their role needs one: the second step enrols an
+    /// authenticator ([`AuthService::begin_totp_for_login`]) and takes its first code.
+    pub enrol: bool,
 }
 
 impl fmt::Debug for MfaChallenge {
@@ -72,6 +75,7 @@ impl fmt::Debug for MfaChallenge {
         f.debug_struct("MfaChallenge")
             .field("methods", &self.methods)
             .field("expires_in", &self.expires_in)
+            .field("enrol", &self.enrol)
             .finish_non_exhaustive()
     }
 }
@@ -329,7 +333,11 @@ impl AuthService {
         user: &UserRecord,
         now: i64,
     ) -> Result<Option<MfaChallenge>, DomainError> {
-        let methods = self.mfa_status(&user.id).await?.methods();
+        let mut methods = self.mfa_status(&user.id).await?.methods();
+        let enrol = methods.is_empty() && self.config.require_mfa_for_roles.contains(&user.role);
+        if enrol {
+            methods.push(METHOD_TOTP);
+        }
         if methods.is_empty() {
             return Ok(None);
         }
@@ -346,6 +354,7 @@ impl AuthService {
             created_at: now,
             expires_at: now.saturating_add(MFA_TOKEN_TTL_SECS),
             failures: 0,
+            enrol,
             used_at: None,
         };
         self.store
@@ -355,6 +364,7 @@ impl AuthService {
             mfa_token: token,
             methods,
             expires_in: MFA_TOKEN_TTL_SECS,
+            enrol,
         }))
     }
 
@@ -368,30 +378,21 @@ impl AuthService {
         factor: SecondFactor,
         client: &ClientInfo,
     ) -> Result<MfaLogin, DomainError> {
-        if !mfa_token_looks_right(mfa_token) {
-            return Err(DomainError::InvalidMfaToken);
-        }
-        let hash = token_hash(mfa_token);
         let now = self.now();
-        let step = match self.store.mfa_token(&hash).await? {
-            Some(t)
-                if t.used_at.is_none() && t.expires_at > now && t.failures < MAX_CODE_FAILURES =>
-            {
-                t
-            }
-            _ => return Err(DomainError::InvalidMfaToken),
-        };
-        let user = match self.store.user_by_id(&step.user_id).await? {
-            Some(u) if !u.disabled => u,
-            _ => return Err(DomainError::InvalidMfaToken),
-        };
+        let (hash, step, user) = self.live_second_step(mfa_token, now).await?;
         let mut throttle = throttle::Keys::second_factor(&user.id, client.ip.as_deref());
         if let Some(retry_after) = throttle.blocked(self, now).await? {
             audit!("mfa_throttled", user_id = %user.id, ip = client.ip.as_deref(), retry_after);
             return Err(DomainError::Throttled { retry_after });
         }
         let method = factor.name();
-        let Some(recovery_codes_left) = self.check_factor(&user.id, &factor, now).await? else {
+        if step.enrol && !matches!(factor, SecondFactor::Totp(_)) {
+            return Err(DomainError::InvalidCode);
+        }
+        let checked = self
+            .check_factor(&user.id, &factor, step.enrol, now)
+            .await?;
+        let Some(recovery_codes_left) = checked else {
             let failures = self.store.fail_mfa_token(&hash).await?;
             throttle.record_failure(self, now).await?;
             audit!("mfa_failed", user_id = %user.id, ip = client.ip.as_deref(), method, failures);
@@ -417,13 +418,41 @@ impl AuthService {
         })
     }
 
+    /// The live second step of `mfa_token` (its hash, record and user) at `now`: unused,
+    /// unexpired, with fewer than [`MAX_CODE_FAILURES`] wrong codes, of a user who is not
+    /// disabled. [`DomainError::InvalidMfaToken`] otherwise.
+    async fn live_second_step(
+        &self,
+        mfa_token: &str,
+        now: i64,
+    ) -> Result<(Vec<u8>, MfaTokenRecord, UserRecord), DomainError> {
+        if !mfa_token_looks_right(mfa_token) {
+            return Err(DomainError::InvalidMfaToken);
+        }
+        let hash = token_hash(mfa_token);
+        let step = match self.store.mfa_token(&hash).await? {
+            Some(t)
+                if t.used_at.is_none() && t.expires_at > now && t.failures < MAX_CODE_FAILURES =>
+            {
+                t
+            }
+            _ => return Err(DomainError::InvalidMfaToken),
+        };
+        match self.store.user_by_id(&step.user_id).await? {
+            Some(u) if !u.disabled => Ok((hash, step, u)),
+            _ => Err(DomainError::InvalidMfaToken),
+        }
+    }
+
     /// Checks a second factor and spends it (a TOTP step, a recovery code). `None` when it
     /// is wrong or spent; `Some(left)` when right, `left` being the recovery codes left
-    /// after a recovery code.
+    /// after a recovery code. `enrolling`: an authenticator not confirmed yet counts (its
+    /// first code confirms it).
     async fn check_factor(
         &self,
         user_id: &str,
         factor: &SecondFactor,
+        enrolling: bool,
         now: i64,
     ) -> Result<Option<Option<i64>>, DomainError> {
         match factor {
@@ -431,7 +460,7 @@ impl AuthService {
                 let Some(record) = self.store.totp(user_id).await? else {
                     return Ok(None);
                 };
-                if record.confirmed_at.is_none() {
+                if record.confirmed_at.is_none() && !enrolling {
                     return Ok(None);
                 }
                 let totp = self.open_totp(user_id, &record.secret)?;
@@ -482,6 +511,24 @@ impl AuthService {
     /// user has a confirmed authenticator already.
     pub async fn begin_totp(&self, caller: &Principal) -> Result<TotpEnrolment, DomainError> {
         let user = self.me(caller).await?;
+        self.begin_totp_for(&user).await
+    }
+
+    /// Starts the TOTP enrolment of a sign-in whose second step enrols one (the user's
+    /// role needs a factor, see [`MfaChallenge::enrol`]); the step's code then confirms
+    /// it. [`DomainError::InvalidMfaToken`] for any other `mfa_token`.
+    pub async fn begin_totp_for_login(
+        &self,
+        mfa_token: &str,
+    ) -> Result<TotpEnrolment, DomainError> {
+        let (_, step, user) = self.live_second_step(mfa_token, self.now()).await?;
+        if !step.enrol {
+            return Err(DomainError::InvalidMfaToken);
+        }
+        self.begin_totp_for(&user).await
+    }
+
+    async fn begin_totp_for(&self, user: &UserRecord) -> Result<TotpEnrolment, DomainError> {
         let totp = Totp::generate()?;
         let sealed = self
             .keys
@@ -501,6 +548,24 @@ impl AuthService {
     /// after a wrong code). [`DomainError::NotFound`] when there is none.
     pub async fn pending_totp(&self, caller: &Principal) -> Result<TotpEnrolment, DomainError> {
         let user = self.me(caller).await?;
+        self.pending_totp_of(&user).await
+    }
+
+    /// The enrolment of a sign-in that enrols an authenticator, shown again (after a
+    /// wrong first code). [`DomainError::InvalidMfaToken`] for any other `mfa_token`,
+    /// [`DomainError::NotFound`] when the enrolment was not started.
+    pub async fn pending_totp_for_login(
+        &self,
+        mfa_token: &str,
+    ) -> Result<TotpEnrolment, DomainError> {
+        let (_, step, user) = self.live_second_step(mfa_token, self.now()).await?;
+        if !step.enrol {
+            return Err(DomainError::InvalidMfaToken);
+        }
+        self.pending_totp_of(&user).await
+    }
+
+    async fn pending_totp_of(&self, user: &UserRecord) -> Result<TotpEnrolment, DomainError> {
         let record = match self.store.totp(&user.id).await? {
             Some(r) if r.confirmed_at.is_none() => r,
             _ => return Err(DomainError::NotFound),
@@ -592,7 +657,11 @@ impl AuthService {
         if let Some(retry_after) = throttle.blocked(self, now).await? {
             return Err(DomainError::Throttled { retry_after });
         }
-        if self.check_factor(&user.id, &proof, now).await?.is_none() {
+        if self
+            .check_factor(&user.id, &proof, false, now)
+            .await?
+            .is_none()
+        {
             throttle.record_failure(self, now).await?;
             audit!("mfa_removal_refused", user_id = %user.id, ip = client.ip.as_deref());
             return Err(DomainError::InvalidCode);

@@ -81,8 +81,8 @@ pub struct ErrorBody<'a> {
     /// For internal errors: the id under which the details were logged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<&'a str>,
-    /// With `mfa_required`: the single-use token of the second step (`POST /v1/login/mfa`),
-    /// valid for 5 minutes.
+    /// With `mfa_required` (and `mfa_enrolment_required`): the single-use token of the
+    /// second step (`POST /v1/login/mfa`), valid for 5 minutes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mfa_token: Option<&'a str>,
     /// With `mfa_required`: the second factors the user can finish with.
@@ -245,6 +245,15 @@ fn describe_domain(e: DomainError) -> Described {
             "invalid_credentials",
             "invalid username or password",
         ),
+        D::MfaRequired(challenge) if challenge.enrol => Described {
+            challenge: Some(challenge),
+            ..json(
+                StatusCode::UNAUTHORIZED,
+                "mfa_enrolment_required",
+                "the password is right; this account's role needs a second factor: enrol an \
+                 authenticator (POST /v1/login/enrol) and finish with its first code",
+            )
+        },
         D::MfaRequired(challenge) => Described {
             challenge: Some(challenge),
             ..json(

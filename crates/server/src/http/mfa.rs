@@ -119,6 +119,38 @@ pub(super) async fn login(
     ))
 }
 
+/// `POST /v1/login/enrol` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnrolRequest {
+    /// The `mfa_token` of the `mfa_enrolment_required` answer.
+    mfa_token: String,
+}
+
+#[utoipa::path(post, path = "/v1/login/enrol", tag = "sessions",
+    summary = "Enrol an authenticator during a sign-in that needs one",
+    description = "For an `mfa_enrolment_required` answer of `POST /v1/login` (the user's role needs a second factor and the user has none): returns a new TOTP secret (again on each call). `POST /v1/login/mfa` with `method: totp` and its first code confirms it and finishes the sign-in.",
+    request_body(content = EnrolRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The secret, shown once", body = TotpEnrolmentView),
+        (status = 400, description = "The body is not valid JSON of this shape", body = ErrorBody),
+        (status = 401, description = "An unknown, used, expired or exhausted `mfa_token`, or one that does not enrol (`invalid_mfa_token`)", body = ErrorBody),
+        (status = 409, description = "The user has a confirmed authenticator already", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub(super) async fn login_enrol(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<EnrolRequest>,
+) -> Result<Response, ApiError> {
+    let e = s.service.begin_totp_for_login(&body.mfa_token).await?;
+    Ok(no_store(Json(TotpEnrolmentView {
+        secret: e.secret.to_string(),
+        otpauth_uri: e.otpauth_uri.to_string(),
+    })))
+}
+
 #[utoipa::path(get, path = "/v1/mfa", tag = "mfa",
     summary = "The caller's second factors",
     security(("bearer" = [])),

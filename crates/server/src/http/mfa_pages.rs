@@ -19,7 +19,7 @@ use super::pages::{
 };
 use super::templates::{base, html, render};
 use super::AppState;
-use crate::domain::mfa::{MfaChallenge, SecondFactor, Strength, METHOD_RECOVERY};
+use crate::domain::mfa::{MfaChallenge, SecondFactor, Strength, TotpEnrolment, METHOD_RECOVERY};
 use crate::domain::{AuthService, DomainError, Principal, ReturnTarget};
 
 /// The routes of these pages (merged into [`super::pages::routes`]).
@@ -33,18 +33,29 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// The second step of a sign-in: a form for the app's code, and one for a recovery code.
+/// With `enrolment`, the sign-in enrols an authenticator first (the user's role needs one):
+/// the page shows its QR code and key above the code form.
 pub(super) fn second_step_html(
     service: &AuthService,
     status: StatusCode,
     challenge: &MfaChallenge,
+    enrolment: Option<&TotpEnrolment>,
     return_to: Option<&ReturnTarget>,
     strength: &Strength,
     error: Option<&str>,
 ) -> Result<Response, PageError> {
+    let enrol = match enrolment {
+        Some(e) => Some(context! {
+            qr_svg => minijinja::Value::from_safe_string(qr_svg(&e.otpauth_uri)?),
+            secret => &*e.secret,
+        }),
+        None => None,
+    };
     let ctx = context! {
         base => base(service.public_url().prefix()),
         mfa_token => challenge.mfa_token,
-        recovery => challenge.methods.contains(&METHOD_RECOVERY),
+        enrol,
+        recovery => enrolment.is_none() && challenge.methods.contains(&METHOD_RECOVERY),
         return_to => return_to.map(ReturnTarget::as_str),
         strength => strength_context(Some(strength)),
         error,
@@ -73,17 +84,28 @@ async fn second_step_form(
     let strength = form.strength()?;
     let factor =
         SecondFactor::parse(method, code).ok_or(PageError(ApiError::InvalidForm("method")))?;
+    // An enrolling sign-in shows its key again after a wrong code.
+    let enrolment = match form.get("enrol") {
+        Some(_) => match s.service.pending_totp_for_login(&mfa_token).await {
+            Ok(e) => Some(e),
+            Err(DomainError::InvalidMfaToken | DomainError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
     // A second try shows both forms: the methods are not known again here.
     let again = |status, error| {
         let challenge = MfaChallenge {
             mfa_token: mfa_token.clone(),
             methods: vec![METHOD_RECOVERY],
             expires_in: 0,
+            enrol: enrolment.is_some(),
         };
         second_step_html(
             &s.service,
             status,
             &challenge,
+            enrolment.as_ref(),
             return_to.as_ref(),
             &strength,
             Some(error),

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/v1/login", post(handlers::login))
         .route("/v1/login/mfa", post(mfa::login))
+        .route("/v1/login/enrol", post(mfa::login_enrol))
         .route("/v1/mfa", get(mfa::status))
         .route(
             "/v1/mfa/totp",

@@ -27,6 +27,7 @@ pub use super::discovery::OPENAPI_PATH as PATH;
     paths(
         super::handlers::login,
         super::mfa::login,
+        super::mfa::login_enrol,
         super::handlers::refresh,
         super::handlers::logout,
         super::handlers::logout_all,

@@ -245,14 +245,21 @@ async fn login_form(
         .await
     {
         Ok(done) => signed_in(&s, &done, return_to.as_ref(), &strength).await,
-        Err(DomainError::MfaRequired(challenge)) => super::mfa_pages::second_step_html(
-            &s.service,
-            StatusCode::OK,
-            &challenge,
-            return_to.as_ref(),
-            &strength,
-            None,
-        ),
+        Err(DomainError::MfaRequired(challenge)) => {
+            let enrolment = match challenge.enrol {
+                true => Some(s.service.begin_totp_for_login(&challenge.mfa_token).await?),
+                false => None,
+            };
+            super::mfa_pages::second_step_html(
+                &s.service,
+                StatusCode::OK,
+                &challenge,
+                enrolment.as_ref(),
+                return_to.as_ref(),
+                &strength,
+                None,
+            )
+        }
         Err(DomainError::InvalidRequest { .. }) => login_html(
             &s.service,
             StatusCode::BAD_REQUEST,

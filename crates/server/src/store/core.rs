@@ -837,16 +837,16 @@ macro_rules! impl_store {
                 async fn put_mfa_token(&self, hash: &[u8], t: &MfaTokenRecord) -> StoreResult<()> {
                     let query = sqlx::query(
                         "INSERT INTO mfa_tokens (hash, user_id, amr, created_at, expires_at, \
-                         failures, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         failures, enrol, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     );
                     let query = query.bind(hash).bind(&t.user_id).bind(&t.amr);
-                    let query = query.bind(t.created_at).bind(t.expires_at);
-                    self.changed(query.bind(t.failures).bind(t.used_at)).await.map(drop)
+                    let query = query.bind(t.created_at).bind(t.expires_at).bind(t.failures);
+                    self.changed(query.bind(t.enrol).bind(t.used_at)).await.map(drop)
                 }
 
                 async fn mfa_token(&self, hash: &[u8]) -> StoreResult<Option<MfaTokenRecord>> {
                     sqlx::query_as(
-                        "SELECT user_id, amr, created_at, expires_at, failures, used_at \
+                        "SELECT user_id, amr, created_at, expires_at, failures, enrol, used_at \
                          FROM mfa_tokens WHERE hash = $1",
                     )
                     .bind(hash).fetch_optional(&self.pool).await.map_err(map_err)

@@ -536,6 +536,8 @@ pub struct MfaTokenRecord {
     pub expires_at: i64,
     /// Wrong codes entered with it.
     pub failures: i64,
+    /// The user has no factor but their role needs one: this second step enrols one.
+    pub enrol: bool,
     /// When a second factor finished it.
     pub used_at: Option<i64>,
 }

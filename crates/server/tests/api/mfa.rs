@@ -354,3 +354,59 @@ async fn introspection_says_how_the_user_signed_in_for_both_formats() {
         assert_eq!(j["auth_time"], json!(t.now()));
     }
 }
+
+#[tokio::test]
+async fn a_role_that_needs_a_second_factor_enrols_at_sign_in() {
+    let t = TestApp::spawn_with(|c| c.require_mfa_for_roles = vec!["admin".into()]).await;
+    t.add_user("pat", "user").await;
+    t.add_user("root", "admin").await;
+    assert_eq!(
+        t.login("pat", PASSWORD).await.status,
+        200,
+        "other roles as before"
+    );
+
+    let r = t.login("root", PASSWORD).await;
+    assert_eq!(r.status, 401);
+    let j = r.json();
+    assert_eq!(j["error"], "mfa_enrolment_required", "{j}");
+    assert_eq!(j["methods"], json!(["totp"]));
+    assert!(j.get("access_token").is_none());
+    let step = j["mfa_token"].as_str().unwrap().to_owned();
+    // No code counts before an authenticator is enrolled, and no recovery code ever.
+    let r = t.second_step(&step, "totp", "123456").await;
+    assert_eq!(r.json()["error"], "invalid_code");
+    let r = t.second_step(&step, "recovery", "abcde-fghij").await;
+    assert_eq!(r.json()["error"], "invalid_code");
+    let r = t
+        .post_json("/v1/login/enrol", &json!({"mfa_token": "wbm_forged"}), &[])
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "invalid_mfa_token");
+
+    let r = t
+        .post_json("/v1/login/enrol", &json!({ "mfa_token": step }), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let totp = Totp::from_base32(r.json()["secret"].as_str().unwrap(), Settings::STANDARD).unwrap();
+    let r = t.second_step(&step, "totp", &totp.code_at(t.now())).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let c = claims(r.json()["access_token"].as_str().unwrap());
+    assert_eq!(c["acr"], ACR_MFA);
+    assert_eq!(c["role"], "admin");
+
+    // From now on an ordinary second step.
+    let r = t.login("root", PASSWORD).await;
+    assert_eq!(r.json()["error"], "mfa_required");
+    assert_eq!(r.json()["methods"], json!(["totp"]));
+    // An ordinary second step does not enrol.
+    let r = t
+        .post_json(
+            "/v1/login/enrol",
+            &json!({ "mfa_token": r.json()["mfa_token"] }),
+            &[],
+        )
+        .await;
+    assert_eq!(r.json()["error"], "invalid_mfa_token");
+}

@@ -302,3 +302,58 @@ async fn the_account_page_enrols_shows_recovery_codes_once_and_removes() {
     jar.update(&r);
     assert_eq!(app.login("erin", PASSWORD).await.status, 200);
 }
+
+#[tokio::test]
+async fn the_login_page_enrols_a_user_whose_role_needs_a_factor() {
+    let app = TestApp::spawn_with(|c| {
+        c.public_url = Some(crate::mount::PUBLIC.into());
+        c.require_mfa_for_roles = vec!["admin".into()];
+    })
+    .await;
+    app.add_user("root", "admin").await;
+    let (r, jar) = form_login(&app, "root", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(jar.0.is_empty());
+    let text = r.text();
+    assert!(text.contains("Set up two-step sign-in"), "{text}");
+    assert!(text.contains("<svg role=\"img\""));
+    assert!(
+        !text.contains("recovery-step"),
+        "no recovery codes while enrolling"
+    );
+    let secret = {
+        let at = text.find("<code id=\"secret\" class=\"secret\">").unwrap() + 33;
+        text[at..at + text[at..].find('<').unwrap()].to_owned()
+    };
+    let totp =
+        Totp::from_base32(&secret, wristband_server::domain::totp::Settings::STANDARD).unwrap();
+    let mfa_token = input_value(&text, "mfa_token");
+    let post = |code: String| {
+        let token = mfa_token.clone();
+        let app = &app;
+        async move {
+            form(
+                app,
+                &Jar::default(),
+                "/login/mfa",
+                &[
+                    ("mfa_token", &token),
+                    ("method", "totp"),
+                    ("enrol", "1"),
+                    ("code", &code),
+                    ("return_to", TARGET),
+                ],
+            )
+            .await
+        }
+    };
+    let r = post("000000".into()).await;
+    assert_eq!(r.status, 401);
+    assert!(r.text().contains(&secret), "the same key again");
+    let r = post(totp.code_at(app.now()).to_string()).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(location(&r), TARGET);
+    let mut jar = Jar::default();
+    jar.update(&r);
+    assert_eq!(claims(jar.get(AT))["acr"], ACR_MFA);
+}

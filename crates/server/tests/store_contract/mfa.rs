@@ -151,6 +151,7 @@ fn step(user_id: &str, expires_at: i64) -> MfaTokenRecord {
         created_at: 1_000,
         expires_at,
         failures: 0,
+        enrol: user_id == "u2",
         used_at: None,
     }
 }
@@ -161,6 +162,16 @@ pub async fn mfa_tokens_finish_once(store: Arc<dyn Store>) {
     store.put_mfa_token(&hash("t1"), &t).await.unwrap();
     assert_eq!(store.mfa_token(&hash("t1")).await.unwrap(), Some(t));
     assert_eq!(store.mfa_token(&hash("nope")).await.unwrap(), None);
+    let enrolling = step("u2", 1_300);
+    assert!(enrolling.enrol);
+    store
+        .put_mfa_token(&hash("t-u2"), &enrolling)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mfa_token(&hash("t-u2")).await.unwrap(),
+        Some(enrolling)
+    );
     assert!(store
         .put_mfa_token(&hash("t1"), &step("u2", 1_300))
         .await
