@@ -6,14 +6,9 @@ use wristband_server::domain::totp::{Settings, Totp};
 
 use crate::revocation::Deployment;
 
+/// The real clock: the server runs on it.
 fn now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
+    wristband_jose::Clock::now(&wristband_jose::SystemClock).as_i64()
 }
 
 #[tokio::test]
