@@ -43,3 +43,31 @@ CREATE TABLE mfa_tokens (
     used_at    INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX mfa_tokens_expires ON mfa_tokens(expires_at);
+
+-- Passkeys (WebAuthn credentials), several per user, each with a name. `passkey` is the
+-- credential as the WebAuthn library keeps it (JSON: public key, signature counter,
+-- flags); the counter is updated on every use.
+CREATE TABLE webauthn_credentials (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    passkey      TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX webauthn_credentials_user ON webauthn_credentials(user_id);
+
+-- WebAuthn ceremonies in progress: single use (`used_at`), until `expires_at`, and bound
+-- to what asked for them (`binding`: the session of a registration, the second step of a
+-- sign-in; empty for a passwordless sign-in). `state` is the library's state (JSON).
+CREATE TABLE webauthn_challenges (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    binding    TEXT NOT NULL,
+    user_id    TEXT,
+    state      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+) WITHOUT ROWID;
+CREATE INDEX webauthn_challenges_expires ON webauthn_challenges(expires_at);

@@ -26,6 +26,10 @@ pub enum DomainError {
     /// A second factor's code is wrong or spent.
     #[error("invalid code")]
     InvalidCode,
+    /// A passkey was not accepted: an unknown, spent or expired ceremony, an unknown
+    /// passkey, a wrong origin or signature, a counter that went back.
+    #[error("passkey refused")]
+    PasskeyRefused,
     /// Too many failed logins; retry after this many seconds.
     #[error("too many attempts")]
     Throttled {

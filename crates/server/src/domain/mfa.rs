@@ -34,6 +34,8 @@ pub const RECOVERY_CODE_COUNT: usize = 10;
 pub const METHOD_TOTP: &str = "totp";
 /// The name of a recovery-code second step.
 pub const METHOD_RECOVERY: &str = "recovery";
+/// The name of a passkey second step.
+pub const METHOD_WEBAUTHN: &str = "webauthn";
 
 /// How a sign-in with a password and a code (TOTP or recovery) is recorded (RFC 8176).
 const AMR_WITH_CODE: &str = "pwd otp mfa";
@@ -86,6 +88,14 @@ pub enum SecondFactor {
     Totp(Zeroizing<String>),
     /// One of the recovery codes.
     Recovery(Zeroizing<String>),
+    /// A passkey's assertion for the ceremony `challenge_id`
+    /// ([`AuthService::begin_passkey_second_factor`]).
+    Passkey {
+        /// The ceremony's handle.
+        challenge_id: String,
+        /// What `navigator.credentials.get()` returned.
+        credential: Box<webauthn_rs::prelude::PublicKeyCredential>,
+    },
 }
 
 impl SecondFactor {
@@ -99,18 +109,21 @@ impl SecondFactor {
         }
     }
 
-    /// What the factor adds to `amr` (RFC 8176): `otp` for a TOTP code; a recovery code
-    /// is a one-time secret too.
-    fn amr(&self) -> &'static str {
-        "otp"
-    }
-
     fn name(&self) -> &'static str {
         match self {
             SecondFactor::Totp(_) => METHOD_TOTP,
             SecondFactor::Recovery(_) => METHOD_RECOVERY,
+            SecondFactor::Passkey { .. } => METHOD_WEBAUTHN,
         }
     }
+}
+
+/// A second factor that was right.
+struct Checked {
+    /// What it adds to `amr` (RFC 8176).
+    amr: &'static str,
+    /// With a recovery code: the unused codes left.
+    recovery_codes_left: Option<i64>,
 }
 
 /// A sign-in finished with a second factor.
@@ -147,17 +160,27 @@ pub struct MfaStatus {
     pub totp_confirmed_at: Option<i64>,
     /// Unused recovery codes.
     pub recovery_codes_left: i64,
+    /// Registered passkeys.
+    pub passkeys: usize,
 }
 
 impl MfaStatus {
+    /// True when the user has a second factor: a confirmed authenticator or a passkey.
+    pub fn has_factor(&self) -> bool {
+        self.totp || self.passkeys > 0
+    }
+
     /// The methods a second step can use, strongest first.
     pub fn methods(&self) -> Vec<&'static str> {
         let mut methods = Vec::new();
+        if self.passkeys > 0 {
+            methods.push(METHOD_WEBAUTHN);
+        }
         if self.totp {
             methods.push(METHOD_TOTP);
-            if self.recovery_codes_left > 0 {
-                methods.push(METHOD_RECOVERY);
-            }
+        }
+        if self.has_factor() && self.recovery_codes_left > 0 {
+            methods.push(METHOD_RECOVERY);
         }
         methods
     }
@@ -390,9 +413,13 @@ impl AuthService {
             return Err(DomainError::InvalidCode);
         }
         let checked = self
-            .check_factor(&user.id, &factor, step.enrol, now)
+            .check_factor(&user, &factor, step.enrol, Some(&hash), client, now)
             .await?;
-        let Some(recovery_codes_left) = checked else {
+        let Some(Checked {
+            amr: factor_amr,
+            recovery_codes_left,
+        }) = checked
+        else {
             let failures = self.store.fail_mfa_token(&hash).await?;
             throttle.record_failure(self, now).await?;
             audit!("mfa_failed", user_id = %user.id, ip = client.ip.as_deref(), method, failures);
@@ -409,7 +436,7 @@ impl AuthService {
         if let Some(left) = recovery_codes_left {
             audit!("recovery_code_used", user_id = %user.id, ip = client.ip.as_deref(), left);
         }
-        let amr = format!("{} {} mfa", step.amr, factor.amr());
+        let amr = format!("{} {factor_amr} mfa", step.amr);
         let login = self.begin_session(&user, client, now, &amr).await?;
         audit!("mfa_ok", user_id = %user.id, session_id = %login.pair.session_id, method);
         Ok(MfaLogin {
@@ -421,7 +448,7 @@ impl AuthService {
     /// The live second step of `mfa_token` (its hash, record and user) at `now`: unused,
     /// unexpired, with fewer than [`MAX_CODE_FAILURES`] wrong codes, of a user who is not
     /// disabled. [`DomainError::InvalidMfaToken`] otherwise.
-    async fn live_second_step(
+    pub(super) async fn live_second_step(
         &self,
         mfa_token: &str,
         now: i64,
@@ -444,18 +471,37 @@ impl AuthService {
         }
     }
 
-    /// Checks a second factor and spends it (a TOTP step, a recovery code). `None` when it
-    /// is wrong or spent; `Some(left)` when right, `left` being the recovery codes left
-    /// after a recovery code. `enrolling`: an authenticator not confirmed yet counts (its
-    /// first code confirms it).
+    /// Checks a second factor and spends it (a TOTP step, a recovery code, a passkey
+    /// ceremony). `None` when it is wrong or spent. `enrolling`: an authenticator not
+    /// confirmed yet counts (its first code confirms it). A passkey counts only as the
+    /// second step `step_hash` of a sign-in.
     async fn check_factor(
         &self,
-        user_id: &str,
+        user: &UserRecord,
         factor: &SecondFactor,
         enrolling: bool,
+        step_hash: Option<&[u8]>,
+        client: &ClientInfo,
         now: i64,
-    ) -> Result<Option<Option<i64>>, DomainError> {
+    ) -> Result<Option<Checked>, DomainError> {
+        let user_id = user.id.as_str();
+        let passed = |amr| Checked {
+            amr,
+            recovery_codes_left: None,
+        };
         match factor {
+            SecondFactor::Passkey {
+                challenge_id,
+                credential,
+            } => {
+                let Some(step_hash) = step_hash else {
+                    return Ok(None);
+                };
+                let amr = self
+                    .check_passkey_factor(user, step_hash, challenge_id, credential, client, now)
+                    .await?;
+                Ok(amr.map(passed))
+            }
             SecondFactor::Totp(code) => {
                 let Some(record) = self.store.totp(user_id).await? else {
                     return Ok(None);
@@ -473,7 +519,7 @@ impl AuthService {
                     .store
                     .use_totp_step(user_id, step, now)
                     .await?
-                    .then_some(None))
+                    .then(|| passed("otp")))
             }
             SecondFactor::Recovery(code) => {
                 let code = normalise_recovery(code);
@@ -484,7 +530,11 @@ impl AuthService {
                     .store
                     .use_recovery_code(user_id, &token_hash(&code), now)
                     .await?;
-                Ok(left.map(Some))
+                // A recovery code is a one-time secret too (RFC 8176 `otp`).
+                Ok(left.map(|left| Checked {
+                    amr: "otp",
+                    recovery_codes_left: Some(left),
+                }))
             }
         }
     }
@@ -614,7 +664,7 @@ impl AuthService {
         caller: &Principal,
     ) -> Result<Vec<Zeroizing<String>>, DomainError> {
         let user = self.me(caller).await?;
-        if !self.mfa_status(&user.id).await?.totp {
+        if !self.mfa_status(&user.id).await?.has_factor() {
             return Err(DomainError::NotFound);
         }
         self.replace_recovery_codes(&user.id, self.now()).await
@@ -658,7 +708,7 @@ impl AuthService {
             return Err(DomainError::Throttled { retry_after });
         }
         if self
-            .check_factor(&user.id, &proof, false, now)
+            .check_factor(&user, &proof, false, None, client, now)
             .await?
             .is_none()
         {
@@ -667,7 +717,13 @@ impl AuthService {
             return Err(DomainError::InvalidCode);
         }
         throttle.clear_on_success(self).await?;
-        self.store.reset_mfa(&user.id).await?;
+        self.store.remove_totp(&user.id).await?;
+        if self.store.passkeys(&user.id).await?.is_empty() {
+            // No factor left: the recovery codes go too.
+            self.store
+                .replace_recovery_codes(&user.id, &[], now)
+                .await?;
+        }
         audit!("mfa_totp_removed", user_id = %user.id, ip = client.ip.as_deref());
         Ok(())
     }
@@ -680,7 +736,8 @@ pub async fn status(
 ) -> Result<MfaStatus, DomainError> {
     let totp = store.totp(user_id).await?;
     let confirmed_at = totp.as_ref().and_then(|t| t.confirmed_at);
-    let recovery_codes_left = if totp.is_some() {
+    let passkeys = store.passkeys(user_id).await?.len();
+    let recovery_codes_left = if confirmed_at.is_some() || passkeys > 0 {
         store.recovery_codes_left(user_id).await?
     } else {
         0
@@ -690,6 +747,7 @@ pub async fn status(
         totp_pending: totp.is_some() && confirmed_at.is_none(),
         totp_confirmed_at: confirmed_at,
         recovery_codes_left,
+        passkeys,
     })
 }
 
@@ -770,11 +828,15 @@ mod tests {
             totp_pending: true,
             totp_confirmed_at: None,
             recovery_codes_left: 3,
+            passkeys: 0,
         };
         assert!(s.methods().is_empty());
         s.totp = true;
         assert_eq!(s.methods(), vec![METHOD_TOTP, METHOD_RECOVERY]);
         s.recovery_codes_left = 0;
         assert_eq!(s.methods(), vec![METHOD_TOTP]);
+        s.passkeys = 2;
+        s.totp = false;
+        assert_eq!(s.methods(), vec![METHOD_WEBAUTHN]);
     }
 }

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod mfa;
 pub mod oauth;
 pub mod oidc;
+pub mod passkeys;
 pub mod password;
 mod principal;
 pub mod return_to;
@@ -154,6 +155,8 @@ pub struct AuthService {
     stopping: watch::Sender<bool>,
     /// Back-channel logout: the delivery worker's wake-up and HTTP client.
     backchannel: oidc::backchannel::Backchannel,
+    /// The WebAuthn relying party of the public URL; `None` when its host cannot be one.
+    webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 impl fmt::Debug for AuthService {
@@ -179,6 +182,7 @@ impl AuthService {
         });
         let passwords = Passwords::new(config.argon2, concurrency)?;
         let public_url = config.public_url();
+        let webauthn = passkeys::relying_party(public_url.origin());
         let mut return_origins = config.return_origins();
         // The service's own pages (the authorization endpoint after a login) are always a
         // target.
@@ -198,6 +202,7 @@ impl AuthService {
             metrics,
             stopping: watch::Sender::new(false),
             backchannel: oidc::backchannel::Backchannel::default(),
+            webauthn,
         })
     }
 

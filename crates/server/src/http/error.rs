@@ -267,6 +267,11 @@ fn describe_domain(e: DomainError) -> Described {
             "invalid_mfa_token",
             "the mfa_token is unknown, used, expired or spent: sign in again",
         ),
+        D::PasskeyRefused => json(
+            StatusCode::UNAUTHORIZED,
+            "invalid_passkey",
+            "the passkey was not accepted",
+        ),
         D::InvalidCode => json(
             StatusCode::UNAUTHORIZED,
             "invalid_code",

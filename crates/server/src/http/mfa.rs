@@ -12,7 +12,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, Bearer, Client};
 use super::handlers::{login_answer, no_store, Delivery};
 use super::AppState;
-use crate::domain::mfa::SecondFactor;
+use crate::domain::mfa::{SecondFactor, METHOD_WEBAUTHN};
 use crate::domain::Principal;
 
 /// `POST /v1/login/mfa` body.
@@ -21,14 +21,45 @@ use crate::domain::Principal;
 pub(super) struct MfaLoginRequest {
     /// The `mfa_token` of the `mfa_required` answer.
     mfa_token: String,
-    /// `totp` or `recovery`.
+    /// `totp`, `recovery` or `webauthn`.
     method: String,
-    /// The authenticator's code, or a recovery code.
+    /// The authenticator's code, or a recovery code (`totp`, `recovery`).
+    #[serde(default)]
     #[schema(format = Password)]
-    code: String,
+    code: Option<String>,
+    /// The handle of `POST /v1/login/mfa/webauthn` (`webauthn`).
+    #[serde(default)]
+    challenge_id: Option<String>,
+    /// What `navigator.credentials.get()` returned, in its JSON form (`webauthn`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    credential: Option<Box<webauthn_rs::prelude::PublicKeyCredential>>,
     /// Where the tokens go: the JSON body (default) or `HttpOnly` cookies.
     #[serde(default)]
     delivery: Delivery,
+}
+
+impl MfaLoginRequest {
+    fn factor(&mut self) -> Result<SecondFactor, ApiError> {
+        if self.method == METHOD_WEBAUTHN {
+            return match (self.challenge_id.take(), self.credential.take()) {
+                (Some(challenge_id), Some(credential)) => Ok(SecondFactor::Passkey {
+                    challenge_id,
+                    credential,
+                }),
+                _ => Err(ApiError::InvalidRequest(
+                    "method webauthn takes challenge_id and credential",
+                )),
+            };
+        }
+        let code = self
+            .code
+            .take()
+            .ok_or(ApiError::InvalidRequest("this method takes a code"))?;
+        SecondFactor::parse(&self.method, code).ok_or(ApiError::InvalidRequest(
+            "method must be `totp`, `recovery` or `webauthn`",
+        ))
+    }
 }
 
 /// A second factor's code (`method` defaults to `totp`).
@@ -83,7 +114,7 @@ pub(super) struct MfaStatusView {
 
 #[utoipa::path(post, path = "/v1/login/mfa", tag = "sessions",
     summary = "Finish a sign-in with a second factor",
-    description = "Takes the `mfa_token` of a `mfa_required` answer of `POST /v1/login` (single use, 5 minutes) and a TOTP or recovery code. Wrong codes are throttled per user and per address; a token takes 5 wrong codes at most.",
+        description = "Takes the `mfa_token` of a `mfa_required` answer of `POST /v1/login` (single use, 5 minutes) and a TOTP or recovery code, or a passkey's assertion (`method: webauthn`, after `POST /v1/login/mfa/webauthn`). Wrong codes are throttled per user and per address; a token takes 5 wrong codes at most.",
     request_body(content = MfaLoginRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Signed in", body = super::handlers::LoginResponse),
@@ -99,14 +130,12 @@ pub(super) async fn login(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<MfaLoginRequest>,
+    ApiJson(mut body): ApiJson<MfaLoginRequest>,
 ) -> Result<Response, ApiError> {
     if body.delivery == Delivery::Cookie {
         super::cookies::check_origin(&headers, &s.service)?;
     }
-    let factor = SecondFactor::parse(&body.method, body.code).ok_or(ApiError::InvalidRequest(
-        "method must be `totp` or `recovery`",
-    ))?;
+    let factor = body.factor()?;
     let done = s
         .service
         .login_mfa(&body.mfa_token, factor, &client)

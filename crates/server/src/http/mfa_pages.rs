@@ -19,7 +19,10 @@ use super::pages::{
 };
 use super::templates::{base, html, render};
 use super::AppState;
-use crate::domain::mfa::{MfaChallenge, SecondFactor, Strength, TotpEnrolment, METHOD_RECOVERY};
+use crate::domain::mfa::{
+    MfaChallenge, SecondFactor, Strength, TotpEnrolment, METHOD_RECOVERY, METHOD_TOTP,
+    METHOD_WEBAUTHN,
+};
 use crate::domain::{AuthService, DomainError, Principal, ReturnTarget};
 
 /// The routes of these pages (merged into [`super::pages::routes`]).
@@ -30,6 +33,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/account/mfa/totp/confirm", post(confirm))
         .route("/account/mfa/totp/remove", post(remove))
         .route("/account/mfa/recovery-codes", post(new_recovery_codes))
+        .route("/account/passkeys/remove", post(remove_passkey))
 }
 
 /// The second step of a sign-in: a form for the app's code, and one for a recovery code.
@@ -55,7 +59,11 @@ pub(super) fn second_step_html(
         base => base(service.public_url().prefix()),
         mfa_token => challenge.mfa_token,
         enrol,
-        recovery => enrolment.is_none() && challenge.methods.contains(&METHOD_RECOVERY),
+                recovery => enrolment.is_none() && challenge.methods.contains(&METHOD_RECOVERY),
+        totp => enrolment.is_some() || challenge.methods.contains(&METHOD_TOTP),
+        webauthn => enrolment.is_none()
+            && service.passkeys_enabled()
+            && challenge.methods.contains(&METHOD_WEBAUTHN),
         return_to => return_to.map(ReturnTarget::as_str),
         strength => strength_context(Some(strength)),
         error,
@@ -93,11 +101,11 @@ async fn second_step_form(
         },
         None => None,
     };
-    // A second try shows both forms: the methods are not known again here.
+    // A second try shows the code forms: the methods are not known again here.
     let again = |status, error| {
         let challenge = MfaChallenge {
             mfa_token: mfa_token.clone(),
-            methods: vec![METHOD_RECOVERY],
+            methods: vec![METHOD_TOTP, METHOD_RECOVERY],
             expires_in: 0,
             enrol: enrolment.is_some(),
         };
@@ -309,4 +317,23 @@ async fn remove(
         Err(e) => return Err(e.into()),
     };
     account_html(&s, &caller, said.0, said.1).await
+}
+
+async fn remove_passkey(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    access: Result<AccessCookie, ApiError>,
+    PageBody(body): PageBody,
+) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    let Some(caller) = form_session(&s, &headers, access, &form).await? else {
+        return Ok(see_page(&s.service, "/login"));
+    };
+    let id = form.required("id")?;
+    let said = match s.service.remove_passkey(&caller, id).await {
+        Ok(()) => Said::notice("The passkey is removed."),
+        Err(DomainError::NotFound) => Said::error("That passkey is not yours, or is gone."),
+        Err(e) => return Err(e.into()),
+    };
+    account_html(&s, &caller, StatusCode::OK, said).await
 }

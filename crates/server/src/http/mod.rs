@@ -33,6 +33,7 @@ mod oidc;
 pub mod openapi;
 mod page_headers;
 mod pages;
+mod passkeys;
 mod session;
 mod templates;
 
@@ -59,6 +60,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/login", post(handlers::login))
         .route("/v1/login/mfa", post(mfa::login))
         .route("/v1/login/enrol", post(mfa::login_enrol))
+        .route("/v1/login/mfa/webauthn", post(passkeys::second_step_start))
+        .route("/v1/webauthn/login/start", post(passkeys::sign_in_start))
+        .route("/v1/webauthn/login/finish", post(passkeys::sign_in_finish))
+        .route(
+            "/v1/webauthn/register/start",
+            post(passkeys::register_start),
+        )
+        .route(
+            "/v1/webauthn/register/finish",
+            post(passkeys::register_finish),
+        )
+        .route("/v1/webauthn/credentials", get(passkeys::list))
+        .route(
+            "/v1/webauthn/credentials/{id}",
+            axum::routing::delete(passkeys::remove),
+        )
         .route("/v1/mfa", get(mfa::status))
         .route(
             "/v1/mfa/totp",

@@ -28,6 +28,7 @@ use crate::domain::{AuthService, DeviceLogin, DomainError, Principal, ReturnTarg
 
 const SESSION_JS: &str = include_str!("../../static/session.js");
 const STYLE_CSS: &str = include_str!("../../static/style.css");
+const PASSKEYS_JS: &str = include_str!("../../static/passkeys.js");
 
 /// A 303 to a page of this service: `path` under the public URL's prefix.
 pub(super) fn see_page(service: &AuthService, path: &str) -> Response {
@@ -50,6 +51,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/session/resume", get(super::session::resume))
         .route("/static/session.js", get(session_js))
         .route("/static/style.css", get(style_css))
+        .route("/static/passkeys.js", get(passkeys_js))
         // Browsers ask for it on their own; a 404 would be a console error on every page.
         .route(
             "/favicon.ico",
@@ -59,6 +61,15 @@ pub(super) fn routes() -> Router<AppState> {
 
 async fn session_js() -> Response {
     let mut r = SESSION_JS.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r
+}
+
+async fn passkeys_js() -> Response {
+    let mut r = PASSKEYS_JS.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/javascript; charset=utf-8"),
@@ -154,8 +165,9 @@ pub(super) fn login_html(
         username => view.username,
         error => view.error,
         notice => view.notice,
-        return_to => view.return_to.map(ReturnTarget::as_str),
+                return_to => view.return_to.map(ReturnTarget::as_str),
         strength => strength_context(view.strength),
+        passkeys => service.passkeys_enabled(),
     };
     Ok(html(status, render("login.html", ctx)?))
 }
@@ -366,6 +378,20 @@ pub(super) async fn account_html(
 ) -> Result<Response, PageError> {
     let user = s.service.me(caller).await?;
     let mfa = s.service.mfa_status(&user.id).await?;
+    let passkeys: Vec<_> = s
+        .service
+        .passkeys(caller)
+        .await?
+        .into_iter()
+        .map(|p| {
+            context! {
+                id => p.id,
+                name => p.name,
+                created => utc(p.created_at),
+                last_used => p.last_used_at.map(utc),
+            }
+        })
+        .collect();
     let current = sid(caller);
     let sessions: Vec<SessionRow> = s
         .service
@@ -407,6 +433,8 @@ pub(super) async fn account_html(
             since => mfa.totp_confirmed_at.map(utc),
             recovery_left => mfa.recovery_codes_left,
         },
+                passkeys,
+        webauthn => s.service.passkeys_enabled(),
         error => said.error,
         notice => said.notice,
     };

@@ -182,6 +182,7 @@ macro_rules! impl_store {
             use $crate::store::{
                 AuthCodeRecord, BackchannelRecord, ClientRecord, ConsentRecord, KeyChange, KeyRecord,
                 KeyState, MfaTokenRecord, OpaqueTokenRecord, RefreshRecord, TotpRecord,
+                ChallengeRecord, PasskeyRecord,
                 RevocationKind, RevocationRecord, SessionRecord, Store, StoreError, StoreResult,
                 ThrottleRecord, UserRecord,
             };
@@ -444,10 +445,14 @@ macro_rules! impl_store {
                     let tokens = sqlx::query("DELETE FROM opaque_tokens WHERE exp <= $1");
                     let codes = sqlx::query("DELETE FROM oidc_codes WHERE expires_at <= $1");
                     let steps = sqlx::query("DELETE FROM mfa_tokens WHERE expires_at <= $1");
+                    let ceremonies =
+                        sqlx::query("DELETE FROM webauthn_challenges WHERE expires_at <= $1");
                     let revocations = self.changed(revocations.bind(now)).await?;
                     let tokens = self.changed(tokens.bind(now)).await?;
                     let codes = self.changed(codes.bind(now)).await?;
-                    Ok(revocations + tokens + codes + self.changed(steps.bind(now)).await?)
+                    let steps = self.changed(steps.bind(now)).await?;
+                    Ok(revocations + tokens + codes + steps
+                        + self.changed(ceremonies.bind(now)).await?)
                 }
 
                 async fn create_client(&self, c: &ClientRecord) -> StoreResult<()> {
@@ -870,10 +875,76 @@ macro_rules! impl_store {
                     Ok(self.changed(query.bind(now).bind(hash).bind(max_failures)).await? == 1)
                 }
 
+                async fn add_passkey(&self, p: &PasskeyRecord) -> StoreResult<()> {
+                    let query = sqlx::query(
+                        "INSERT INTO webauthn_credentials (id, user_id, name, passkey, \
+                         created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    );
+                    let query = query.bind(&p.id).bind(&p.user_id).bind(&p.name);
+                    let query = query.bind(&p.passkey).bind(p.created_at).bind(p.last_used_at);
+                    self.changed(query).await.map(drop)
+                }
+
+                async fn passkeys(&self, user_id: &str) -> StoreResult<Vec<PasskeyRecord>> {
+                    let order = concat!("created_at, id", $bytes);
+                    let sql = format!(
+                        "SELECT id, user_id, name, passkey, created_at, last_used_at \
+                         FROM webauthn_credentials WHERE user_id = $1 ORDER BY {order}"
+                    );
+                    sqlx::query_as(&sql).bind(user_id).fetch_all(&self.pool).await
+                        .map_err(map_err)
+                }
+
+                async fn passkey(&self, id: &str) -> StoreResult<Option<PasskeyRecord>> {
+                    let sql = "SELECT id, user_id, name, passkey, created_at, last_used_at \
+                               FROM webauthn_credentials WHERE id = $1";
+                    self.one(sql, id).await
+                }
+
+                async fn passkey_used(&self, id: &str, passkey: &str, now: i64)
+                    -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "UPDATE webauthn_credentials SET passkey = $1, last_used_at = $2 \
+                         WHERE id = $3",
+                    );
+                    Ok(self.changed(query.bind(passkey).bind(now).bind(id)).await? == 1)
+                }
+
+                async fn remove_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool> {
+                    let query = sqlx::query(
+                        "DELETE FROM webauthn_credentials WHERE user_id = $1 AND id = $2",
+                    );
+                    Ok(self.changed(query.bind(user_id).bind(id)).await? == 1)
+                }
+
+                async fn put_challenge(&self, c: &ChallengeRecord) -> StoreResult<()> {
+                    let query = sqlx::query(
+                        "INSERT INTO webauthn_challenges (id, kind, binding, user_id, state, \
+                         created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    );
+                    let query = query.bind(&c.id).bind(&c.kind).bind(&c.binding);
+                    let query = query.bind(&c.user_id).bind(&c.state).bind(c.created_at);
+                    self.changed(query.bind(c.expires_at).bind(c.used_at)).await.map(drop)
+                }
+
+                async fn take_challenge(&self, id: &str, kind: &str, binding: &str, now: i64)
+                    -> StoreResult<Option<ChallengeRecord>> {
+                    sqlx::query_as(
+                        "UPDATE webauthn_challenges SET used_at = $1 WHERE id = $2 \
+                         AND kind = $3 AND binding = $4 AND used_at IS NULL AND expires_at > $1 \
+                         RETURNING id, kind, binding, user_id, state, created_at, expires_at, \
+                         used_at",
+                    )
+                    .bind(now).bind(id).bind(kind).bind(binding)
+                    .fetch_optional(&self.pool).await.map_err(map_err)
+                }
+
                 async fn reset_mfa(&self, user_id: &str) -> StoreResult<u64> {
                     let mut tx = self.begin().await?;
                     let mut gone = 0;
-                    for table in ["mfa_totp", "recovery_codes", "mfa_tokens"] {
+                    for table in
+                        ["mfa_totp", "recovery_codes", "mfa_tokens", "webauthn_credentials"]
+                    {
                         let sql = format!("DELETE FROM {table} WHERE user_id = $1");
                         gone += changed_in(&mut tx, sqlx::query(&sql).bind(user_id)).await?;
                     }

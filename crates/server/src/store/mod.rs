@@ -542,6 +542,46 @@ pub struct MfaTokenRecord {
     pub used_at: Option<i64>,
 }
 
+/// A passkey (a WebAuthn credential) of a user.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PasskeyRecord {
+    /// The credential id, base64url.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// The name the user gave it.
+    pub name: String,
+    /// The credential as the WebAuthn library keeps it (JSON).
+    pub passkey: String,
+    /// When it was registered.
+    pub created_at: i64,
+    /// When it last signed a sign-in.
+    pub last_used_at: Option<i64>,
+}
+
+/// A WebAuthn ceremony in progress: single use, until `expires_at`, bound to what asked
+/// for it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChallengeRecord {
+    /// The handle the client gives back.
+    pub id: String,
+    /// `register`, `authenticate` or `discover`.
+    pub kind: String,
+    /// What asked: a session id, the hash of a second step's token; empty for a
+    /// passwordless sign-in.
+    pub binding: String,
+    /// The user, when known.
+    pub user_id: Option<String>,
+    /// The library's state (JSON).
+    pub state: String,
+    /// When it began.
+    pub created_at: i64,
+    /// It is refused from this time on.
+    pub expires_at: i64,
+    /// When it was used.
+    pub used_at: Option<i64>,
+}
+
 /// Everything the auth service keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -678,8 +718,8 @@ pub trait Store: Send + Sync + 'static {
             Some(s) if s.revoked_at.is_none() && s.user_id == sub
         ))
     }
-    /// Drops expired revocations, opaque tokens, authorization codes and second steps of
-    /// sign-ins; returns how many rows went.
+    /// Drops expired revocations, opaque tokens, authorization codes, second steps of
+    /// sign-ins and WebAuthn ceremonies; returns how many rows went.
     async fn prune(&self, now: i64) -> StoreResult<u64>;
 
     /// Registers a client; [`StoreError::Conflict`] when the name is taken.
@@ -794,8 +834,30 @@ pub trait Store: Send + Sync + 'static {
     /// unexpired and with fewer than `max_failures` wrong codes.
     async fn finish_mfa_token(&self, hash: &[u8], now: i64, max_failures: i64)
         -> StoreResult<bool>;
-    /// Removes a user's second factors (TOTP, recovery codes) and unfinished second steps,
-    /// in one transaction; how many rows went.
+    /// Adds a passkey; [`StoreError::Conflict`] when its credential id is registered.
+    async fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<()>;
+    /// A user's passkeys, oldest first.
+    async fn passkeys(&self, user_id: &str) -> StoreResult<Vec<PasskeyRecord>>;
+    /// A passkey by credential id.
+    async fn passkey(&self, id: &str) -> StoreResult<Option<PasskeyRecord>>;
+    /// Records a use of a passkey: its updated credential (counter) and the time. False
+    /// when it is gone.
+    async fn passkey_used(&self, id: &str, passkey: &str, now: i64) -> StoreResult<bool>;
+    /// Removes one of a user's passkeys. False when the user has no such passkey.
+    async fn remove_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// Stores a WebAuthn ceremony in progress.
+    async fn put_challenge(&self, challenge: &ChallengeRecord) -> StoreResult<()>;
+    /// Uses a ceremony: the one caller that finds it of this `kind` and `binding`, unused
+    /// and unexpired at `now` gets it (and marks it used); everyone else `None`.
+    async fn take_challenge(
+        &self,
+        id: &str,
+        kind: &str,
+        binding: &str,
+        now: i64,
+    ) -> StoreResult<Option<ChallengeRecord>>;
+    /// Removes a user's second factors (TOTP, recovery codes, passkeys) and unfinished
+    /// second steps, in one transaction; how many rows went.
     async fn reset_mfa(&self, user_id: &str) -> StoreResult<u64>;
 
     /// The back-channel follower's durable cursor: the id of the last revocation record it

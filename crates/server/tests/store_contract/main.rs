@@ -119,6 +119,8 @@ contract! {
     mfa::mfa_recovery_codes_single_use,
     mfa::mfa_tokens_finish_once,
     mfa::mfa_reset_removes_every_factor,
+    mfa::passkeys_add_list_use_remove,
+    mfa::webauthn_challenges_single_use_bound_and_expiring,
 }
 
 mod postgres_only;

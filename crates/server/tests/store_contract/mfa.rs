@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use wristband_server::store::{MfaTokenRecord, Store};
+use wristband_server::store::{ChallengeRecord, MfaTokenRecord, PasskeyRecord, Store, StoreError};
 
 use crate::concurrency::race;
 use crate::fixtures::{hash, user};
@@ -239,4 +239,134 @@ pub async fn mfa_reset_removes_every_factor(store: Arc<dyn Store>) {
     );
     assert_eq!(store.recovery_codes_left("u2").await.unwrap(), 2);
     assert_eq!(store.reset_mfa("u1").await.unwrap(), 0);
+}
+
+fn passkey(id: &str, user_id: &str, created_at: i64) -> PasskeyRecord {
+    PasskeyRecord {
+        id: id.to_owned(),
+        user_id: user_id.to_owned(),
+        name: format!("key {id}"),
+        passkey: format!("{{\"cred\":\"{id}\",\"counter\":0}}"),
+        created_at,
+        last_used_at: None,
+    }
+}
+
+pub async fn passkeys_add_list_use_remove(store: Arc<dyn Store>) {
+    users(&store).await;
+    let a = passkey("cred-a", "u1", 1_000);
+    let b = passkey("cred-b", "u1", 1_001);
+    store.add_passkey(&b).await.unwrap();
+    store.add_passkey(&a).await.unwrap();
+    store
+        .add_passkey(&passkey("cred-c", "u2", 999))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_passkey(&passkey("cred-a", "u2", 5)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.passkeys("u1").await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(store.passkey("cred-b").await.unwrap(), Some(b));
+    assert_eq!(store.passkey("nope").await.unwrap(), None);
+    assert!(store
+        .passkey_used("cred-a", "{\"counter\":7}", 1_500)
+        .await
+        .unwrap());
+    let used = store.passkey("cred-a").await.unwrap().unwrap();
+    assert_eq!(
+        (used.passkey.as_str(), used.last_used_at),
+        ("{\"counter\":7}", Some(1_500))
+    );
+    assert!(!store.passkey_used("nope", "{}", 1_500).await.unwrap());
+    // Only the owner removes one.
+    assert!(!store.remove_passkey("u2", "cred-a").await.unwrap());
+    assert!(store.remove_passkey("u1", "cred-a").await.unwrap());
+    assert!(!store.remove_passkey("u1", "cred-a").await.unwrap());
+    assert_eq!(store.passkeys("u1").await.unwrap().len(), 1);
+    // A reset removes the rest.
+    assert_eq!(store.reset_mfa("u1").await.unwrap(), 1);
+    assert!(store.passkeys("u1").await.unwrap().is_empty());
+    assert_eq!(store.passkeys("u2").await.unwrap().len(), 1);
+}
+
+fn ceremony(id: &str, binding: &str, expires_at: i64) -> ChallengeRecord {
+    ChallengeRecord {
+        id: id.to_owned(),
+        kind: "authenticate".to_owned(),
+        binding: binding.to_owned(),
+        user_id: Some("u1".to_owned()),
+        state: "{\"s\":1}".to_owned(),
+        created_at: 1_000,
+        expires_at,
+        used_at: None,
+    }
+}
+
+pub async fn webauthn_challenges_single_use_bound_and_expiring(store: Arc<dyn Store>) {
+    users(&store).await;
+    let c = ceremony("ch-1", "ses_1", 1_120);
+    store.put_challenge(&c).await.unwrap();
+    // Another binding, another kind, or too late: nothing, and it stays usable.
+    assert_eq!(
+        store
+            .take_challenge("ch-1", "authenticate", "ses_2", 1_010)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .take_challenge("ch-1", "register", "ses_1", 1_010)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .take_challenge("ch-1", "authenticate", "ses_1", 1_120)
+            .await
+            .unwrap(),
+        None
+    );
+    let won = race(8, |_| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .take_challenge("ch-1", "authenticate", "ses_1", 1_010)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let winners: Vec<_> = won.into_iter().flatten().collect();
+    assert_eq!(winners.len(), 1);
+    assert_eq!(
+        winners[0],
+        ChallengeRecord {
+            used_at: Some(1_010),
+            ..c
+        }
+    );
+    // Pruned once expired.
+    store
+        .put_challenge(&ceremony("ch-2", "", 1_200))
+        .await
+        .unwrap();
+    store
+        .put_challenge(&ceremony("ch-3", "", 9_000))
+        .await
+        .unwrap();
+    assert!(store.prune(1_200).await.unwrap() >= 2);
+    assert_eq!(
+        store
+            .take_challenge("ch-3", "authenticate", "", 1_300)
+            .await
+            .unwrap()
+            .map(|c| c.id),
+        Some("ch-3".to_owned())
+    );
 }
