@@ -209,6 +209,10 @@ impl Authenticator {
     }
 }
 
+/// The user agent of the other session of the [`walk`]: Safari on an iPhone.
+const PHONE_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) \
+    AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+
 /// A page on screen during the [`walk`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Page {
@@ -237,6 +241,23 @@ pub(crate) async fn log_in(browser: &Browser, user: &str) {
 /// `recovery-codes`, `account-mfa-on`, `consent`, `logout`, `logged-out`, `login-mfa`,
 /// `continue`.
 pub(crate) async fn walk(browser: &Browser, site: &Site, inspector: &mut impl Inspect) {
+    // A session on a phone, besides the one this browser will open.
+    let r = site
+        .http
+        .send(
+            Method::POST,
+            &format!("{}/v1/login", site.api),
+            &[
+                ("content-type", "application/json"),
+                ("user-agent", PHONE_AGENT),
+            ],
+            json!({"username": USER, "password": PASSWORD})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
     browser.open(&site.url("/login")).await;
     browser.wait_for("#password").await;
     let login = Page {

@@ -42,16 +42,19 @@ struct Shots {
 impl Inspect for Shots {
     async fn inspect(&mut self, browser: &Browser, page: Page) {
         let (width, height) = self.size;
-        let tall = browser
+        // The page's height, and what the window has beyond its viewport.
+        let sizes = browser
             .execute(
-                "return Math.ceil(document.documentElement.scrollHeight);",
+                "return [Math.ceil(document.documentElement.scrollHeight),\
+                         window.outerHeight - window.innerHeight];",
                 vec![],
             )
-            .await
-            .as_u64()
-            .expect("scrollHeight is a number");
-        let tall = u32::try_from(tall).unwrap().max(height);
-        browser.set_window_size(width, tall).await;
+            .await;
+        let page_height = u32::try_from(sizes[0].as_u64().expect("scrollHeight")).unwrap();
+        let frame = u32::try_from(sizes[1].as_u64().expect("outer - inner height")).unwrap();
+        browser
+            .set_window_size(width, page_height.max(height - frame) + frame)
+            .await;
         browser
             .execute(
                 "window.scrollTo(0, 0); if (document.activeElement) document.activeElement.blur();",
@@ -62,7 +65,7 @@ impl Inspect for Shots {
         let png = browser.screenshot(&path).await;
         let (w, h) = png_size(&png).expect("a PNG");
         assert_eq!(w, width, "{} is {w}x{h}", path.display());
-        assert!(h >= height, "{} is {w}x{h}", path.display());
+        assert!(h >= page_height, "{} is {w}x{h}", path.display());
         browser.set_window_size(width, height).await;
         self.saved.push(path);
     }
