@@ -19,10 +19,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::elements::Element;
 use fantoccini::wd::{TimeoutConfiguration, WebDriverCompatibleCommand, WindowHandle};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+
+/// Special keys for [`Browser::type_keys`] (`Key::Tab.into()` is its `char`).
+pub use fantoccini::key::Key;
 
 /// The Chromium binary the tests use (Debian's `chromium` package).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -213,23 +217,31 @@ impl Browser {
     /// Returns `None` after a loud `NOT RUN` line when Chromium or chromedriver is not
     /// installed and browser tests are not [`required`]; panics when they are.
     pub async fn start(test: &str) -> Option<Browser> {
+        Self::start_with(test, &[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium switches, e.g. `--force-dark-mode` (pages
+    /// see `prefers-color-scheme: dark`).
+    pub async fn start_with(test: &str, switches: &[&str]) -> Option<Browser> {
         if let Some(reason) = missing() {
             not_run(test, &reason);
             return None;
         }
         let (driver, port) = start_driver().await;
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--window-size=1200,900",
+            "--no-first-run",
+            "--no-default-browser-check",
+        ];
+        args.extend_from_slice(switches);
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-dev-shm-usage",
-                    "--window-size=1200,900",
-                    "--no-first-run",
-                    "--no-default-browser-check",
-                ],
+                "args": args,
             },
             "goog:loggingPrefs": {"browser": "ALL"},
         });
@@ -359,6 +371,54 @@ impl Browser {
             .click()
             .await
             .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+    }
+
+    /// Keyboard input, as a person types it, to whatever has the focus (WebDriver key
+    /// actions, not an element's `send_keys`): each `char` of `keys` is pressed and
+    /// released in turn; special keys are [`Key`]s as `char`s (`char::from(Key::Tab)`).
+    pub async fn type_keys(&self, keys: &str) {
+        let mut actions = KeyActions::new("keyboard".to_owned());
+        for value in keys.chars() {
+            actions = actions
+                .then(KeyAction::Down { value })
+                .then(KeyAction::Up { value });
+        }
+        self.client()
+            .perform_actions(actions)
+            .await
+            .unwrap_or_else(|e| panic!("type {keys:?}: {e}"));
+    }
+
+    /// Presses one special key (Tab, Enter, ...) as keyboard input.
+    pub async fn press(&self, key: Key) {
+        self.type_keys(&char::from(key).to_string()).await;
+    }
+
+    /// Presses `key` with Shift held (Shift+Tab goes back one field).
+    pub async fn press_shifted(&self, key: Key) {
+        let (shift, value) = (char::from(Key::Shift), char::from(key));
+        let actions = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: shift })
+            .then(KeyAction::Down { value })
+            .then(KeyAction::Up { value })
+            .then(KeyAction::Up { value: shift });
+        self.client()
+            .perform_actions(actions)
+            .await
+            .unwrap_or_else(|e| panic!("press shift+{key:?}: {e}"));
+    }
+
+    /// Resizes the browser window to `width`×`height` CSS pixels (headless Chromium has no
+    /// window frame, so this is the viewport) and returns `window.innerWidth` after it.
+    pub async fn set_window_size(&self, width: u32, height: u32) -> u64 {
+        self.client()
+            .set_window_size(width, height)
+            .await
+            .unwrap_or_else(|e| panic!("resize the window to {width}x{height}: {e}"));
+        self.execute("return window.innerWidth;", vec![])
+            .await
+            .as_u64()
+            .expect("window.innerWidth is a number")
     }
 
     /// The page's visible text (`document.body.innerText`).

@@ -10,10 +10,12 @@
     unreachable_pub
 )]
 
+mod a11y;
 mod harness;
 mod mounted;
 mod oidc;
 mod pages;
+mod tour;
 
 /// One browser at a time: a headless Chromium is heavy for a small machine, and the
 /// tests wait on timing-sensitive pages.

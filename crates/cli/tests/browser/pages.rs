@@ -211,6 +211,35 @@ pub(crate) async fn wait_for_text(
     }
 }
 
+/// Waits until the ids of the sessions the account page lists (`data-session`; the ids
+/// themselves are in each row's closed details) satisfy `pred`; returns them.
+pub(crate) async fn wait_for_sessions(
+    browser: &Browser,
+    what: &str,
+    pred: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ids = browser
+            .execute(
+                "return [...document.querySelectorAll('#sessions [data-session]')]\
+                   .map(row => row.dataset.session);",
+                vec![],
+            )
+            .await;
+        let ids: Vec<String> = serde_json::from_value(ids).unwrap_or_default();
+        if pred(&ids) {
+            return ids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {WAIT:?} for the account page to {what}; it is {} and lists {ids:?}",
+            browser.url().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The names of the cookies in a `document.cookie` string.
 fn cookie_names(document_cookie: &str) -> Vec<String> {
     document_cookie
@@ -295,7 +324,8 @@ async fn login_page_keeps_tokens_from_scripts_and_account_lists_the_session() {
 
     // The account page shows the user and this session.
     let sid = sid_of(&access.value);
-    let text = wait_for_text(&browser, "list this session", |t| t.contains(&sid)).await;
+    wait_for_sessions(&browser, "list this session", |s| s.contains(&sid)).await;
+    let text = browser.text().await;
     assert!(text.contains(USER), "{text}");
     assert!(
         browser
@@ -339,8 +369,8 @@ async fn revoked_session_fails_the_next_request() {
     let (_, other_rt, other_sid) = site.api_login().await;
     site.browser_login(&browser).await;
     let sid = sid_of(&browser.cookie(ACCESS).await.unwrap().value);
-    wait_for_text(&browser, "list both sessions", |t| {
-        t.contains(&sid) && t.contains(&other_sid)
+    wait_for_sessions(&browser, "list both sessions", |s| {
+        s.contains(&sid) && s.contains(&other_sid)
     })
     .await;
 
@@ -352,8 +382,8 @@ async fn revoked_session_fails_the_next_request() {
         ))
         .await;
     browser.wait_for_path("/account").await;
-    wait_for_text(&browser, "drop the revoked session", |t| {
-        t.contains(&sid) && !t.contains(&other_sid)
+    wait_for_sessions(&browser, "drop the revoked session", |s| {
+        s.contains(&sid) && !s.contains(&other_sid)
     })
     .await;
     // The JSON API answers a dead refresh token with 400 invalid_grant.
@@ -444,7 +474,7 @@ async fn cross_site_form_posts_are_refused() {
             "/account",
             "after the cross-site post to {target}"
         );
-        wait_for_text(&browser, "still list this session", |t| t.contains(&sid)).await;
+        wait_for_sessions(&browser, "still list this session", |s| s.contains(&sid)).await;
     }
 
     // Same origin, but no CSRF token or a wrong one.
@@ -464,7 +494,7 @@ async fn cross_site_form_posts_are_refused() {
     );
     browser.reload().await;
     assert_eq!(browser.url().await.path(), "/account");
-    wait_for_text(&browser, "still list this session", |t| t.contains(&sid)).await;
+    wait_for_sessions(&browser, "still list this session", |s| s.contains(&sid)).await;
 
     // With the token, the same request works: the refusals were the CSRF check.
     let csrf = browser.cookie(CSRF).await.expect("CSRF cookie").value;
@@ -567,7 +597,7 @@ async fn two_tabs_refresh_together_without_logout() {
             "/account",
             "a tab was logged out"
         );
-        wait_for_text(&browser, "still list this session", |t| t.contains(&sid)).await;
+        wait_for_sessions(&browser, "still list this session", |s| s.contains(&sid)).await;
         wait_for_session_script(&browser).await;
         assert_eq!(
             browser

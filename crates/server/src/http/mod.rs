@@ -21,6 +21,7 @@ use crate::metrics::Route;
 
 pub mod cookies;
 mod discovery;
+mod display;
 pub mod error;
 pub mod extract;
 pub mod feed;

@@ -19,6 +19,7 @@ use serde::Serialize;
 use wristband_jose::SecretString;
 
 use super::cookies;
+use super::display::{device_name, time_ago};
 use super::error::{ApiError, PageError};
 use super::extract::{AccessCookie, ApiBytes, ApiPath, ApiQuery, Client};
 use super::templates::{base, html, render, see_other};
@@ -325,12 +326,16 @@ fn sid(caller: &Principal) -> &str {
     caller.session_id().unwrap_or_default()
 }
 
-/// A session row of the account page.
+/// A session row of the account page: named as a person knows it ("Chrome on Linux",
+/// "last used 5 minutes ago"), with the raw values kept for its details.
 #[derive(Serialize)]
 struct SessionRow {
     id: String,
+    device: String,
     created: String,
+    created_ago: String,
     last_used: String,
+    last_used_ago: String,
     user_agent: String,
     ip: String,
     current: bool,
@@ -393,6 +398,7 @@ pub(super) async fn account_html(
         })
         .collect();
     let current = sid(caller);
+    let now = s.service.now();
     let sessions: Vec<SessionRow> = s
         .service
         .sessions(caller)
@@ -401,8 +407,11 @@ pub(super) async fn account_html(
         .map(|r| SessionRow {
             current: r.id == current,
             id: r.id,
+            device: device_name(r.user_agent.as_deref().unwrap_or_default()),
             created: utc(r.created_at),
+            created_ago: time_ago(r.created_at, now),
             last_used: utc(r.last_used_at),
+            last_used_ago: time_ago(r.last_used_at, now),
             user_agent: r.user_agent.unwrap_or_default(),
             ip: r.ip.unwrap_or_default(),
         })
@@ -427,7 +436,7 @@ pub(super) async fn account_html(
         csrf_token => s.service.keys().csrf_token(current),
         csrf_cookie => cookies::CSRF_COOKIE,
         expires_at => caller.expires_at(),
-        server_time => s.service.now(),
+        server_time => now,
         mfa => context! {
             totp => mfa.totp,
             since => mfa.totp_confirmed_at.map(utc),

@@ -567,3 +567,89 @@ async fn tls_with_a_missing_key_file_refuses_to_start() {
     .unwrap_err();
     assert!(err.to_string().contains("TLS key"), "{err}");
 }
+
+/// The account page names each session as a person knows it, from its user agent and the
+/// server's clock ("Firefox on Linux", "last used 5 minutes ago"), and keeps the raw values
+/// in the row's details.
+#[tokio::test]
+async fn account_names_sessions_by_browser_and_time() {
+    const FIREFOX: &str =
+        "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    const EDGE: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+        (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0";
+    let app = TestApp::spawn().await;
+    app.add_user("alice", "user").await;
+    let login = |agent: &'static str, delivery: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .post_json(
+                    "/v1/login",
+                    &serde_json::json!({"username": "alice", "password": PASSWORD, "delivery": delivery}),
+                    &[
+                        ("origin", &app.base),
+                        ("sec-fetch-site", "same-origin"),
+                        ("user-agent", agent),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let mut jar = Jar::default();
+            jar.update(&r);
+            jar
+        }
+    };
+    let start = app.now();
+    login("curl/8.11.1", "body").await;
+    app.advance(2 * 3600 + 60);
+    let browser = login(FIREFOX, "cookie").await;
+    app.advance(5 * 60 + 10);
+    login(EDGE, "body").await;
+
+    let r = get(&app, &browser, "/account").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_clean_html(&r);
+    let text = r.text();
+    // Newest first: Edge, Firefox (this browser), curl.
+    let rows: Vec<&str> = text.split("<li data-session=").skip(1).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    let visible = |row: &str| row[..row.find("<details>").unwrap()].to_owned();
+    assert!(
+        visible(rows[0]).contains("<strong>Edge on Windows</strong>"),
+        "{}",
+        rows[0]
+    );
+    assert!(visible(rows[0]).contains("Last used just now · signed in just now"));
+    assert!(
+        visible(rows[1]).contains("<strong>Firefox on Linux</strong>"),
+        "{}",
+        rows[1]
+    );
+    assert!(visible(rows[1]).contains("this session"));
+    assert!(visible(rows[1]).contains("Last used 5 minutes ago · signed in 5 minutes ago"));
+    assert!(
+        visible(rows[2]).contains("<strong>curl</strong>"),
+        "{}",
+        rows[2]
+    );
+    assert!(visible(rows[2]).contains("Last used 2 hours ago · signed in 2 hours ago"));
+    // The raw values, in the details.
+    // (HTML-escaped: minijinja writes `/` as `&#x2f;`.)
+    let escaped = FIREFOX.replace('/', "&#x2f;");
+    assert!(
+        rows[1].contains(&format!(r#"<dd class="user-agent">{escaped}</dd>"#)),
+        "{}",
+        rows[1]
+    );
+    assert!(rows[2].contains(r#"<dd class="user-agent">curl&#x2f;8.11.1</dd>"#));
+    assert!(
+        rows[2].contains(r#"<dd class="ip">127.0.0.1</dd>"#),
+        "{}",
+        rows[2]
+    );
+    // The clock starts at 1_800_000_000: 2027-01-15 08:00 UTC.
+    assert_eq!(start, 1_800_000_000);
+    assert!(rows[2].contains(r#"<dd class="created">2027-01-15 08:00 UTC</dd>"#));
+    assert!(rows[0].contains(r#"<dd class="last-used">2027-01-15 10:06 UTC</dd>"#));
+    assert!(rows[1].contains(&format!(r#"<code class="sid">{}</code>"#, browser.sid())));
+}
