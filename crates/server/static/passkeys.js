@@ -5,8 +5,9 @@
 // - data-passkey="second-step" (with data-mfa-token) finishes the second step of a sign-in
 //   (POST /v1/login/mfa/webauthn, get, POST /v1/login/mfa with method webauthn).
 // - data-passkey="register" (in a form with a "name" input) registers a passkey for the
-//   signed-in user (POST /v1/webauthn/register/start, create, /register/finish) and
-//   reloads the page; it sends the CSRF cookie's value in X-CSRF-Token.
+//   signed-in user (POST /account/passkeys/register/start, create, .../finish, with the
+//   session's cookies) and reloads the page; it sends the CSRF cookie's value in
+//   X-CSRF-Token.
 // - Tokens always come back as cookies (delivery "cookie"); after a sign-in the browser
 //   goes to the button's data-return-to, else to the account page.
 // - Messages go to the element named by the button's data-status (role="status").
@@ -181,10 +182,10 @@
     if (!name) {
       return Promise.reject(new Error('give the passkey a name'));
     }
-    return post('/v1/webauthn/register/start', {}, true).then(function (c) {
+    return post('/account/passkeys/register/start', {}, true).then(function (c) {
       return navigator.credentials.create({ publicKey: creationOptions(c.publicKey) })
         .then(function (cred) {
-          return post('/v1/webauthn/register/finish', {
+          return post('/account/passkeys/register/finish', {
             challenge_id: c.challenge_id,
             name: name,
             credential: registrationJson(cred)

@@ -602,6 +602,101 @@ pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     (width > 0 && height > 0).then_some((width, height))
 }
 
+/// A WebDriver command on the session (`session/{id}/{path}`), for the WebAuthn
+/// virtual-authenticator extension (W3C WebAuthn §11).
+#[derive(Debug)]
+struct SessionCommand {
+    method: http::Method,
+    path: String,
+    body: Option<Value>,
+}
+
+impl WebDriverCompatibleCommand for SessionCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            self.method.clone(),
+            self.body.as_ref().map(Value::to_string),
+        )
+    }
+}
+
+/// The WebAuthn virtual authenticators of a session (W3C WebAuthn §11, "Automation"):
+/// a platform authenticator (CTAP2, internal transport) that holds discoverable
+/// credentials and verifies the user without asking.
+impl Browser {
+    async fn session_command(
+        &self,
+        method: http::Method,
+        path: String,
+        body: Option<Value>,
+    ) -> Value {
+        self.client()
+            .issue_cmd(SessionCommand {
+                method,
+                path: path.clone(),
+                body,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"))
+    }
+
+    /// Adds a virtual authenticator; returns its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "automaticPresenceSimulation": true,
+        });
+        let v = self
+            .session_command(
+                http::Method::POST,
+                "webauthn/authenticator".into(),
+                Some(options),
+            )
+            .await;
+        v.as_str().expect("an authenticator id").to_owned()
+    }
+
+    /// The credentials an authenticator holds (`credentialId`, `privateKey`, `signCount`,
+    /// `rpId`, `userHandle`, `isResidentCredential`), private keys included.
+    pub async fn authenticator_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let path = format!("webauthn/authenticator/{authenticator}/credentials");
+        match self.session_command(http::Method::GET, path, None).await {
+            Value::Array(v) => v,
+            other => panic!("credentials: {other}"),
+        }
+    }
+
+    /// Puts a credential (as [`Browser::authenticator_credentials`] lists them) into an
+    /// authenticator: a copy of a key, for a cloned-authenticator test.
+    pub async fn add_authenticator_credential(&self, authenticator: &str, credential: Value) {
+        let path = format!("webauthn/authenticator/{authenticator}/credential");
+        self.session_command(http::Method::POST, path, Some(credential))
+            .await;
+    }
+
+    /// Removes a virtual authenticator and its credentials.
+    pub async fn remove_virtual_authenticator(&self, authenticator: &str) {
+        let path = format!("webauthn/authenticator/{authenticator}");
+        self.session_command(http::Method::DELETE, path, None).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ mod harness;
 mod mounted;
 mod oidc;
 mod pages;
+mod passkeys;
 mod tour;
 
 /// One browser at a time: a headless Chromium is heavy for a small machine, and the

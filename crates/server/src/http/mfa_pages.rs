@@ -34,6 +34,16 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/account/mfa/totp/remove", post(remove))
         .route("/account/mfa/recovery-codes", post(new_recovery_codes))
         .route("/account/passkeys/remove", post(remove_passkey))
+        // The account page's script registers passkeys here, with its cookies: JSON in
+        // and out, both CSRF checks, the same domain calls as /v1/webauthn/register/*.
+        .route(
+            "/account/passkeys/register/start",
+            post(super::passkeys::page_register_start),
+        )
+        .route(
+            "/account/passkeys/register/finish",
+            post(super::passkeys::page_register_finish),
+        )
 }
 
 /// The second step of a sign-in: a form for the app's code, and one for a recovery code.

@@ -11,11 +11,11 @@ use utoipa::ToSchema;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, Bearer, Client};
+use super::extract::{AccessCookie, ApiJson, ApiPath, Bearer, Client};
 use super::handlers::{login_answer, no_store, Delivery};
 use super::AppState;
 use crate::domain::passkeys::Ceremony;
-use crate::domain::Principal;
+use crate::domain::{DomainError, Principal};
 use crate::store::PasskeyRecord;
 
 /// A ceremony for the browser (wire type): the options of
@@ -262,4 +262,51 @@ pub(super) async fn second_step_start(
         .begin_passkey_second_factor(&body.mfa_token)
         .await?;
     Ok(no_store(Json(CeremonyView::from(c))))
+}
+
+/// The caller of a script's request from the account page: the access cookie's live user
+/// session, after the Origin check and the CSRF header check.
+fn page_caller(
+    s: &AppState,
+    headers: &HeaderMap,
+    access: AccessCookie,
+) -> Result<Principal, ApiError> {
+    super::cookies::check_origin(headers, &s.service)?;
+    let caller = access
+        .0
+        .filter(|c| c.session_id().is_some())
+        .ok_or(ApiError::Domain(DomainError::MissingToken))?;
+    super::cookies::check_token(
+        headers,
+        None,
+        &s.service,
+        caller.session_id().unwrap_or_default(),
+    )?;
+    Ok(caller)
+}
+
+/// `POST /account/passkeys/register/start`: [`register_start`] for the account page.
+pub(super) async fn page_register_start(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    access: Result<AccessCookie, ApiError>,
+) -> Result<Response, ApiError> {
+    let caller = page_caller(&s, &headers, access?)?;
+    let c = s.service.begin_passkey_registration(&caller).await?;
+    Ok(no_store(Json(CeremonyView::from(c))))
+}
+
+/// `POST /account/passkeys/register/finish`: [`register_finish`] for the account page.
+pub(super) async fn page_register_finish(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    access: Result<AccessCookie, ApiError>,
+    ApiJson(body): ApiJson<RegisterFinish>,
+) -> Result<(StatusCode, Json<PasskeyView>), ApiError> {
+    let caller = page_caller(&s, &headers, access?)?;
+    let p = s
+        .service
+        .finish_passkey_registration(&caller, &body.challenge_id, &body.name, &body.credential)
+        .await?;
+    Ok((StatusCode::CREATED, Json(p.into())))
 }
