@@ -110,7 +110,10 @@ fn second_factor(c: &mut Criterion) {
 
     // WebAuthn: start (the challenge and options) and finish (the assertion checked).
     let origin = Url::parse(ORIGIN).unwrap();
-    let webauthn = WebauthnBuilder::new(RP_ID, &origin).unwrap().build().unwrap();
+    let webauthn = WebauthnBuilder::new(RP_ID, &origin)
+        .unwrap()
+        .build()
+        .unwrap();
     let (key, passkey) = software_passkey();
     let passkeys = [passkey];
     g.bench_function("second_step_webauthn_start", |b| {

@@ -721,3 +721,23 @@ async fn oidc_discovery_is_consistent_with_rfc8414() {
         serde_json::json!(["S256"])
     );
 }
+
+#[tokio::test]
+async fn oidc_acr_values_sign_in_again_only_when_a_factor_can_reach_them() {
+    let mut f = Fixture::new().await;
+    let mfa = [("acr_values", "urn:wristband:acr:mfa")];
+    // No factor: acr_values are voluntary, the code comes with what the session has.
+    let to = location(&f.authorize(&mfa).await);
+    assert!(query_of(&to).contains_key("code"), "{to}");
+    // Once alice has an authenticator, her password session is signed in again.
+    let (at, _) = f.app.tokens("alice").await;
+    f.app.enrol_totp(&at).await;
+    let to = location(&f.authorize(&mfa).await);
+    assert!(!to.contains("code="), "{to}");
+    assert!(to.contains("login") || to.contains("resume"), "{to}");
+    // Without acr_values the same session still gets a code; prompt=none never signs in.
+    let to = location(&f.authorize(&[]).await);
+    assert!(query_of(&to).contains_key("code"), "{to}");
+    let to = location(&f.authorize(&[mfa[0], ("prompt", "none")]).await);
+    assert!(query_of(&to).contains_key("code"), "{to}");
+}
