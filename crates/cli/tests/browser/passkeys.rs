@@ -183,6 +183,23 @@ const bin = (t) => Uint8Array.from(atob(t.replace(/-/g, '+').replace(/_/g, '/')
     browser.execute_async(script, vec![]).await
 }
 
+/// A copy of a credential as an authenticator listed it, to put into another one: the
+/// fields the Add Credential command takes, the signature counter moved on by `ahead`.
+fn key_copy(listed: &Value, ahead: u64) -> Value {
+    let mut copy = json!({});
+    for field in [
+        "credentialId",
+        "isResidentCredential",
+        "rpId",
+        "privateKey",
+        "userHandle",
+    ] {
+        copy[field] = listed[field].clone();
+    }
+    copy["signCount"] = json!(listed["signCount"].as_u64().unwrap_or(0) + ahead);
+    copy
+}
+
 /// Forwards `127.0.0.1:from` to `127.0.0.1:to`: the same service on a second origin.
 async fn forward(from: u16, to: u16) -> tokio::task::JoinHandle<()> {
     let listener = TcpListener::bind(("127.0.0.1", from)).await.unwrap();
@@ -293,20 +310,7 @@ async fn another_origin_and_a_cloned_authenticator_are_refused() {
     // service saw, so it is refused (the counter-checking policy in docs/MFA.md).
     browser.remove_virtual_authenticator(&original).await;
     let clone = browser.add_virtual_authenticator().await;
-    let mut copy = snapshot[0].clone();
-    if let Some(o) = copy.as_object_mut() {
-        o.retain(|k, _| {
-            [
-                "credentialId",
-                "isResidentCredential",
-                "rpId",
-                "privateKey",
-                "userHandle",
-                "signCount",
-            ]
-            .contains(&k.as_str())
-        });
-    }
+    let copy = key_copy(&snapshot[0], 0);
     browser.add_authenticator_credential(&clone, copy).await;
     browser.open(&site.url("/login")).await;
     let cloned = scripted_sign_in(&browser).await;
@@ -315,22 +319,9 @@ async fn another_origin_and_a_cloned_authenticator_are_refused() {
     // The genuine key, one sign-in further, still works... once the clone is gone.
     browser.remove_virtual_authenticator(&clone).await;
     let genuine = browser.add_virtual_authenticator().await;
-    let mut ahead = snapshot[0].clone();
-    ahead["signCount"] = json!(ahead["signCount"].as_u64().unwrap_or(0) + 5);
-    if let Some(o) = ahead.as_object_mut() {
-        o.retain(|k, _| {
-            [
-                "credentialId",
-                "isResidentCredential",
-                "rpId",
-                "privateKey",
-                "userHandle",
-                "signCount",
-            ]
-            .contains(&k.as_str())
-        });
-    }
-    browser.add_authenticator_credential(&genuine, ahead).await;
+    browser
+        .add_authenticator_credential(&genuine, key_copy(&snapshot[0], 5))
+        .await;
     let again = scripted_sign_in(&browser).await;
     assert_eq!(again["status"], 200, "{again}");
     browser.quit().await;

@@ -30,6 +30,7 @@ mod principal;
 pub mod return_to;
 pub mod revoke;
 pub mod seal;
+pub mod strength;
 mod throttle;
 pub mod tokens;
 pub mod totp;

@@ -20,9 +20,9 @@ use super::pages::{
 use super::templates::{base, html, render};
 use super::AppState;
 use crate::domain::mfa::{
-    MfaChallenge, SecondFactor, Strength, TotpEnrolment, METHOD_RECOVERY, METHOD_TOTP,
-    METHOD_WEBAUTHN,
+    MfaChallenge, SecondFactor, TotpEnrolment, METHOD_RECOVERY, METHOD_TOTP, METHOD_WEBAUTHN,
 };
+use crate::domain::strength::Strength;
 use crate::domain::{AuthService, DomainError, Principal, ReturnTarget};
 
 /// The routes of these pages (merged into [`super::pages::routes`]).
@@ -47,6 +47,19 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// The second step of a sign-in: a form for the app's code, and one for a recovery code.
+/// A page that shows a secret (a key, recovery codes, a second step's token): never kept
+/// by a cache.
+fn secret_page(
+    status: StatusCode,
+    template: &str,
+    ctx: minijinja::Value,
+) -> Result<Response, PageError> {
+    let mut r = html(status, render(template, ctx)?);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
 /// With `enrolment`, the sign-in enrols an authenticator first (the user's role needs one):
 /// the page shows its QR code and key above the code form.
 pub(super) fn second_step_html(
@@ -78,11 +91,8 @@ pub(super) fn second_step_html(
         strength => strength_context(Some(strength)),
         error,
     };
-    let mut r = html(status, render("login_mfa.html", ctx)?);
-    // The page holds the mfa_token: never kept by a cache.
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    // The page holds the mfa_token.
+    secret_page(status, "login_mfa.html", ctx)
 }
 
 async fn second_step_form(
@@ -192,10 +202,7 @@ async fn enrol_html(
         csrf_token => s.service.keys().csrf_token(caller.session_id().unwrap_or_default()),
         error,
     };
-    let mut r = html(status, render("mfa_enrol.html", ctx)?);
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    secret_page(status, "mfa_enrol.html", ctx)
 }
 
 async fn enrol_page(
@@ -236,10 +243,7 @@ fn codes_html(
         codes,
         notice,
     };
-    let mut r = html(StatusCode::OK, render("recovery_codes.html", ctx)?);
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    secret_page(StatusCode::OK, "recovery_codes.html", ctx)
 }
 
 async fn confirm(

@@ -24,7 +24,7 @@ use super::error::{ApiError, PageError};
 use super::extract::{AccessCookie, ApiBytes, ApiPath, ApiQuery, Client};
 use super::templates::{base, html, render, see_other};
 use super::AppState;
-use crate::domain::mfa::{StepUp, Strength};
+use crate::domain::strength::{StepUp, Strength};
 use crate::domain::{AuthService, DeviceLogin, DomainError, Principal, ReturnTarget};
 
 const SESSION_JS: &str = include_str!("../../static/session.js");

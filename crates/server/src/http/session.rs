@@ -13,7 +13,7 @@ use super::extract::{AccessCookie, ApiQuery, Client};
 use super::handlers::{cookie_response, CookieSession};
 use super::templates::see_other;
 use super::AppState;
-use crate::domain::mfa::{StepUp, Strength};
+use crate::domain::strength::{StepUp, Strength};
 use crate::domain::DomainError;
 
 /// An error response that also deletes the session cookies.

@@ -5,7 +5,7 @@ use url::Url;
 
 use super::redirect;
 use super::{scope_words, AUTHORIZE_PATH, SCOPE_OPENID};
-use crate::domain::mfa::{StepUp, Strength};
+use crate::domain::strength::{StepUp, Strength};
 use crate::domain::{audit, AuthService, DomainError, Principal};
 use crate::store::{ClientRecord, ConsentRecord, SessionRecord};
 
