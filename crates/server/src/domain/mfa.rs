@@ -3,7 +3,7 @@
 //! A user with a confirmed authenticator who gives the right password gets no tokens yet:
 //! [`AuthService::login_device`] answers [`DomainError::MfaRequired`] with a short-lived,
 //! single-use `mfa_token`, which [`AuthService::login_mfa`] takes with a code. Wrong codes
-//! are throttled per user and per address like passwords (see [`super::throttle`]), and a
+//! are throttled per user and per address like passwords (the `throttle` module), and a
 //! second step dies after [`MAX_CODE_FAILURES`] wrong codes.
 //!
 //! The session that a sign-in starts records how the user signed in (RFC 8176 `amr`
