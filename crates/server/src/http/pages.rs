@@ -383,6 +383,7 @@ pub(super) async fn account_html(
 ) -> Result<Response, PageError> {
     let user = s.service.me(caller).await?;
     let mfa = s.service.mfa_status(&user.id).await?;
+    let now = s.service.now();
     let passkeys: Vec<_> = s
         .service
         .passkeys(caller)
@@ -393,12 +394,13 @@ pub(super) async fn account_html(
                 id => p.id,
                 name => p.name,
                 created => utc(p.created_at),
+                created_ago => time_ago(p.created_at, now),
                 last_used => p.last_used_at.map(utc),
+                last_used_ago => p.last_used_at.map(|t| time_ago(t, now)),
             }
         })
         .collect();
     let current = sid(caller);
-    let now = s.service.now();
     let sessions: Vec<SessionRow> = s
         .service
         .sessions(caller)

@@ -741,3 +741,59 @@ async fn oidc_acr_values_sign_in_again_only_when_a_factor_can_reach_them() {
     let to = location(&f.authorize(&[mfa[0], ("prompt", "none")]).await);
     assert!(query_of(&to).contains_key("code"), "{to}");
 }
+
+/// The value of the input `name` in a page (HTML-escaped slashes undone).
+fn input_value(page: &str, name: &str) -> String {
+    let at = page
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no input {name}"));
+    let rest = &page[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].replace("&#x2f;", "/")
+}
+
+#[tokio::test]
+async fn oidc_id_and_access_tokens_say_a_second_factor_was_used() {
+    let mut f = Fixture::new().await;
+    let (at, _) = f.app.tokens("alice").await;
+    let totp = f.app.enrol_totp(&at).await;
+    // A new sign-in on the hosted pages: the password, then the code.
+    f.browser.jar.clear();
+    let page = f
+        .browser
+        .request(
+            Method::POST,
+            &f.app.url("/login"),
+            &form(&[("username", "alice"), ("password", PASSWORD)]),
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let step = input_value(&page.text(), "mfa_token");
+    let code = totp.code_at(f.app.now());
+    let done = f
+        .browser
+        .request(
+            Method::POST,
+            &f.app.url("/login/mfa"),
+            &form(&[("mfa_token", &step), ("method", "totp"), ("code", &code)]),
+            &[],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.text());
+    let signed_in_at = f.app.now();
+    f.app.advance(20);
+    let code = f.code().await;
+    let r = f.exchange(&code, VERIFIER, REDIRECT).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    for token in ["id_token", "access_token"] {
+        let c = crate::helpers::claims(j[token].as_str().unwrap());
+        assert_eq!(
+            c["amr"],
+            serde_json::json!(["pwd", "otp", "mfa"]),
+            "{token}: {c}"
+        );
+        assert_eq!(c["acr"], "urn:wristband:acr:mfa", "{token}");
+        assert_eq!(c["auth_time"], serde_json::json!(signed_in_at), "{token}");
+    }
+}
